@@ -1,0 +1,1 @@
+"""Money: exact amounts, prices, quotes, and the reserve/settle protocol."""

@@ -1,0 +1,100 @@
+"""One exception hierarchy for everything a caller can be told.
+
+Upstream, httpx and botocore failures are translated into these at the
+boundary where they happen; each dialect renders them in its own shape
+(`dialects/*.render_error`). `kind` is dialect-neutral; the codecs map it.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """An error with an HTTP status and a message safe to show the caller."""
+
+    status: int = 500
+    kind: str = "api_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
+                 status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        if status is not None:
+            self.status = status
+        self.retry_after = retry_after
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    kind = "invalid_request"
+
+
+class RequestTooLarge(GatewayError):
+    status = 413
+    kind = "request_too_large"
+
+
+class Unprocessable(GatewayError):
+    status = 422
+    kind = "invalid_request"
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    kind = "authentication"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    kind = "permission"
+
+
+class InsufficientCredits(GatewayError):
+    """402: the balance or the per-call cap cannot cover the request."""
+
+    status = 402
+    kind = "billing"
+
+
+class NotFound(GatewayError):
+    status = 404
+    kind = "not_found"
+
+
+class ModelNotFound(NotFound):
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"The model `{model}` does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
+
+
+class RateLimited(GatewayError):
+    status = 429
+    kind = "rate_limit"
+
+
+class UpstreamError(GatewayError):
+    """The provider failed: 502 unless it told us something more precise."""
+
+    status = 502
+    kind = "upstream"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    kind = "timeout"
+
+
+class Overloaded(UpstreamError):
+    status = 503
+    kind = "overloaded"
+
+
+class StoreUnavailable(GatewayError):
+    """Our own database failed; nothing was charged."""
+
+    status = 503
+    kind = "api_error"

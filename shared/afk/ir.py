@@ -1,0 +1,254 @@
+"""The canonical request, response and stream-event types.
+
+Every dialect codec translates its wire format to and from these, so four
+codecs serve every pairing. Plain typed data, discriminated by `type`,
+keyword-only; a dialect-only feature gets a typed field here, never a
+free-form dict.
+
+Token conventions (the providers disagree; the IR does not):
+`Usage.input_tokens` includes cached tokens, `Usage.output_tokens` includes
+reasoning tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+StopReason = Literal["stop", "length", "tool_calls", "stop_sequence", "content_filter",
+                     "refusal", "pause", "error"]
+
+
+# ---------------------------------------------------------------- content blocks
+@dataclass(slots=True, kw_only=True)
+class Text:
+    text: str
+    type: Literal["text"] = "text"
+
+
+@dataclass(slots=True, kw_only=True)
+class Image:
+    """An image by URL, or inline as base64 `data` with its `media_type`."""
+
+    url: str | None = None
+    data: str | None = None
+    media_type: str | None = None
+    detail: str | None = None
+    type: Literal["image"] = "image"
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, as the model produced it
+    type: Literal["tool_call"] = "tool_call"
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolResult:
+    call_id: str
+    content: list[Text | Image]
+    name: str | None = None
+    is_error: bool = False
+    type: Literal["tool_result"] = "tool_result"
+
+
+@dataclass(slots=True, kw_only=True)
+class Thinking:
+    """Reasoning text; `signature` is opaque state only `provider` can read back."""
+
+    text: str
+    signature: str | None = None
+    provider: str | None = None
+    redacted: bool = False
+    type: Literal["thinking"] = "thinking"
+
+
+@dataclass(slots=True, kw_only=True)
+class Refusal:
+    text: str
+    type: Literal["refusal"] = "refusal"
+
+
+Block = Text | Image | ToolCall | ToolResult | Thinking | Refusal
+
+
+@dataclass(slots=True, kw_only=True)
+class Message:
+    role: Role
+    content: list[Block]
+    name: str | None = None
+
+
+# ---------------------------------------------------------------- request
+@dataclass(slots=True, kw_only=True)
+class Tool:
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolChoice:
+    mode: Literal["auto", "none", "required", "tool"]
+    name: str | None = None  # when mode == "tool"
+
+
+@dataclass(slots=True, kw_only=True)
+class ResponseFormat:
+    type: Literal["text", "json_object", "json_schema"]
+    name: str | None = None
+    schema: dict[str, Any] | None = None
+    description: str | None = None
+    strict: bool | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class Request:
+    model: str
+    messages: list[Message]
+    max_output_tokens: int | None = None
+    stream: bool = False
+    # The caller asked for usage in the stream (OpenAI `include_usage`);
+    # dialects that always report usage ignore it.
+    stream_usage: bool = False
+    tools: list[Tool] = field(default_factory=list)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    reasoning_effort: str | None = None
+    user: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+# ---------------------------------------------------------------- response
+@dataclass(slots=True, kw_only=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(slots=True, kw_only=True)
+class Response:
+    id: str
+    model: str
+    content: list[Block]
+    stop_reason: StopReason
+    usage: Usage
+    created: int
+
+
+# ---------------------------------------------------------------- stream events
+# `index` is the position of the block in the assistant's content list.
+@dataclass(slots=True, kw_only=True)
+class StreamStart:
+    id: str
+    model: str
+    created: int
+    type: Literal["start"] = "start"
+
+
+@dataclass(slots=True, kw_only=True)
+class TextDelta:
+    index: int
+    text: str
+    type: Literal["text_delta"] = "text_delta"
+
+
+@dataclass(slots=True, kw_only=True)
+class ThinkingDelta:
+    index: int
+    text: str = ""
+    signature: str | None = None
+    type: Literal["thinking_delta"] = "thinking_delta"
+
+
+@dataclass(slots=True, kw_only=True)
+class RefusalDelta:
+    index: int
+    text: str
+    type: Literal["refusal_delta"] = "refusal_delta"
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolCallStart:
+    index: int
+    id: str
+    name: str
+    type: Literal["tool_call_start"] = "tool_call_start"
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolCallDelta:
+    index: int
+    arguments: str
+    type: Literal["tool_call_delta"] = "tool_call_delta"
+
+
+@dataclass(slots=True, kw_only=True)
+class UsageUpdate:
+    """Usage so far; later updates replace earlier ones (cumulative)."""
+
+    usage: Usage
+    type: Literal["usage"] = "usage"
+
+
+@dataclass(slots=True, kw_only=True)
+class StreamEnd:
+    stop_reason: StopReason
+    type: Literal["end"] = "end"
+
+
+StreamEvent = (StreamStart | TextDelta | ThinkingDelta | RefusalDelta | ToolCallStart
+               | ToolCallDelta | UsageUpdate | StreamEnd)
+
+
+def collect(events: list[StreamEvent]) -> Response:
+    """Fold a complete event sequence into the Response it describes."""
+    start = next(e for e in events if isinstance(e, StreamStart))
+    blocks: dict[int, Block] = {}
+    usage = Usage()
+    stop: StopReason = "error"
+    for event in events:
+        match event:
+            case TextDelta(index=i, text=t):
+                block = blocks.setdefault(i, Text(text=""))
+                assert isinstance(block, Text)
+                block.text += t
+            case ThinkingDelta(index=i, text=t, signature=s):
+                block = blocks.setdefault(i, Thinking(text=""))
+                assert isinstance(block, Thinking)
+                block.text += t
+                if s:
+                    block.signature = s
+            case RefusalDelta(index=i, text=t):
+                block = blocks.setdefault(i, Refusal(text=""))
+                assert isinstance(block, Refusal)
+                block.text += t
+            case ToolCallStart(index=i, id=call_id, name=name):
+                blocks[i] = ToolCall(id=call_id, name=name, arguments="")
+            case ToolCallDelta(index=i, arguments=a):
+                block = blocks[i]
+                assert isinstance(block, ToolCall)
+                block.arguments += a
+            case UsageUpdate(usage=u):
+                usage = u
+            case StreamEnd(stop_reason=r):
+                stop = r
+    return Response(id=start.id, model=start.model, created=start.created,
+                    content=[blocks[i] for i in sorted(blocks)], stop_reason=stop, usage=usage)

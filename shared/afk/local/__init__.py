@@ -1,0 +1,1 @@
+"""`afk dev`: every function app in one process, against an embedded DynamoDB."""

@@ -1,0 +1,74 @@
+"""The one place configuration is read from the environment.
+
+`Settings.from_env()` is called once per process (see `get_settings`) and
+validated there, so a misconfiguration fails at cold start, not mid-request.
+Nothing else in the package reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+DEFAULT_TABLE = "afk"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where a provider lives and the key the gateway uses to call it."""
+
+    base_url: str
+    api_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    table: str = DEFAULT_TABLE
+    dynamodb_endpoint: str | None = None
+    region: str = "us-east-1"
+    catalog_path: Path | None = None
+    upstreams: Mapping[str, Upstream] = field(default_factory=dict)
+    # Seconds a key -> account lookup and an account's caps stay cached in a
+    # warm process. Caps are enforced again inside the reserve write, so a
+    # stale cache can only make a quote more conservative, never overspend.
+    cache_ttl: float = 10.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 300.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        catalog = env.get("AFK_CATALOG")
+        return cls(
+            table=env.get("AFK_TABLE", DEFAULT_TABLE),
+            dynamodb_endpoint=env.get("AFK_DYNAMODB_ENDPOINT") or None,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            catalog_path=Path(catalog) if catalog else None,
+            upstreams={
+                "openai": Upstream(
+                    env.get("OPENAI_BASE_URL", "https://api.openai.com/v1").rstrip("/"),
+                    env.get("OPENAI_API_KEY") or None,
+                ),
+                "anthropic": Upstream(
+                    env.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com").rstrip("/"),
+                    env.get("ANTHROPIC_API_KEY") or None,
+                ),
+                "gemini": Upstream(
+                    env.get(
+                        "GEMINI_BASE_URL", "https://generativelanguage.googleapis.com"
+                    ).rstrip("/"),
+                    env.get("GEMINI_API_KEY") or env.get("GOOGLE_API_KEY") or None,
+                ),
+            },
+            cache_ttl=float(env.get("AFK_CACHE_TTL", "10")),
+            connect_timeout=float(env.get("AFK_CONNECT_TIMEOUT", "10")),
+            read_timeout=float(env.get("AFK_READ_TIMEOUT", "300")),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

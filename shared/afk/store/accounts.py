@@ -1,0 +1,154 @@
+"""Accounts: balance, caps, credits."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from afk.errors import NotFound
+from afk.store.dynamo import Dynamo, get_n, get_s, n, s
+
+
+def account_key(account_id: str) -> dict[str, Any]:
+    return {"PK": s(f"ACCOUNT#{account_id}"), "SK": s("ACCOUNT")}
+
+
+@dataclass(slots=True)
+class Account:
+    id: str
+    name: str
+    balance: int                      # pico-USD
+    caps: dict[str, int]              # model id -> pico-USD per call
+    holds: dict[str, dict[str, Any]]  # hold id -> {amount, created_ms, model, ...}
+    charged: int = 0
+    credited: int = 0
+    currency: str = "USD"
+    created: str = ""
+    models: list[str] | None = field(default=None)  # None: every catalog model
+
+    @property
+    def held(self) -> int:
+        return sum(int(h["amount"]) for h in self.holds.values())
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Account:
+        holds = {
+            hold_id: {k: (int(v["N"]) if "N" in v else v.get("S")) for k, v in h["M"].items()}
+            for hold_id, h in item.get("holds", {}).get("M", {}).items()
+        }
+        models = item.get("models")
+        return cls(
+            id=get_s(item, "account_id") or "",
+            name=get_s(item, "name") or "",
+            balance=get_n(item, "balance"),
+            caps={m: int(v["N"]) for m, v in item.get("caps", {}).get("M", {}).items()},
+            holds=holds,
+            charged=get_n(item, "charged"),
+            credited=get_n(item, "credited"),
+            currency=get_s(item, "currency", "USD") or "USD",
+            created=get_s(item, "created") or "",
+            models=[v["S"] for v in models["L"]] if models and "L" in models else None,
+        )
+
+
+class Accounts:
+    def __init__(self, dynamo: Dynamo) -> None:
+        self._db = dynamo
+
+    def get(self, account_id: str) -> Account | None:
+        with self._db.errors():
+            item = self._db.client.get_item(TableName=self._db.table,
+                                            Key=account_key(account_id),
+                                            ConsistentRead=True).get("Item")
+        return Account.from_item(item) if item else None
+
+    def require(self, account_id: str) -> Account:
+        account = self.get(account_id)
+        if account is None:
+            raise NotFound(f"No account with id {account_id!r}.", code="account_not_found")
+        return account
+
+    def create(self, name: str, *, credits: int = 0, account_id: str | None = None) -> Account:
+        """A new account; its opening credit is a ledger entry like any other."""
+        from afk.store.ledger import credit_entry_item
+
+        account_id = account_id or f"acct_{secrets.token_hex(8)}"
+        now_ms = int(time.time() * 1000)
+        created = _iso(now_ms)
+        item = {
+            **account_key(account_id),
+            "account_id": s(account_id), "name": s(name), "currency": s("USD"),
+            "balance": n(credits), "charged": n(0), "credited": n(credits),
+            "caps": {"M": {}}, "holds": {"M": {}}, "created": s(created),
+        }
+        writes: list[dict[str, Any]] = [{"Put": {
+            "TableName": self._db.table, "Item": item,
+            "ConditionExpression": "attribute_not_exists(PK)"}}]
+        if credits:
+            writes.append({"Put": {
+                "TableName": self._db.table,
+                "Item": credit_entry_item(account_id, credits, now_ms, note="opening credit"),
+                "ConditionExpression": "attribute_not_exists(PK)"}})
+        with self._db.errors():
+            self._db.client.transact_write_items(TransactItems=writes)
+        return Account(id=account_id, name=name, balance=credits, caps={}, holds={},
+                       credited=credits, created=created)
+
+    def add_credits(self, account_id: str, amount: int, *, note: str = "credit",
+                    credit_id: str | None = None) -> Account:
+        """Add `amount` pico-USD. With a `credit_id`, retrying the same credit is a no-op."""
+        from botocore.exceptions import ClientError
+
+        from afk.store.ledger import credit_entry_item
+
+        if amount <= 0:
+            raise ValueError("a credit must be positive")
+        entry = credit_entry_item(account_id, amount, int(time.time() * 1000), note=note,
+                                  credit_id=credit_id)
+        try:
+            with self._db.errors():
+                self._db.client.transact_write_items(TransactItems=[
+                    {"Update": {
+                        "TableName": self._db.table, "Key": account_key(account_id),
+                        "UpdateExpression": "SET balance = balance + :a, credited = credited + :a",
+                        "ConditionExpression": "attribute_exists(PK)",
+                        "ExpressionAttributeValues": {":a": n(amount)}}},
+                    {"Put": {"TableName": self._db.table, "Item": entry,
+                             "ConditionExpression": "attribute_not_exists(PK)"}},
+                ])
+        except ClientError as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                raise NotFound(f"No account with id {account_id!r}.",
+                               code="account_not_found") from None
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                return self.require(account_id)  # this credit was already applied
+            raise
+        return self.require(account_id)
+
+    def set_cap(self, account_id: str, model: str, amount: int) -> None:
+        self._update_caps(account_id, "SET caps.#m = :c", model, {":c": n(amount)})
+
+    def clear_cap(self, account_id: str, model: str) -> None:
+        self._update_caps(account_id, "REMOVE caps.#m", model, None)
+
+    def _update_caps(self, account_id: str, expression: str, model: str,
+                     values: dict[str, Any] | None) -> None:
+        from botocore.exceptions import ClientError
+
+        kwargs: dict[str, Any] = {"ExpressionAttributeValues": values} if values else {}
+        try:
+            with self._db.errors():
+                self._db.client.update_item(
+                    TableName=self._db.table, Key=account_key(account_id),
+                    UpdateExpression=expression, ConditionExpression="attribute_exists(PK)",
+                    ExpressionAttributeNames={"#m": model}, **kwargs)
+        except ClientError:
+            raise NotFound(f"No account with id {account_id!r}.",
+                           code="account_not_found") from None
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"

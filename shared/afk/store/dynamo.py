@@ -1,0 +1,109 @@
+"""The boto3 client, the table's schema, and botocore errors made ours."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from afk.errors import StoreUnavailable
+
+
+class Dynamo:
+    """A low-level DynamoDB client bound to one table.
+
+    The client is created once per process and reused by every warm
+    invocation. Low-level (not the resource API): no float/Decimal guessing,
+    and noticeably cheaper per call.
+    """
+
+    def __init__(self, table: str, *, endpoint_url: str | None = None,
+                 region: str = "us-east-1", client: Any = None) -> None:
+        self.table = table
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            kwargs: dict[str, Any] = {}
+            if endpoint_url:
+                # A local DynamoDB accepts any credentials; do not require real ones.
+                kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")
+            client = boto3.session.Session().client(
+                "dynamodb", region_name=region, endpoint_url=endpoint_url,
+                config=Config(retries={"mode": "standard", "max_attempts": 3},
+                              connect_timeout=3, read_timeout=10, tcp_keepalive=True),
+                **kwargs)
+        self.client = client
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """Throttling, timeouts and service errors become `StoreUnavailable` (503)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
+                raise
+            raise StoreUnavailable(f"The account store is unavailable ({code}). Nothing was "
+                                   "charged; retry the request.") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable("The account store is unreachable. Nothing was charged; "
+                                   "retry the request.") from exc
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code", "")
+
+
+def create_table(client: Any, name: str) -> bool:
+    """Create the table if it is missing (local use and tests; on AWS the stack
+    owns it). Returns True when it was created."""
+    try:
+        client.describe_table(TableName=name)
+        return False
+    except client.exceptions.ResourceNotFoundException:
+        pass
+    client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
+                              for n in ("PK", "SK", "GSI1PK", "GSI1SK")],
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"},
+                   {"AttributeName": "SK", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[{
+            "IndexName": "gsi1",
+            "KeySchema": [{"AttributeName": "GSI1PK", "KeyType": "HASH"},
+                          {"AttributeName": "GSI1SK", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }],
+    )
+    client.get_waiter("table_exists").wait(TableName=name,
+                                           WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
+    try:
+        client.update_time_to_live(TableName=name, TimeToLiveSpecification={
+            "Enabled": True, "AttributeName": "expires_at"})
+    except Exception:  # noqa: BLE001 - TTL is an optimisation; correctness never relies on it
+        pass
+    return True
+
+
+# Attribute-value helpers: the low-level client speaks {"S": ...}/{"N": ...}.
+def s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def n(value: int) -> dict[str, str]:
+    return {"N": str(int(value))}
+
+
+def get_s(item: dict[str, Any], name: str, default: str | None = None) -> str | None:
+    value = item.get(name)
+    return value["S"] if value and "S" in value else default
+
+
+def get_n(item: dict[str, Any], name: str, default: int = 0) -> int:
+    value = item.get(name)
+    return int(value["N"]) if value and "N" in value else default

@@ -1,0 +1,190 @@
+"""The SAM template: lint-clean, and wired the way the architecture says.
+
+cfn-lint passes templates that deploy the wrong thing (an Api event with
+`ResponseTransferMode: STREAM` lints clean and deploys a buffered integration),
+so the routes, the streaming setup and the IAM scope are asserted here too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import ManualArgs, lint_file
+from cfnlint.decode import cfn_yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "template.yaml"
+
+# Every route of this milestone and the function that must serve it.
+ROUTES = {
+    ("GET", "/v1/models"): "ModelsFunction",
+    ("GET", "/v1/models/{model}"): "ModelsFunction",
+    ("POST", "/v1/chat/completions"): "ChatCompletionsFunction",
+    ("ANY", "/v1/account"): "AccountFunction",
+    ("ANY", "/v1/account/{proxy+}"): "AccountFunction",
+    ("GET", "/"): "DashboardFunction",
+}
+STREAMING_ROUTES = {("POST", "/v1/chat/completions")}
+LWA_LAYER = "753240598075:layer:LambdaAdapterLayerArm64:"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return cfn_yaml.load(str(TEMPLATE))
+
+
+def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: res
+        for name, res in template["Resources"].items()
+        if res["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def _api_events(function: dict[str, Any]) -> list[dict[str, Any]]:
+    events = function["Properties"].get("Events", {}).values()
+    return [e["Properties"] for e in events if e["Type"] == "Api"]
+
+
+def _environment(template: dict[str, Any], function: dict[str, Any]) -> dict[str, Any]:
+    env = dict(template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
+    env.update(function["Properties"].get("Environment", {}).get("Variables", {}))
+    return env
+
+
+def _statements(function: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = []
+    for policy in function["Properties"].get("Policies", []):
+        assert isinstance(policy, dict) and "Statement" in policy, (
+            f"only inline policy documents are allowed, got {policy!r}"
+        )
+        statements.extend(policy["Statement"])
+    return statements
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [a.lower() for a in ([actions] if isinstance(actions, str) else actions)]
+
+
+def test_cfn_lint_is_clean() -> None:
+    matches = lint_file(TEMPLATE, config=ManualArgs(regions=["us-east-1"]))
+    problems = [m for m in matches if m.rule.id[0] in "EW"]
+    assert not problems, "\n".join(str(m) for m in problems)
+
+
+def test_every_route_maps_to_its_function(template: dict[str, Any]) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    for name, function in _functions(template).items():
+        for event in _api_events(function):
+            assert event.get("RestApiId") == {"Ref": "Api"}, f"{name}: event not on the one REST API"
+            route = (event["Method"].upper(), event["Path"])
+            assert route not in seen, f"{route} served by both {seen[route]} and {name}"
+            seen[route] = name
+    missing = {r: f for r, f in ROUTES.items() if seen.get(r) != f}
+    assert not missing, f"routes not served by the right function: {missing}"
+
+
+def test_api_is_regional_with_prod_stage(template: dict[str, Any]) -> None:
+    api = template["Resources"]["Api"]
+    assert api["Type"] == "AWS::Serverless::Api"
+    assert api["Properties"]["StageName"] == "prod"
+    assert api["Properties"]["EndpointConfiguration"]["Type"] == "REGIONAL"
+
+
+def test_streaming_routes_use_response_stream_transfer_mode(template: dict[str, Any]) -> None:
+    for name, function in _functions(template).items():
+        for event in _api_events(function):
+            route = (event["Method"].upper(), event["Path"])
+            mode = event.get("ResponseTransferMode")
+            # "STREAM" is the API Gateway spelling; SAM silently ignores it.
+            assert mode in (None, "RESPONSE_STREAM"), f"{name} {route}: {mode!r}"
+            assert (mode == "RESPONSE_STREAM") == (route in STREAMING_ROUTES), f"{name} {route}"
+
+
+def test_streaming_functions_run_uvicorn_behind_the_web_adapter(template: dict[str, Any]) -> None:
+    for name, function in _functions(template).items():
+        props = function["Properties"]
+        streams = any(e.get("ResponseTransferMode") for e in _api_events(function))
+        assert (props["Handler"] == "run.sh") == streams, f"{name}: handler {props['Handler']}"
+        if not streams:
+            continue
+        env = _environment(template, function)
+        assert env.get("AWS_LWA_INVOKE_MODE") == "response_stream", name
+        assert env.get("AWS_LAMBDA_EXEC_WRAPPER") == "/opt/bootstrap", name
+        assert env.get("PORT"), name
+        layers = [str(layer) for layer in props.get("Layers", [])]
+        assert any(LWA_LAYER in layer for layer in layers), f"{name}: no Web Adapter layer"
+        run_sh = ROOT / props["CodeUri"] / "run.sh"
+        assert run_sh.is_file() and os.access(run_sh, os.X_OK), f"{run_sh} missing or not executable"
+        script = run_sh.read_text()
+        assert "PYTHONPATH=/opt/python:$LAMBDA_TASK_ROOT" in script
+        assert "uvicorn" in script and '"$PORT"' in script
+
+
+def test_handlers_exist(template: dict[str, Any]) -> None:
+    for name, function in _functions(template).items():
+        props = function["Properties"]
+        code = ROOT / props["CodeUri"]
+        module = props["Handler"] if props["Handler"].endswith(".sh") else props["Handler"].split(".")[0] + ".py"
+        assert (code / module).is_file(), f"{name}: {code / module} missing"
+
+
+def test_sweeper_runs_on_a_schedule(template: dict[str, Any]) -> None:
+    sweeper = template["Resources"]["SweeperFunction"]["Properties"]
+    schedules = [e["Properties"]["Schedule"] for e in sweeper["Events"].values() if e["Type"] == "Schedule"]
+    assert schedules == ["rate(5 minutes)"]
+    assert "from afk.sweeper import handler" in (ROOT / sweeper["CodeUri"] / "app.py").read_text()
+
+
+def test_dynamodb_access_is_least_privilege(template: dict[str, Any]) -> None:
+    for name, function in _functions(template).items():
+        on_request_path = bool(_api_events(function))
+        statements = _statements(function)
+        assert statements, f"{name}: no policy"
+        for statement in statements:
+            actions = _actions(statement)
+            for action in actions:
+                assert action not in ("*", "dynamodb:*"), f"{name}: grants {action}"
+                assert not action.endswith("*"), f"{name}: wildcard action {action}"
+                # Not an IAM action: transactions are authorized per contained item.
+                assert action != "dynamodb:transactwriteitems", f"{name}: {action}"
+            if on_request_path:
+                assert "dynamodb:scan" not in actions, f"{name} is on the request path and may not Scan"
+            resources = statement["Resource"]
+            resources = resources if isinstance(resources, list) else [resources]
+            assert "*" not in resources, f"{name}: Resource *"
+
+
+def test_query_is_allowed_on_the_index(template: dict[str, Any]) -> None:
+    for name, function in _functions(template).items():
+        for statement in _statements(function):
+            if "dynamodb:query" in _actions(statement):
+                assert {"Fn::Sub": "${Table.Arn}/index/*"} in statement["Resource"], name
+
+
+def test_table_keys_ttl_and_protection(template: dict[str, Any]) -> None:
+    table = template["Resources"]["Table"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert {(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]} == {("PK", "HASH"), ("SK", "RANGE")}
+    (gsi,) = table["GlobalSecondaryIndexes"]
+    assert gsi["IndexName"] == "gsi1"
+    assert {(k["AttributeName"], k["KeyType"]) for k in gsi["KeySchema"]} == {("GSI1PK", "HASH"), ("GSI1SK", "RANGE")}
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["DeletionProtectionEnabled"] == {"Ref": "TableDeletionProtection"}
+
+
+def test_functions_share_runtime_layers_and_table(template: dict[str, Any]) -> None:
+    globals_ = template["Globals"]["Function"]
+    assert globals_["Runtime"] == "python3.12"
+    assert globals_["Architectures"] == ["arm64"]
+    assert globals_["Environment"]["Variables"]["AFK_TABLE"] == {"Ref": "Table"}
+    assert {"Ref": "DependenciesLayer"} in globals_["Layers"]
+    assert {"Ref": "AfkLayer"} in globals_["Layers"]
+    requirements = (ROOT / "layers/dependencies/requirements.txt").read_text().lower().split()
+    assert not {"boto3", "moto", "pytest"} & {r.split(">")[0].split("=")[0] for r in requirements}
