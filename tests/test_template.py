@@ -50,7 +50,9 @@ def _api_events(function: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _environment(template: dict[str, Any], function: dict[str, Any]) -> dict[str, Any]:
-    env = dict(template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
+    env = dict(
+        template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    )
     env.update(function["Properties"].get("Environment", {}).get("Variables", {}))
     return env
 
@@ -80,7 +82,9 @@ def test_every_route_maps_to_its_function(template: dict[str, Any]) -> None:
     seen: dict[tuple[str, str], str] = {}
     for name, function in _functions(template).items():
         for event in _api_events(function):
-            assert event.get("RestApiId") == {"Ref": "Api"}, f"{name}: event not on the one REST API"
+            assert event.get("RestApiId") == {"Ref": "Api"}, (
+                f"{name}: event not on the one REST API"
+            )
             route = (event["Method"].upper(), event["Path"])
             assert route not in seen, f"{route} served by both {seen[route]} and {name}"
             seen[route] = name
@@ -119,7 +123,9 @@ def test_streaming_functions_run_uvicorn_behind_the_web_adapter(template: dict[s
         layers = [str(layer) for layer in props.get("Layers", [])]
         assert any(LWA_LAYER in layer for layer in layers), f"{name}: no Web Adapter layer"
         run_sh = ROOT / props["CodeUri"] / "run.sh"
-        assert run_sh.is_file() and os.access(run_sh, os.X_OK), f"{run_sh} missing or not executable"
+        assert run_sh.is_file() and os.access(run_sh, os.X_OK), (
+            f"{run_sh} missing or not executable"
+        )
         script = run_sh.read_text()
         assert "PYTHONPATH=/opt/python:$LAMBDA_TASK_ROOT" in script
         assert "uvicorn" in script and '"$PORT"' in script
@@ -129,13 +135,19 @@ def test_handlers_exist(template: dict[str, Any]) -> None:
     for name, function in _functions(template).items():
         props = function["Properties"]
         code = ROOT / props["CodeUri"]
-        module = props["Handler"] if props["Handler"].endswith(".sh") else props["Handler"].split(".")[0] + ".py"
+        module = (
+            props["Handler"]
+            if props["Handler"].endswith(".sh")
+            else props["Handler"].split(".")[0] + ".py"
+        )
         assert (code / module).is_file(), f"{name}: {code / module} missing"
 
 
 def test_sweeper_runs_on_a_schedule(template: dict[str, Any]) -> None:
     sweeper = template["Resources"]["SweeperFunction"]["Properties"]
-    schedules = [e["Properties"]["Schedule"] for e in sweeper["Events"].values() if e["Type"] == "Schedule"]
+    schedules = [
+        e["Properties"]["Schedule"] for e in sweeper["Events"].values() if e["Type"] == "Schedule"
+    ]
     assert schedules == ["rate(5 minutes)"]
     assert "from afk.sweeper import handler" in (ROOT / sweeper["CodeUri"] / "app.py").read_text()
 
@@ -153,7 +165,9 @@ def test_dynamodb_access_is_least_privilege(template: dict[str, Any]) -> None:
                 # Not an IAM action: transactions are authorized per contained item.
                 assert action != "dynamodb:transactwriteitems", f"{name}: {action}"
             if on_request_path:
-                assert "dynamodb:scan" not in actions, f"{name} is on the request path and may not Scan"
+                assert "dynamodb:scan" not in actions, (
+                    f"{name} is on the request path and may not Scan"
+                )
             resources = statement["Resource"]
             resources = resources if isinstance(resources, list) else [resources]
             assert "*" not in resources, f"{name}: Resource *"
@@ -169,10 +183,16 @@ def test_query_is_allowed_on_the_index(template: dict[str, Any]) -> None:
 def test_table_keys_ttl_and_protection(template: dict[str, Any]) -> None:
     table = template["Resources"]["Table"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
-    assert {(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]} == {("PK", "HASH"), ("SK", "RANGE")}
+    assert {(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]} == {
+        ("PK", "HASH"),
+        ("SK", "RANGE"),
+    }
     (gsi,) = table["GlobalSecondaryIndexes"]
     assert gsi["IndexName"] == "gsi1"
-    assert {(k["AttributeName"], k["KeyType"]) for k in gsi["KeySchema"]} == {("GSI1PK", "HASH"), ("GSI1SK", "RANGE")}
+    assert {(k["AttributeName"], k["KeyType"]) for k in gsi["KeySchema"]} == {
+        ("GSI1PK", "HASH"),
+        ("GSI1SK", "RANGE"),
+    }
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert table["SSESpecification"]["SSEEnabled"] is True

@@ -1,0 +1,104 @@
+"""Who is calling: the key from any header style, its account, cached briefly.
+
+Every route accepts every style: `Authorization: Bearer`, `x-api-key`,
+`x-goog-api-key`, and `?key=`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from afk.errors import AuthenticationFailed
+from afk.store.keys import KeyRecord, Keys, hash_key, looks_like_key
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    account_id: str
+    key_id: str
+
+
+def key_from(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    """The API key, whichever way the caller's SDK sent it. `headers` has
+    lower-case names (as Starlette's do)."""
+    authorization = headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    for name in ("x-api-key", "x-goog-api-key"):
+        if headers.get(name):
+            return headers[name].strip()
+    return query.get("key") or None
+
+
+class TTLCache(Generic[T]):
+    """A small thread-safe cache whose entries expire after `ttl` seconds."""
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._items: dict[str, tuple[float, T]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> T | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is None or hit[0] < time.monotonic():
+                self._items.pop(key, None)
+                return None
+            return hit[1]
+
+    def put(self, key: str, value: T) -> None:
+        with self._lock:
+            if len(self._items) >= self._max:
+                self._items.clear()
+            self._items[key] = (time.monotonic() + self._ttl, value)
+
+    def discard(self, key: str) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+class Authenticator:
+    def __init__(self, keys: Keys, ttl: float) -> None:
+        self._keys = keys
+        self._cache: TTLCache[KeyRecord] = TTLCache(ttl)
+
+    def authenticate(self, key: str | None) -> Principal:
+        """The caller behind `key`, or 401. Blocking (may read the store)."""
+        if not key:
+            raise AuthenticationFailed(
+                "You didn't provide an API key. Send it as 'Authorization: Bearer afk-…' "
+                "(or x-api-key, x-goog-api-key, or ?key=).", code="missing_api_key")
+        if not looks_like_key(key):
+            raise AuthenticationFailed(_incorrect(key), code="invalid_api_key")
+        digest = hash_key(key)
+        record = self._cache.get(digest)
+        if record is None:
+            record = self._keys.lookup(key)
+            if record is None:
+                raise AuthenticationFailed(_incorrect(key), code="invalid_api_key")
+            self._cache.put(digest, record)
+        if not record.active:
+            raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
+        return Principal(account_id=record.account_id, key_id=record.key_id)
+
+    def forget(self) -> None:
+        """Drop every cached key, so a revocation made by this process applies at once
+        (other warm processes see it within the cache TTL)."""
+        self._cache.clear()
+
+
+def _incorrect(key: str) -> str:
+    shown = f"{key[:8]}…{key[-4:]}" if len(key) > 12 else "…"
+    return f"Incorrect API key provided: {shown}."

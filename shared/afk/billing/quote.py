@@ -1,0 +1,124 @@
+"""Quotes: the worst-case cost of a call, and the output cap that makes it fit.
+
+worst case = estimated input tokens × input price + max output tokens × output price
+
+The estimate is conservative and offline: no tokenizer on the hot path.
+Tokenizers produce at most one token per byte for text and in practice far
+fewer (≈4 bytes per token for English); half a token per UTF-8 byte stays
+above the real count for any natural language and most code, and any
+overestimate is returned at settle time anyway.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from afk import ir
+from afk.billing.money import format_usd
+from afk.catalog import Model
+from afk.errors import InsufficientCredits
+
+PER_MESSAGE_OVERHEAD = 8
+PER_REQUEST_OVERHEAD = 8
+IMAGE_TOKENS = 1_600  # above the largest single-tile image cost of the catalog's providers
+
+
+def estimate_input_tokens(request: ir.Request) -> int:
+    size = 0
+    images = 0
+    for message in request.messages:
+        for block in message.content:
+            match block:
+                case ir.Text(text=text) | ir.Thinking(text=text) | ir.Refusal(text=text):
+                    size += len(text.encode())
+                case ir.ToolCall(name=name, arguments=arguments):
+                    size += len(name) + len(arguments.encode())
+                case ir.ToolResult(content=parts):
+                    for part in parts:
+                        if isinstance(part, ir.Text):
+                            size += len(part.text.encode())
+                        else:
+                            images += 1
+                case ir.Image():
+                    images += 1
+    for tool in request.tools:
+        size += len(json.dumps([tool.name, tool.description, tool.parameters]).encode())
+    if request.response_format and request.response_format.schema:
+        size += len(json.dumps(request.response_format.schema).encode())
+    return (PER_REQUEST_OVERHEAD + PER_MESSAGE_OVERHEAD * len(request.messages)
+            + (size + 1) // 2 + IMAGE_TOKENS * images)
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    input_tokens: int       # estimated
+    max_output_tokens: int  # the output cap to send upstream
+    amount: int             # pico-USD: the hold
+    lowered: bool           # the gateway lowered the caller's (or the default) output cap
+
+
+def usage_cost(model: Model, usage: ir.Usage) -> int:
+    """Exact cost in pico-USD: cached input at the cached price, the rest at list."""
+    cached = min(usage.cached_input_tokens, usage.input_tokens)
+    prices = model.prices
+    return ((usage.input_tokens - cached) * prices.input_pico
+            + cached * prices.cached_input_pico
+            + usage.output_tokens * prices.output_pico)
+
+
+def make_quote(model: Model, *, input_tokens: int, requested: int | None,
+               cap: int | None, balance: int | None) -> Quote:
+    """The hold for a call, with its output cap fitted to the cap and balance.
+
+    * `cap` (pico-USD per call) lowers the output cap so the worst case fits.
+    * `balance` is None on the first attempt (no read on the hot path); when a
+      reserve is refused the caller retries with the balance it got back.
+      Without an explicit `requested`, the output cap is lowered to what the
+      balance affords; with one, an unaffordable request is refused (402).
+    """
+    in_price, out_price = model.prices.input_pico, model.prices.output_pico
+    input_cost = input_tokens * in_price
+    default = model.max_output_tokens
+    tokens = min(requested, default) if requested is not None else default
+    lowered = requested is not None and requested > default
+
+    if cap is not None:
+        fits = _affordable(cap - input_cost, out_price, tokens)
+        if fits < 1:
+            raise InsufficientCredits(
+                f"The per-call cap of ${format_usd(cap)} for {model.id} cannot cover this "
+                f"request: its prompt alone is estimated at {input_tokens} tokens "
+                f"(${format_usd(input_cost)}). Raise or clear the cap.",
+                code="cap_exceeded")
+        if fits < tokens:
+            tokens, lowered = fits, True
+
+    if balance is not None:
+        affordable = _affordable(balance - input_cost, out_price, tokens)
+        if affordable < 1:
+            raise InsufficientCredits(
+                f"Insufficient credits: the balance of ${format_usd(max(balance, 0))} cannot "
+                f"cover this request's prompt (estimated {input_tokens} tokens, "
+                f"${format_usd(input_cost)}) and any output. Add credits to continue.",
+                code="insufficient_credits")
+        if affordable < tokens:
+            if requested is not None:
+                raise InsufficientCredits(
+                    f"Insufficient credits: max tokens {requested} would cost up to "
+                    f"${format_usd(input_cost + tokens * out_price)} but the balance of "
+                    f"${format_usd(balance)} can afford at most {affordable} output tokens. "
+                    f"Lower max tokens to {affordable} or add credits.",
+                    code="insufficient_credits")
+            tokens, lowered = affordable, True
+
+    return Quote(input_tokens=input_tokens, max_output_tokens=tokens,
+                 amount=input_cost + tokens * out_price, lowered=lowered)
+
+
+def _affordable(budget: int, out_price: int, ceiling: int) -> int:
+    if budget < 0:
+        return 0
+    if out_price == 0:
+        return ceiling
+    return min(ceiling, budget // out_price)

@@ -1,0 +1,118 @@
+"""The per-process services every route shares, built once per container.
+
+Building is cheap (no I/O): the store client, the catalog and the providers
+are created lazily on first use, so cold start pays only for what a
+function actually touches.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+
+from afk.auth import Authenticator, Principal, TTLCache
+from afk.catalog import Catalog, Model
+from afk.errors import ModelNotFound
+from afk.providers import Provider
+from afk.settings import Settings, get_settings
+from afk.store import Account, Dynamo, Store
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """What the request path needs of an account between reads (cached briefly)."""
+
+    caps: dict[str, int]
+    models: frozenset[str] | None
+
+
+class Gateway:
+    def __init__(self, settings: Settings, *, store: Store | None = None,
+                 catalog: Catalog | None = None,
+                 providers: dict[str, Provider] | None = None) -> None:
+        self.settings = settings
+        self._store = store
+        self._catalog = catalog
+        self._providers = providers or {}
+        self._providers_lock = threading.Lock()
+        self.accounts_cache: TTLCache[AccountView] = TTLCache(settings.cache_ttl)
+
+    @cached_property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(Dynamo(self.settings.table,
+                                       endpoint_url=self.settings.dynamodb_endpoint,
+                                       region=self.settings.region))
+        return self._store
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return self._catalog or Catalog.load(self.settings.catalog_path)
+
+    @cached_property
+    def auth(self) -> Authenticator:
+        return Authenticator(self.store.keys, self.settings.cache_ttl)
+
+    def provider(self, name: str) -> Provider:
+        with self._providers_lock:
+            provider = self._providers.get(name)
+            if provider is None:
+                provider = self._providers[name] = _build_provider(name, self.settings)
+            return provider
+
+    # ------------------------------------------------------------ accounts
+    def account_view(self, account_id: str) -> AccountView:
+        """Blocking: may read the account."""
+        view = self.accounts_cache.get(account_id)
+        if view is None:
+            view = self.remember(self.store.accounts.require(account_id))
+        return view
+
+    def remember(self, account: Account) -> AccountView:
+        view = AccountView(caps=dict(account.caps),
+                           models=frozenset(account.models) if account.models is not None
+                           else None)
+        self.accounts_cache.put(account.id, view)
+        return view
+
+    def forget_account(self, account_id: str) -> None:
+        self.accounts_cache.discard(account_id)
+
+    def models_for(self, view: AccountView) -> list[Model]:
+        return [m for m in self.catalog if view.models is None or m.id in view.models]
+
+    def model_for(self, principal: Principal, model_id: str) -> tuple[Model, AccountView]:
+        """Blocking. The catalog model if the caller's account has it, else 404."""
+        view = self.account_view(principal.account_id)
+        model = self.catalog.get(model_id.removeprefix("models/"))
+        if model is None or (view.models is not None and model.id not in view.models):
+            raise ModelNotFound(model_id)
+        return model, view
+
+
+def _build_provider(name: str, settings: Settings) -> Provider:
+    if name == "openai":
+        from afk.providers.openai import OpenAIProvider
+
+        return OpenAIProvider(settings)
+    if name == "echo":
+        from afk.providers.echo import EchoProvider
+
+        return EchoProvider()
+    from afk.errors import UpstreamError
+
+    raise UpstreamError(f"The {name} provider is not available in this gateway yet.")
+
+
+_default: Gateway | None = None
+_default_lock = threading.Lock()
+
+
+def default_gateway() -> Gateway:
+    """The process-wide gateway (one per Lambda container)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Gateway(get_settings())
+        return _default

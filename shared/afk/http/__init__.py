@@ -1,0 +1,1 @@
+"""The HTTP edge: app factory, dialect-shaped errors, streaming responses."""

@@ -1,0 +1,160 @@
+"""`/v1/account/...`: balance, usage, caps and keys. What the dashboard reads and
+writes, and what anyone can script."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Request
+
+from afk.billing.money import MoneyError, format_usd, parse_usd, to_pico
+from afk.errors import InvalidRequest, ModelNotFound
+from afk.gateway import Gateway
+from afk.http.common import CompactJSONResponse, authenticate, json_body
+from afk.store import Account, KeyRecord, LedgerEntry
+
+router = APIRouter()
+
+MAX_USAGE_LIMIT = 1000
+
+
+def render_account(account: Account) -> dict[str, Any]:
+    return {
+        "object": "account", "id": account.id, "name": account.name,
+        "currency": account.currency, "balance": format_usd(account.balance),
+        "held": format_usd(account.held), "open_holds": len(account.holds),
+        "caps": {model: format_usd(cap) for model, cap in sorted(account.caps.items())},
+        "created": account.created,
+    }
+
+
+def render_entry(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "object": "ledger.entry", "id": entry.id, "type": entry.type,
+        "request_id": entry.request_id, "created": entry.created, "model": entry.model,
+        "endpoint": entry.endpoint, "key_id": entry.key_id,
+        "input_tokens": entry.input_tokens, "cached_input_tokens": entry.cached_input_tokens,
+        "output_tokens": entry.output_tokens, "reasoning_tokens": entry.reasoning_tokens,
+        "cost": format_usd(entry.amount) if entry.type == "charge" else "0.00",
+        "credit": format_usd(entry.amount) if entry.type == "credit" else "0.00",
+        "status": entry.status, "estimated": entry.estimated,
+    }
+
+
+def render_key(key: KeyRecord) -> dict[str, Any]:
+    return {"object": "api_key", "id": key.key_id, "name": key.name, "prefix": key.prefix,
+            "created": key.created, "last_used": key.last_used, "status": key.status}
+
+
+def _gateway(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+@router.get("/v1/account")
+async def get_account(request: Request) -> CompactJSONResponse:
+    principal = await authenticate(request)
+    account = await anyio.to_thread.run_sync(_gateway(request).store.accounts.require,
+                                             principal.account_id)
+    return CompactJSONResponse(render_account(account))
+
+
+def _date_ms(value: str | None, name: str, *, end: bool = False) -> int | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(f"'{name}' must be an ISO date such as 2026-11-28.",
+                             param=name) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    ms = int(moment.timestamp() * 1000)
+    return ms + 86_400_000 - 1 if end and len(value) == 10 else ms
+
+
+@router.get("/v1/account/usage")
+async def get_usage(request: Request) -> CompactJSONResponse:
+    principal = await authenticate(request)
+    params = request.query_params
+    raw_limit = params.get("limit", "50")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_USAGE_LIMIT:
+        raise InvalidRequest(f"'limit' must be an integer from 1 to {MAX_USAGE_LIMIT}.",
+                             param="limit")
+    entries = await anyio.to_thread.run_sync(lambda: _gateway(request).store.ledger.entries(
+        principal.account_id, limit=int(raw_limit), model=params.get("model") or None,
+        kind=params.get("type") or None,
+        since_ms=_date_ms(params.get("since"), "since"),
+        until_ms=_date_ms(params.get("until"), "until", end=True)))
+    return CompactJSONResponse({"object": "list", "data": [render_entry(e) for e in entries]})
+
+
+def parse_cap(body: Any) -> int:
+    if not isinstance(body, dict) or "usd" not in body:
+        raise InvalidRequest('Send the cap as {"usd": "0.05"}.', param="usd")
+    try:
+        amount = parse_usd(body["usd"], what="cap", allow_zero=False)
+    except MoneyError as exc:
+        raise InvalidRequest(f"Invalid cap: {exc}.", param="usd") from None
+    return to_pico(amount)
+
+
+@router.put("/v1/account/caps/{model_id:path}")
+async def put_cap(model_id: str, request: Request) -> CompactJSONResponse:
+    gateway = _gateway(request)
+    principal = await authenticate(request)
+    cap = parse_cap(await json_body(request))
+    view = await anyio.to_thread.run_sync(gateway.account_view, principal.account_id)
+    if model_id not in {m.id for m in gateway.models_for(view)}:
+        raise ModelNotFound(model_id)
+    await anyio.to_thread.run_sync(gateway.store.accounts.set_cap, principal.account_id,
+                                   model_id, cap)
+    gateway.forget_account(principal.account_id)
+    return CompactJSONResponse({"object": "cap", "model": model_id, "usd": format_usd(cap)})
+
+
+@router.delete("/v1/account/caps/{model_id:path}")
+async def delete_cap(model_id: str, request: Request) -> CompactJSONResponse:
+    gateway = _gateway(request)
+    principal = await authenticate(request)
+    view = await anyio.to_thread.run_sync(gateway.account_view, principal.account_id)
+    if model_id not in {m.id for m in gateway.models_for(view)}:
+        raise ModelNotFound(model_id)
+    await anyio.to_thread.run_sync(gateway.store.accounts.clear_cap, principal.account_id,
+                                   model_id)
+    gateway.forget_account(principal.account_id)
+    return CompactJSONResponse({"object": "cap", "model": model_id, "usd": None,
+                                "deleted": True})
+
+
+@router.get("/v1/account/keys")
+async def list_keys(request: Request) -> CompactJSONResponse:
+    principal = await authenticate(request)
+    keys = await anyio.to_thread.run_sync(_gateway(request).store.keys.list,
+                                          principal.account_id)
+    return CompactJSONResponse({"object": "list", "data": [render_key(k) for k in keys]})
+
+
+@router.post("/v1/account/keys")
+async def create_key(request: Request) -> CompactJSONResponse:
+    principal = await authenticate(request)
+    raw = await request.body()
+    body = await json_body(request) if raw.strip() else {}
+    name = (body or {}).get("name") or "default"
+    if not isinstance(name, str) or len(name) > 100:
+        raise InvalidRequest("'name' must be a string of at most 100 characters.",
+                             param="name")
+    key, record = await anyio.to_thread.run_sync(_gateway(request).store.keys.create,
+                                                 principal.account_id, name)
+    return CompactJSONResponse({**render_key(record), "key": key}, status_code=201)
+
+
+@router.delete("/v1/account/keys/{key_id}")
+async def revoke_key(key_id: str, request: Request) -> CompactJSONResponse:
+    gateway = _gateway(request)
+    principal = await authenticate(request)
+    record = await anyio.to_thread.run_sync(
+        lambda: gateway.store.keys.revoke(key_id, account_id=principal.account_id))
+    gateway.auth.forget()
+    return CompactJSONResponse(render_key(record))

@@ -1,0 +1,95 @@
+"""What every route shares: request ids, JSON bodies, dialect-shaped errors."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from afk.auth import Principal, key_from
+from afk.errors import GatewayError, InvalidRequest, NotFound, RequestTooLarge
+
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+REQUEST_ID_HEADER = "x-afk-request-id"
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (the hold and ledger id too) and echoes it in
+    `x-afk-request-id` on every response, errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = f"req_{secrets.token_hex(12)}"
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"],
+                                      (REQUEST_ID_HEADER.encode(), request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def request_id(request: Request) -> str:
+    return request.state.request_id
+
+
+class CompactJSONResponse(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def json_body(request: Request) -> Any:
+    """The request's JSON body, or a 400/413 the caller can act on."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise RequestTooLarge(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise RequestTooLarge(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
+    if not raw.strip():
+        raise InvalidRequest("The request body is empty; send a JSON object.")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
+
+
+def caller_key(request: Request) -> str | None:
+    return key_from(request.headers, request.query_params)
+
+
+async def authenticate(request: Request) -> Principal:
+    import anyio.to_thread
+
+    from afk.gateway import default_gateway
+
+    gateway = request.app.state.gateway if hasattr(request.app.state, "gateway") \
+        else default_gateway()
+    return await anyio.to_thread.run_sync(gateway.auth.authenticate, caller_key(request))
+
+
+ErrorRenderer = Callable[[GatewayError], dict[str, Any]]
+
+
+def error_response(error: GatewayError, render: ErrorRenderer) -> Response:
+    headers = {"x-should-retry": "true" if error.status in (429, 502, 503, 504) else "false"}
+    if error.retry_after is not None:
+        headers["retry-after"] = str(int(error.retry_after))
+    return CompactJSONResponse(render(error), status_code=error.status, headers=headers)
+
+
+def not_found(path: str) -> NotFound:
+    return NotFound(f"Unknown route: {path}", code="unknown_route")

@@ -1,0 +1,58 @@
+"""`GET /v1/models` and `GET /v1/models/{id}`: the account's models with prices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Request
+
+from afk.billing.money import format_usd, to_pico
+from afk.catalog import Model
+from afk.errors import ModelNotFound
+from afk.gateway import AccountView, Gateway
+from afk.http.common import CompactJSONResponse, authenticate
+
+router = APIRouter()
+
+
+def render_model(model: Model, view: AccountView) -> dict[str, Any]:
+    cap = view.caps.get(model.id)
+    prices = model.prices
+    return {
+        "id": model.id, "object": "model", "created": model.created, "owned_by": model.owned_by,
+        "display_name": model.display_name,
+        "context_window": model.context_window, "max_output_tokens": model.max_output_tokens,
+        "pricing": {
+            "currency": "USD",
+            "input_per_million": format_usd(to_pico(prices.input)),
+            "cached_input_per_million": format_usd(to_pico(prices.cached_input)),
+            "output_per_million": format_usd(to_pico(prices.output)),
+            "per_call_cap": format_usd(cap) if cap is not None else None,
+        },
+    }
+
+
+def _fresh_view(gateway: Gateway, account_id: str) -> AccountView:
+    # A fresh read, not the request-path cache: a cap set a moment ago shows at once.
+    return gateway.remember(gateway.store.accounts.require(account_id))
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> CompactJSONResponse:
+    gateway: Gateway = request.app.state.gateway
+    principal = await authenticate(request)
+    view = await anyio.to_thread.run_sync(_fresh_view, gateway, principal.account_id)
+    return CompactJSONResponse({"object": "list", "data": [
+        render_model(m, view) for m in gateway.models_for(view)]})
+
+
+@router.get("/v1/models/{model_id:path}")
+async def get_model(model_id: str, request: Request) -> CompactJSONResponse:
+    gateway: Gateway = request.app.state.gateway
+    principal = await authenticate(request)
+    view = await anyio.to_thread.run_sync(_fresh_view, gateway, principal.account_id)
+    model = gateway.catalog.get(model_id.removeprefix("models/"))
+    if model is None or (view.models is not None and model.id not in view.models):
+        raise ModelNotFound(model_id)
+    return CompactJSONResponse(render_model(model, view))

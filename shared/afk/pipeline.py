@@ -1,0 +1,187 @@
+"""One generation request end to end: the only place that knows the order.
+
+auth -> model lookup -> inbound codec: wire -> IR -> quote -> reserve hold
+-> provider (passthrough or IR) -> meter -> inbound codec: IR -> wire
+-> settle (always: success, upstream failure, timeout or client disconnect)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from afk import ir, sse
+from afk.auth import Principal
+from afk.billing.meter import Meter
+from afk.billing.money import format_usd
+from afk.billing.quote import Quote, estimate_input_tokens, make_quote
+from afk.catalog import Model
+from afk.errors import GatewayError, InsufficientCredits, StoreUnavailable
+from afk.gateway import Gateway
+from afk.providers import Call
+from afk.store import Hold, Settlement
+
+log = logging.getLogger("afk.pipeline")
+
+RESERVE_ATTEMPTS = 4
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the HTTP layer sends: a JSON body, or a stream of SSE bytes."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    stream: AsyncIterator[bytes] | None = None
+
+
+@dataclass(slots=True)
+class Reservation:
+    hold: Hold
+    quote: Quote
+    model: Model
+
+
+async def reserve(gateway: Gateway, principal: Principal, model: Model, request: ir.Request,
+                  *, cap: int | None, endpoint: str, request_id: str) -> Reservation:
+    """Quote the worst case and hold it: one conditional write on the happy path.
+
+    The first attempt quotes without reading the balance. If the write is
+    refused, the account it returns (balance and current cap) is used to
+    re-quote: lowering max tokens to what the balance affords, or a 402.
+    """
+    input_tokens = estimate_input_tokens(request)
+    balance: int | None = None
+    for _ in range(RESERVE_ATTEMPTS):
+        quote = make_quote(model, input_tokens=input_tokens,
+                           requested=request.max_output_tokens, cap=cap, balance=balance)
+        hold = Hold(id=request_id, account_id=principal.account_id, amount=quote.amount,
+                    model=model.id, endpoint=endpoint, key_id=principal.key_id,
+                    created_ms=int(time.time() * 1000))
+        refused = await anyio.to_thread.run_sync(gateway.store.ledger.reserve, hold)
+        if refused is None:
+            return Reservation(hold=hold, quote=quote, model=model)
+        gateway.remember(refused)
+        cap, balance = refused.caps.get(model.id), refused.balance
+    raise InsufficientCredits("The balance is changing too fast to reserve credits for this "
+                              "request; retry it.", code="insufficient_credits")
+
+
+async def settle(gateway: Gateway, reservation: Reservation, meter: Meter,
+                 outcome: str) -> Settlement:
+    """Charge what the meter says and release the rest. Never raises: if the store
+    stays down, the hold is left for the sweeper and the caller still gets the answer."""
+    settlement = meter.settlement(reservation.model, hold=reservation.hold.amount,
+                                  outcome=outcome,
+                                  prompt_tokens_estimate=reservation.quote.input_tokens)
+    with anyio.CancelScope(shield=True):
+        try:
+            await anyio.to_thread.run_sync(gateway.store.ledger.settle, reservation.hold,
+                                           settlement)
+        except StoreUnavailable:
+            log.exception("settle failed; hold %s left for the sweeper", reservation.hold.id)
+    return settlement
+
+
+async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
+                   body: Any, *, endpoint: str, request_id: str) -> Outcome:
+    request: ir.Request = codec.parse_request(body)
+    model, view = await anyio.to_thread.run_sync(gateway.model_for, principal, request.model)
+    requested = request.max_output_tokens
+    reservation = await reserve(gateway, principal, model, request,
+                                cap=view.caps.get(model.id), endpoint=endpoint,
+                                request_id=request_id)
+    quote = reservation.quote
+    request.max_output_tokens = quote.max_output_tokens
+
+    provider = gateway.provider(model.provider)
+    call = Call(request=request, model=model)
+    if provider.dialect == codec.DIALECT:
+        call.passthrough_body = codec.patch_request(
+            body, model=model.upstream, max_tokens=quote.max_output_tokens, stream_usage=True)
+
+    headers: dict[str, str] = {}
+    if quote.lowered or (requested is None and quote.max_output_tokens < model.max_output_tokens):
+        headers["x-afk-max-tokens"] = str(quote.max_output_tokens)
+
+    if not request.stream:
+        return await _complete(gateway, codec, provider, call, reservation, headers)
+    return await _stream(gateway, codec, provider, call, reservation, headers)
+
+
+async def _complete(gateway: Gateway, codec: ModuleType, provider: Any, call: Call,
+                    reservation: Reservation, headers: dict[str, str]) -> Outcome:
+    meter = Meter()
+    try:
+        completion = await provider.complete(call)
+    except GatewayError:
+        await settle(gateway, reservation, meter, "error")
+        raise
+    except BaseException:
+        await settle(gateway, reservation, meter, "disconnected")
+        raise
+    meter.feed_response(completion.response)
+    settlement = await settle(gateway, reservation, meter, "ok")
+    headers["x-afk-cost"] = format_usd(settlement.charge)
+    if call.passthrough_body is not None and completion.raw is not None:
+        return Outcome(headers=headers, body=completion.raw)
+    return Outcome(headers=headers, body=codec.render_response(completion.response))
+
+
+async def _stream(gateway: Gateway, codec: ModuleType, provider: Any, call: Call,
+                  reservation: Reservation, headers: dict[str, str]) -> Outcome:
+    meter = Meter()
+    try:
+        upstream = await provider.open_stream(call)
+    except GatewayError:
+        await settle(gateway, reservation, meter, "error")
+        raise
+    except BaseException:
+        await settle(gateway, reservation, meter, "disconnected")
+        raise
+    passthrough = call.passthrough_body is not None
+    encoder = codec.StreamEncoder(model=call.model.id, include_usage=call.request.stream_usage)
+
+    async def relay() -> AsyncIterator[bytes]:
+        settled = False
+        outcome = "disconnected"  # until proven otherwise: a cancel lands in `finally`
+        try:
+            async for frame in upstream.frames:
+                for event in frame.events:
+                    meter.feed(event)
+                if meter.completed and not settled:
+                    # Bill before the terminal event: once the caller has seen the
+                    # end of the answer, its ledger entry exists.
+                    outcome = "ok"
+                    await settle(gateway, reservation, meter, outcome)
+                    settled = True
+                if passthrough:
+                    if frame.relay and frame.raw is not None:
+                        yield frame.raw.raw
+                else:
+                    for event in frame.events:
+                        for out in encoder.feed(event):
+                            yield sse.encode(out.data, out.event)
+            outcome = "ok" if meter.completed else outcome
+        except GatewayError as error:
+            outcome = "error"
+            if not settled:
+                await settle(gateway, reservation, meter, outcome)
+                settled = True
+            log.warning("stream failed after it started: %s", error.message)
+            for out in codec.render_stream_error(error):
+                yield sse.encode(out.data, out.event)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await upstream.aclose()
+                if not settled:
+                    await settle(gateway, reservation, meter, outcome)
+
+    return Outcome(headers=headers, stream=relay())

@@ -1,0 +1,61 @@
+"""Providers: a codec plus a transport (URL, auth, HTTP) for one upstream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from afk import ir
+from afk.catalog import Model
+from afk.sse import ServerSentEvent
+
+
+@dataclass(slots=True, kw_only=True)
+class Call:
+    """One upstream call. `passthrough_body` is set when the caller speaks the
+    provider's own dialect: the caller's body, patched, forwarded as is."""
+
+    request: ir.Request
+    model: Model
+    passthrough_body: dict[str, Any] | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class Completion:
+    response: ir.Response
+    raw: dict[str, Any] | None = None  # the upstream body, for a passthrough
+
+
+@dataclass(slots=True, kw_only=True)
+class Frame:
+    """One upstream stream event: its IR meaning, and the raw event for a passthrough."""
+
+    events: list[ir.StreamEvent]
+    raw: ServerSentEvent | None = None
+    relay: bool = True  # False: a passthrough must not forward this event
+
+
+@dataclass(slots=True, kw_only=True)
+class UpstreamStream:
+    """An opened upstream stream: the status was 200, frames follow."""
+
+    frames: AsyncIterator[Frame]
+    close: Any = field(default=None)  # async callable cancelling the upstream request
+
+    async def aclose(self) -> None:
+        """Stop reading and cancel the upstream request (idempotent)."""
+        close_frames = getattr(self.frames, "aclose", None)
+        if close_frames is not None:
+            await close_frames()
+        if self.close is not None:
+            await self.close()
+
+
+class Provider(Protocol):
+    name: str
+    dialect: str | None  # the wire dialect it speaks upstream; None for offline models
+
+    async def complete(self, call: Call) -> Completion: ...
+
+    async def open_stream(self, call: Call) -> UpstreamStream: ...

@@ -1,0 +1,93 @@
+"""HTTP to the upstreams: one pooled client per event loop, httpx errors made ours."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from afk.errors import GatewayError, UpstreamError, UpstreamTimeout
+from afk.providers import Frame, UpstreamStream
+from afk.sse import ServerSentEvent, SSEDecoder
+
+_clients: dict[int, httpx.AsyncClient] = {}
+
+
+def client_for_loop(connect_timeout: float, read_timeout: float) -> httpx.AsyncClient:
+    """The process's client for the running loop, created on first use and kept
+    for every warm invocation after it (connection reuse)."""
+    loop_id = id(asyncio.get_running_loop())
+    client = _clients.get(loop_id)
+    if client is None or client.is_closed:
+        client = httpx.AsyncClient(
+            timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0,
+                                  pool=connect_timeout),
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
+        _clients[loop_id] = client
+    return client
+
+
+@asynccontextmanager
+async def upstream_errors(provider: str) -> AsyncIterator[None]:
+    """httpx failures as GatewayErrors naming the provider, never a raw traceback."""
+    try:
+        yield
+    except GatewayError:
+        raise
+    except httpx.TimeoutException as exc:
+        phase = "connecting to" if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout) \
+            else "waiting for"
+        raise UpstreamTimeout(f"Timed out {phase} the {provider} upstream.") from exc
+    except httpx.ConnectError as exc:
+        raise UpstreamError(f"Could not connect to the {provider} upstream.") from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"The {provider} upstream connection failed: "
+                            f"{type(exc).__name__}.") from exc
+
+
+def json_body(response: httpx.Response, provider: str) -> Any:
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        raise UpstreamError(f"The {provider} upstream answered with malformed JSON.") from None
+
+
+async def open_sse(client: httpx.AsyncClient, request: httpx.Request, *, provider: str,
+                   on_error: Callable[[httpx.Response], GatewayError],
+                   decode: Callable[[ServerSentEvent], Frame],
+                   finish: Callable[[], list[Any]]) -> UpstreamStream:
+    """Send `request`, check its status, and return its events as Frames.
+
+    A non-2xx answer raises before any byte reaches the caller, so the caller
+    gets a real HTTP error status. `finish` is called at upstream EOF and must
+    raise if the stream ended before its terminal event.
+    """
+    async with upstream_errors(provider):
+        response = await client.send(request, stream=True)
+    if response.status_code >= 300:
+        try:
+            async with upstream_errors(provider):
+                await response.aread()
+        finally:
+            await response.aclose()
+        raise on_error(response)
+
+    async def frames() -> AsyncIterator[Frame]:
+        decoder = SSEDecoder()
+        try:
+            async with upstream_errors(provider):
+                async for chunk in response.aiter_bytes():
+                    for event in decoder.feed(chunk):
+                        yield decode(event)
+            if decoder.pending:
+                raise UpstreamError(f"The {provider} upstream stream ended mid-event.")
+            yield Frame(events=finish())
+        finally:
+            await response.aclose()
+
+    return UpstreamStream(frames=frames(), close=response.aclose)
