@@ -47,6 +47,7 @@ class Reservation:
     hold: Hold
     quote: Quote
     model: Model
+    fair_input_tokens: int  # billed for the prompt if the provider never reports usage
 
 
 async def reserve(gateway: Gateway, principal: Principal, model: Model, request: ir.Request,
@@ -67,7 +68,8 @@ async def reserve(gateway: Gateway, principal: Principal, model: Model, request:
                     created_ms=int(time.time() * 1000))
         refused = await anyio.to_thread.run_sync(gateway.store.ledger.reserve, hold)
         if refused is None:
-            return Reservation(hold=hold, quote=quote, model=model)
+            return Reservation(hold=hold, quote=quote, model=model,
+                               fair_input_tokens=estimate_input_tokens(request, fair=True))
         gateway.remember(refused)
         cap, balance = refused.caps.get(model.id), refused.balance
     raise InsufficientCredits("The balance is changing too fast to reserve credits for this "
@@ -80,7 +82,7 @@ async def settle(gateway: Gateway, reservation: Reservation, meter: Meter,
     stays down, the hold is left for the sweeper and the caller still gets the answer."""
     settlement = meter.settlement(reservation.model, hold=reservation.hold.amount,
                                   outcome=outcome,
-                                  prompt_tokens_estimate=reservation.quote.input_tokens)
+                                  prompt_tokens_estimate=reservation.fair_input_tokens)
     with anyio.CancelScope(shield=True):
         try:
             await anyio.to_thread.run_sync(gateway.store.ledger.settle, reservation.hold,

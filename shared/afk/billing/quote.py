@@ -24,7 +24,10 @@ PER_REQUEST_OVERHEAD = 8
 IMAGE_TOKENS = 1_600  # above the largest single-tile image cost of the catalog's providers
 
 
-def estimate_input_tokens(request: ir.Request) -> int:
+def estimate_input_tokens(request: ir.Request, *, fair: bool = False) -> int:
+    """Conservative by default (the quote: must not undershoot). With `fair`, the
+    best guess instead (≈4 bytes per token): what a caller who hung up before
+    the provider reported usage is billed for the prompt."""
     size = 0
     images = 0
     for message in request.messages:
@@ -46,6 +49,8 @@ def estimate_input_tokens(request: ir.Request) -> int:
         size += len(json.dumps([tool.name, tool.description, tool.parameters]).encode())
     if request.response_format and request.response_format.schema:
         size += len(json.dumps(request.response_format.schema).encode())
+    if fair:
+        return -(-size // 4) + 4 * len(request.messages) + IMAGE_TOKENS * images
     return (PER_REQUEST_OVERHEAD + PER_MESSAGE_OVERHEAD * len(request.messages)
             + (size + 1) // 2 + IMAGE_TOKENS * images)
 

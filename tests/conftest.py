@@ -1,0 +1,129 @@
+"""Shared fixtures: an embedded DynamoDB (moto server), a fake OpenAI upstream
+over real HTTP, and the gateway's real ASGI app served by uvicorn."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+import httpx
+import openai
+import pytest
+
+from afk.billing.money import from_pico, parse_usd, to_pico
+from afk.gateway import Gateway
+from afk.http.apps import create_app
+from afk.local.dynamodb import EmbeddedDynamoDB
+from afk.settings import Settings, Upstream
+from afk.store import Account, Dynamo, Store, create_table
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.servers import serve
+
+UPSTREAM_KEY = "sk-upstream-secret"
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint() -> Iterator[str]:
+    with EmbeddedDynamoDB() as db:
+        yield db.endpoint
+
+
+@pytest.fixture(scope="session")
+def store(dynamodb_endpoint: str) -> Store:
+    dynamo = Dynamo("afk-test", endpoint_url=dynamodb_endpoint)
+    create_table(dynamo.client, "afk-test")
+    return Store(dynamo)
+
+
+@pytest.fixture(scope="session")
+def fake_openai_server() -> Iterator[tuple[FakeOpenAI, str]]:
+    fake = FakeOpenAI()
+    with serve(fake.app) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def fake_openai(fake_openai_server: tuple[FakeOpenAI, str]) -> FakeOpenAI:
+    fake, _ = fake_openai_server
+    fake.reset()
+    return fake
+
+
+@pytest.fixture(scope="session")
+def settings(dynamodb_endpoint: str, fake_openai_server: tuple[FakeOpenAI, str]) -> Settings:
+    _, url = fake_openai_server
+    base = Settings.from_env({})
+    return replace(base, table="afk-test", dynamodb_endpoint=dynamodb_endpoint,
+                   upstreams={**base.upstreams,
+                              "openai": Upstream(f"{url}/v1", UPSTREAM_KEY)},
+                   read_timeout=10.0, connect_timeout=2.0)
+
+
+@pytest.fixture(scope="session")
+def gateway(settings: Settings, store: Store) -> Gateway:
+    return Gateway(settings, store=store)
+
+
+@pytest.fixture(scope="session")
+def gateway_url(gateway: Gateway) -> Iterator[str]:
+    with serve(create_app("local", gateway)) as url:
+        yield url
+
+
+@dataclass
+class Customer:
+    """A fresh account with one key, and clients pointed at the gateway."""
+
+    account_id: str
+    key: str
+    key_id: str
+    url: str
+    store: Store
+
+    def openai(self, **kwargs: object) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.key, max_retries=0,
+                             **kwargs)
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30,
+                            headers={"authorization": f"Bearer {self.key}"})
+
+    def account(self) -> Account:
+        return self.store.accounts.require(self.account_id)
+
+    def balance(self) -> Decimal:
+        return from_pico(self.account().balance)
+
+    def ledger(self) -> list:
+        return self.store.ledger.all_entries(self.account_id)
+
+    def charges(self) -> list:
+        return [e for e in self.ledger() if e.type == "charge"]
+
+    def assert_books_balance(self) -> None:
+        """balance + open holds + Σ charges − Σ credits = 0, from the ledger itself."""
+        account = self.account()
+        entries = self.ledger()
+        charged = sum(e.amount for e in entries if e.type == "charge")
+        credited = sum(e.amount for e in entries if e.type == "credit")
+        assert account.balance >= 0
+        assert account.balance + account.held + charged - credited == 0
+        assert (account.charged, account.credited) == (charged, credited)
+
+
+@pytest.fixture
+def make_customer(store: Store, gateway_url: str):
+    def make(credits: str = "10") -> Customer:
+        account = store.accounts.create(f"test-{secrets.token_hex(3)}",
+                                        credits=to_pico(parse_usd(credits)))
+        key, record = store.keys.create(account.id, "test")
+        return Customer(account.id, key, record.key_id, gateway_url, store)
+
+    return make
+
+
+@pytest.fixture
+def customer(make_customer) -> Customer:
+    return make_customer()
