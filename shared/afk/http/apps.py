@@ -7,6 +7,8 @@ are OpenAI-dialect or our own (which follow the OpenAI shape).
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -16,6 +18,8 @@ from afk.dialects import openai_chat
 from afk.errors import GatewayError, InvalidRequest, NotFound
 from afk.gateway import Gateway, default_gateway
 from afk.http.common import RequestIdMiddleware, error_response
+
+log = logging.getLogger("afk.http")
 
 APPS = ("models", "chat", "account", "dashboard")
 
@@ -66,6 +70,13 @@ def _install_error_handlers(app: FastAPI) -> None:
                                   code="method_not_allowed" if error.status_code == 405 else None)
             mapped.kind = "invalid_request"
         return error_response(mapped, render)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(_: Request, error: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(GatewayError("The gateway failed unexpectedly; nothing was "
+                                           "charged for the failed part. Retry the request."),
+                              render)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> Response:

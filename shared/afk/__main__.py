@@ -1,0 +1,5 @@
+import sys
+
+from afk.cli import main
+
+sys.exit(main())

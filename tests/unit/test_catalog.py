@@ -1,0 +1,123 @@
+"""afk.catalog: the shipped catalog, and strict refusal of bad catalog files."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import yaml
+
+from afk.billing.money import to_pico
+from afk.catalog import Catalog, CatalogError
+
+REQUIRED = ("gpt-4o-mini", "claude-3-5-sonnet-20241022", "gemini-2.0-flash-exp", "echo")
+PRICE_TEXT = re.compile(r"^\d+(\.\d{1,6})?$")
+
+
+def _shipped_yaml() -> dict:
+    return yaml.safe_load(resources.files("afk").joinpath("catalog.yaml").read_text("utf-8"))
+
+
+def test_shipped_catalog_loads_with_required_models() -> None:
+    catalog = Catalog.load()
+    ids = {m.id for m in catalog}
+    assert set(REQUIRED) <= ids
+    assert len(catalog) == len(_shipped_yaml()["models"])
+    assert catalog.get("no-such-model") is None
+
+
+def test_shipped_prices_are_strings_of_at_most_six_places() -> None:
+    for entry in _shipped_yaml()["models"]:
+        for name in ("input", "cached_input", "output"):
+            price = entry["prices"][name]
+            assert isinstance(price, str), (entry["id"], name, price)
+            assert PRICE_TEXT.match(price), (entry["id"], name, price)
+
+
+def test_shipped_prices_are_whole_pico_per_token() -> None:
+    for model in Catalog.load():
+        for name in ("input", "cached_input", "output"):
+            usd = getattr(model.prices, name)
+            per_token = getattr(model.prices, f"{name}_pico")
+            assert per_token * 10**6 == to_pico(usd), (model.id, name)
+        assert model.max_output_tokens <= model.context_window, model.id
+
+
+def test_shipped_gpt_4o_mini_prices() -> None:
+    prices = Catalog.load().get("gpt-4o-mini").prices
+    assert (prices.input, prices.cached_input, prices.output) == (
+        Decimal("0.15"), Decimal("0.075"), Decimal("0.60"))
+    assert prices.input_pico == 150_000  # 0.15 USD / 1e6 tokens = 150 000 pico-USD per token
+
+
+GOOD = """\
+  - id: {id}
+    provider: {provider}
+    prices: {{input: {input}, cached_input: "0.5", output: "2"}}
+    max_output_tokens: 1000
+    context_window: 8000
+"""
+
+
+def _write(tmp_path: Path, *entries: str) -> Path:
+    path = tmp_path / "catalog.yaml"
+    path.write_text("models:\n" + "".join(entries), "utf-8")
+    return path
+
+
+def test_custom_catalog_loads(tmp_path: Path) -> None:
+    catalog = Catalog.load(_write(tmp_path, GOOD.format(id="m1", provider="openai",
+                                                        input='"1.25"')))
+    model = catalog.get("m1")
+    assert model.prices.input == Decimal("1.25")
+    assert model.upstream == "m1" and model.display_name == "m1"
+
+
+def test_float_price_refused_naming_model(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD.format(id="floaty", provider="openai", input="0.15"))
+    with pytest.raises(CatalogError, match="floaty"):
+        Catalog.load(path)
+
+
+def test_seven_place_price_refused_naming_model(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD.format(id="precise", provider="openai", input='"0.0000001"'))
+    with pytest.raises(CatalogError, match="precise"):
+        Catalog.load(path)
+
+
+def test_missing_price_refused_naming_model(tmp_path: Path) -> None:
+    entry = GOOD.format(id="noout", provider="openai", input='"1"').replace(', output: "2"', "")
+    with pytest.raises(CatalogError, match="noout"):
+        Catalog.load(_write(tmp_path, entry))
+
+
+def test_missing_max_output_tokens_refused_naming_model(tmp_path: Path) -> None:
+    entry = GOOD.format(id="nomax", provider="openai", input='"1"').replace(
+        "    max_output_tokens: 1000\n", "")
+    with pytest.raises(CatalogError, match="nomax.*max_output_tokens"):
+        Catalog.load(_write(tmp_path, entry))
+
+
+def test_unknown_provider_refused_naming_model(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD.format(id="mystery", provider="acme", input='"1"'))
+    with pytest.raises(CatalogError, match="mystery"):
+        Catalog.load(path)
+
+
+def test_duplicate_id_refused_naming_model(tmp_path: Path) -> None:
+    """Bug: Catalog.__init__ says only "duplicate model id in catalog", without
+    the id, so a long catalog's duplicate has to be hunted by hand."""
+    entry = GOOD.format(id="twice", provider="openai", input='"1"')
+    with pytest.raises(CatalogError, match="twice"):
+        Catalog.load(_write(tmp_path, GOOD.format(id="once", provider="openai", input='"1"'),
+                            entry, entry))
+
+
+def test_not_a_models_list_refused(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text("models: {}\n", "utf-8")
+    with pytest.raises(CatalogError, match="models"):
+        Catalog.load(path)
