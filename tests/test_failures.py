@@ -182,3 +182,23 @@ def test_client_disconnect_mid_stream_settles_for_what_was_generated(
     time.sleep(0.2)
     assert fake_openai.streams_finished == 0
     customer.assert_books_balance()
+
+
+def test_upstream_read_timeout_is_504_and_bills_nothing(make_customer, settings, store,
+                                                        fake_openai: FakeOpenAI):
+    from dataclasses import replace
+
+    from afk.gateway import Gateway
+    from afk.http.apps import create_app
+    from tests.support.servers import serve
+
+    fake_openai.push(Reply(delay=3.0))
+    impatient = replace(settings, read_timeout=0.3)
+    customer = make_customer()
+    with serve(create_app("local", Gateway(impatient, store=store))) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key=customer.key, max_retries=0)
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    assert caught.value.status_code == 504
+    assert customer.balance() == Decimal(10)
+    customer.assert_books_balance()

@@ -63,9 +63,11 @@ class Model:
 
 class Catalog:
     def __init__(self, models: list[Model]) -> None:
-        self._models = {m.id: m for m in models}
-        if len(self._models) != len(models):
-            raise CatalogError("duplicate model id in catalog")
+        self._models: dict[str, Model] = {}
+        for model in models:
+            if model.id in self._models:
+                raise CatalogError(f"model {model.id!r} appears twice in the catalog")
+            self._models[model.id] = model
 
     def __iter__(self):
         return iter(self._models.values())

@@ -100,9 +100,10 @@ def _build_provider(name: str, settings: Settings) -> Provider:
         from afk.providers.echo import EchoProvider
 
         return EchoProvider()
-    from afk.errors import UpstreamError
+    from afk.errors import GatewayError
 
-    raise UpstreamError(f"The {name} provider is not available in this gateway yet.")
+    raise GatewayError(f"Models of the {name} provider cannot be called through this "
+                       "gateway yet.", status=501, code="provider_not_available")
 
 
 _default: Gateway | None = None

@@ -96,23 +96,27 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
                    body: Any, *, endpoint: str, request_id: str) -> Outcome:
     request: ir.Request = codec.parse_request(body)
     model, view = await anyio.to_thread.run_sync(gateway.model_for, principal, request.model)
+    provider = gateway.provider(model.provider)
     requested = request.max_output_tokens
     reservation = await reserve(gateway, principal, model, request,
                                 cap=view.caps.get(model.id), endpoint=endpoint,
                                 request_id=request_id)
-    quote = reservation.quote
-    request.max_output_tokens = quote.max_output_tokens
-
-    provider = gateway.provider(model.provider)
-    call = Call(request=request, model=model)
-    if provider.dialect == codec.DIALECT:
-        call.passthrough_body = codec.patch_request(
-            body, model=model.upstream, max_tokens=quote.max_output_tokens, stream_usage=True)
-
-    headers: dict[str, str] = {}
-    if quote.lowered or (requested is None and quote.max_output_tokens < model.max_output_tokens):
-        headers["x-afk-max-tokens"] = str(quote.max_output_tokens)
-
+    try:
+        quote = reservation.quote
+        request.max_output_tokens = quote.max_output_tokens
+        call = Call(request=request, model=model)
+        if provider.dialect == codec.DIALECT:
+            call.passthrough_body = codec.patch_request(
+                body, model=model.upstream, max_tokens=quote.max_output_tokens,
+                stream_usage=True)
+        headers: dict[str, str] = {}
+        if quote.lowered or (requested is None
+                             and quote.max_output_tokens < model.max_output_tokens):
+            headers["x-afk-max-tokens"] = str(quote.max_output_tokens)
+    except BaseException:
+        await settle(gateway, reservation, Meter(), "error")
+        raise
+    # From here on, _complete and _stream own the hold and always settle it.
     if not request.stream:
         return await _complete(gateway, codec, provider, call, reservation, headers)
     return await _stream(gateway, codec, provider, call, reservation, headers)

@@ -7,6 +7,7 @@ brute-force), and lookup by hash is one GetItem.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 import string
@@ -149,5 +150,4 @@ class Keys:
                             "ExpressionAttributeNames": {"#s": "status"},
                             "ExpressionAttributeValues": revoked}},
             ])
-        return KeyRecord(**{**{f: getattr(record, f) for f in record.__slots__},
-                            "status": "revoked"})
+        return dataclasses.replace(record, status="revoked")

@@ -1,0 +1,80 @@
+"""The thin Lambda handlers on the API Gateway events in events/: the same app,
+wired to the environment the function gets on AWS."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import afk.gateway
+import afk.settings
+from tests.conftest import Customer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_function(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"function_{name}",
+                                                  ROOT / "functions" / name / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def lambda_env(monkeypatch, dynamodb_endpoint: str):
+    monkeypatch.setenv("AFK_TABLE", "afk-test")
+    monkeypatch.setenv("AFK_DYNAMODB_ENDPOINT", dynamodb_endpoint)
+    afk.settings.get_settings.cache_clear()
+    monkeypatch.setattr(afk.gateway, "_default", None)
+    yield
+    afk.settings.get_settings.cache_clear()
+
+
+def event(name: str, key: str) -> dict:
+    data = json.loads((ROOT / "events" / f"{name}.json").read_text())
+    data["headers"]["Authorization"] = f"Bearer {key}"
+    if data.get("multiValueHeaders"):
+        data["multiValueHeaders"]["Authorization"] = [f"Bearer {key}"]
+    return data
+
+
+class Context:
+    function_name = "test"
+    aws_request_id = "lambda-request-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def test_models_function_answers_its_event(lambda_env, customer: Customer):
+    handler = load_function("models").handler
+    response = handler(event("models_list", customer.key), Context())
+    assert response["statusCode"] == 200
+    body = json.loads(response["body"])
+    assert {"echo", "gpt-4o-mini"} <= {m["id"] for m in body["data"]}
+    assert any(k.lower() == "x-afk-request-id" for k in
+               {**response.get("headers", {}), **response.get("multiValueHeaders", {})})
+
+
+def test_account_function_answers_its_event(lambda_env, customer: Customer):
+    handler = load_function("account").handler
+    response = handler(event("account_get", customer.key), Context())
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["balance"] == "10.00"
+
+
+def test_a_bad_key_is_401_in_openai_shape(lambda_env):
+    handler = load_function("models").handler
+    response = handler(event("models_list", "afk-" + "0" * 48), Context())
+    assert response["statusCode"] == 401
+    assert json.loads(response["body"])["error"]["code"] == "invalid_api_key"
+
+
+def test_sweeper_function_runs(lambda_env, customer: Customer):
+    result = load_function("sweeper").handler({"source": "aws.events"}, Context())
+    assert set(result) == {"stale", "settled"}
