@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-import openai
-import pytest
-
 from afk.catalog import Catalog
 from tests.conftest import UPSTREAM_KEY, Customer
 from tests.support.fake_openai import FakeOpenAI, Reply

@@ -108,8 +108,8 @@ def test_unknown_provider_refused_naming_model(tmp_path: Path) -> None:
 
 
 def test_duplicate_id_refused_naming_model(tmp_path: Path) -> None:
-    """Bug: Catalog.__init__ says only "duplicate model id in catalog", without
-    the id, so a long catalog's duplicate has to be hunted by hand."""
+    """Regression: Catalog.__init__ once said only "duplicate model id in catalog",
+    without the id, so a long catalog's duplicate had to be hunted by hand."""
     entry = GOOD.format(id="twice", provider="openai", input='"1"')
     with pytest.raises(CatalogError, match="twice"):
         Catalog.load(_write(tmp_path, GOOD.format(id="once", provider="openai", input='"1"'),

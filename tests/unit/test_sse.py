@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from afk.sse import ServerSentEvent, SSEDecoder, encode
+from afk.sse import ServerSentEvent, SSEDecoder, encode, iter_sse
 
 STREAM_LF = (b": keep-alive comment\n"
              b"event: message_start\n"
@@ -63,25 +66,40 @@ def test_byte_by_byte(end: bytes) -> None:
     assert not decoder.pending
 
 
-def test_byte_by_byte_cr_line_ends_emit_the_last_event() -> None:
-    """Bug: a `\\r` at the end of the buffer is held back as a possible half of
-    `\\r\\n`, so with CR-only line ends every event waits for the next byte,
-    and the stream's last event (`[DONE]`) is never emitted at all."""
+@pytest.mark.parametrize("bytewise", [False, True], ids=["whole", "bytewise"])
+def test_cr_line_ends(bytewise: bool) -> None:
+    # more bytes follow the last CR, so even a decoder that waits to see whether
+    # a CR is half of a CRLF has every event
+    data = _with_line_end(STREAM_LF, b"\r") + b"data: next"
     decoder = SSEDecoder()
-    events = _feed_all(decoder, _bytewise(_with_line_end(STREAM_LF, b"\r")))
+    events = _feed_all(decoder, _bytewise(data) if bytewise else [data])
     assert [(e.data, e.event) for e in events] == EXPECTED
+    assert b"".join(e.raw for e in events) == data[:-len(b"data: next")]
 
 
-def test_cr_terminated_event_is_emitted_without_more_bytes() -> None:
-    """Same bug, minimal: WHATWG ends the line at a lone CR."""
-    assert [e.data for e in SSEDecoder().feed(b"data: x\r\r")] == ["x"]
+def test_iter_sse_cr_line_ends_yield_the_last_event() -> None:
+    """Bug: SSEDecoder holds a CR at the end of its buffer back as a possible
+    half of CRLF and has no end-of-stream flush, so a CR-only stream's last
+    event (`[DONE]`) is never emitted: iter_sse drops it, and
+    providers/transport.open_sse sees `pending` and fails the stream."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for byte in _bytewise(_with_line_end(STREAM_LF, b"\r")):
+            yield byte
+
+    async def collect() -> list[ServerSentEvent]:
+        return [event async for event in iter_sse(chunks())]
+
+    events = asyncio.run(collect())
+    assert [(e.data, e.event) for e in events] == EXPECTED
 
 
 def test_crlf_split_between_chunks_is_one_line_end() -> None:
     decoder = SSEDecoder()
-    events = _feed_all(decoder, [b"data: a\r", b"\n\r", b"\ndata: b\r\n\r\n"])
+    chunks = [b"data: a\r", b"\n\r", b"\ndata: b\r\n\r\n"]
+    events = _feed_all(decoder, chunks)
     assert [e.data for e in events] == ["a", "b"]
-    assert events[0].raw == b"data: a\r\n\r\n"
+    assert b"".join(e.raw for e in events) == b"".join(chunks)
 
 
 @given(st.lists(st.integers(min_value=0, max_value=len(STREAM_LF)), max_size=12),
@@ -144,12 +162,6 @@ def test_pending_after_event_line_only() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b"event: message_stop\n") == []
     assert decoder.pending
-
-
-def test_cr_stream_all_but_last_event_when_fed_whole() -> None:
-    events = SSEDecoder().feed(_with_line_end(STREAM_LF, b"\r"))
-    assert [(e.data, e.event) for e in events] == EXPECTED[:len(events)]
-    assert len(events) >= len(EXPECTED) - 1
 
 
 def test_not_pending_after_complete_event() -> None:

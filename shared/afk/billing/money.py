@@ -26,7 +26,7 @@ def parse_usd(value: object, *, what: str = "amount", allow_zero: bool = True,
     Floats are refused: `0.1` as a float is not 0.1, and money is never
     allowed to pass through one.
     """
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise MoneyError(f"{what} must be a decimal string such as \"0.05\", not a float")
     if isinstance(value, int):
         amount = Decimal(value)

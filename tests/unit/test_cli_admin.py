@@ -1,0 +1,233 @@
+"""afk.cli `afk admin`: run in-process against an embedded DynamoDB."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from typing import Any
+
+import pytest
+
+from afk import cli
+from afk.cli import main
+from afk.store import Dynamo, Hold, Settlement, Store, create_table
+
+
+@pytest.fixture(scope="module")
+def table(embedded_dynamodb: str) -> str:
+    name = f"afk-cli-{secrets.token_hex(4)}"
+    create_table(Dynamo(name, endpoint_url=embedded_dynamodb).client, name)
+    return name
+
+
+@pytest.fixture(scope="module")
+def direct_store(table: str, embedded_dynamodb: str) -> Store:
+    """The same table, read directly, to check what the CLI wrote."""
+    return Store(Dynamo(table, endpoint_url=embedded_dynamodb))
+
+
+@pytest.fixture
+def store(table: str, embedded_dynamodb: str, direct_store: Store,
+          monkeypatch: pytest.MonkeyPatch) -> Store:
+    monkeypatch.setenv("AFK_TABLE", table)
+    monkeypatch.setenv("AFK_DYNAMODB_ENDPOINT", embedded_dynamodb)
+    monkeypatch.delenv("AFK_CATALOG", raising=False)
+    monkeypatch.setattr(cli, "_store", _store_per_environment)
+    return direct_store
+
+
+_REAL_STORE = cli._store
+_STORES: dict[tuple[str | None, str | None], Any] = {}
+
+
+def _store_per_environment() -> Any:
+    """The CLI's own `_store()` (so AFK_TABLE / AFK_DYNAMODB_ENDPOINT are read as
+    in production), built once per environment: a boto3 client costs ~0.3 s."""
+    env = (os.environ.get("AFK_TABLE"), os.environ.get("AFK_DYNAMODB_ENDPOINT"))
+    if env not in _STORES:
+        _STORES[env] = _REAL_STORE()
+    return _STORES[env]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(["admin", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> object:
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture
+def account(store: Store, capsys: pytest.CaptureFixture[str]) -> str:
+    return run_json(capsys, "accounts", "create", "--name", "acme", "--credits", "5")["id"]
+
+
+def test_accounts_create_json(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    created = run_json(capsys, "accounts", "create", "--name", "acme", "--credits", "5")
+    assert created["balance"] == "5.00"
+    assert created["credited"] == "5.00" and created["charged"] == "0.00"
+    assert created["name"] == "acme" and created["id"].startswith("acct_")
+    assert store.accounts.require(created["id"]).balance == 5 * 10**12
+    shown = run_json(capsys, "accounts", "show", "--account", created["id"])
+    assert shown["balance"] == "5.00" and shown["open_holds"] == []
+
+
+def test_accounts_create_fractional_credits(store: Store,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    created = run_json(capsys, "accounts", "create", "--name", "x", "--credits", "0.0000003")
+    assert created["balance"] == "0.0000003"
+
+
+def test_accounts_create_bad_credits(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "accounts", "create", "--name", "x", "--credits", "1.5e")
+    assert code == 1 and out == ""
+    assert "credits" in err
+
+
+def test_keys_create_prints_key_once(account: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "keys", "create", "--account", account, "--name", "laptop")
+    assert code == 0, err
+    keys = re.findall(r"afk-[0-9A-Za-z]{20,}", out)
+    assert len(keys) == 1
+    assert out.count(keys[0]) == 1
+    code, listed, _ = run(capsys, "keys", "list", "--account", account)
+    assert code == 0 and "laptop" in listed
+    assert keys[0] not in listed
+
+
+def test_keys_create_json_and_list(store: Store, account: str,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    created = run_json(capsys, "keys", "create", "--account", account, "--name", "ci")
+    assert created["key"].startswith("afk-")
+    assert store.keys.lookup(created["key"]).account_id == account
+    listed = run_json(capsys, "keys", "list", "--account", account)
+    assert [(k["id"], k["name"], k["status"]) for k in listed] == [
+        (created["id"], "ci", "active")]
+    assert "key" not in listed[0]
+    revoked = run_json(capsys, "keys", "revoke", "--key-id", created["id"])
+    assert revoked["status"] == "revoked"
+    assert store.keys.lookup(created["key"]).status == "revoked"
+
+
+def test_keys_create_unknown_account(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "keys", "create", "--account", "acct_nope")
+    assert code == 1 and "afk-" not in out
+    assert "acct_nope" in err
+
+
+def test_credits_add(account: str, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_json(capsys, "credits", "add", "--account", account, "--usd", "2.50")
+    assert result["balance"] == "7.50" and result["credited"] == "7.50"
+
+
+def test_credits_add_idempotent(account: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for _ in range(2):
+        result = run_json(capsys, "credits", "add", "--account", account, "--usd", "1",
+                          "--idempotency-key", "evt-1")
+    assert result["balance"] == "6.00"
+
+
+@pytest.mark.parametrize("usd", ["0", "-1", "abc", "0.05f"])
+def test_credits_add_bad_amount(account: str, capsys: pytest.CaptureFixture[str],
+                                usd: str) -> None:
+    code, out, err = run(capsys, "credits", "add", "--account", account, "--usd", usd)
+    assert code == 1 and out == ""
+    assert err.startswith("afk: error: credit")
+
+
+def test_caps_set(store: Store, account: str, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_json(capsys, "caps", "set", "--account", account, "--model", "echo",
+                      "--usd", "0.05")
+    assert result["caps"] == {"echo": "0.05"}
+    assert store.accounts.require(account).caps == {"echo": 50_000_000_000}
+    cleared = run_json(capsys, "caps", "clear", "--account", account, "--model", "echo")
+    assert cleared["caps"] == {}
+
+
+@pytest.mark.parametrize(("usd", "words"), [
+    ("abc", ("cap", "'abc'", "not a decimal")),
+    ("-1", ("cap", "greater than zero")),
+    ("0", ("cap", "greater than zero")),
+    ("0.0000000000001", ("cap", "decimal places")),
+])
+def test_caps_set_bad_amount(store: Store, account: str, capsys: pytest.CaptureFixture[str],
+                             usd: str, words: tuple[str, ...]) -> None:
+    code, out, err = run(capsys, "caps", "set", "--account", account, "--model", "echo",
+                         "--usd", usd)
+    assert code == 1 and out == ""
+    assert err.startswith("afk: error:")
+    for word in words:
+        assert word in err
+    assert store.accounts.require(account).caps == {}
+
+
+def test_caps_set_bad_amount_json_error(account: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "caps", "set", "--account", account, "--model", "echo",
+                         "--usd", "abc", "--json")
+    assert code == 1 and out == ""
+    assert "abc" in json.loads(err)["error"]
+
+
+def test_caps_set_unknown_model(store: Store, account: str,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "caps", "set", "--account", account, "--model", "gpt-99",
+                       "--usd", "1")
+    assert code == 1
+    assert "gpt-99" in err and "catalog" in err
+    assert store.accounts.require(account).caps == {}
+
+
+def test_caps_set_unknown_account(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "caps", "set", "--account", "acct_nope", "--model", "echo",
+                       "--usd", "1")
+    assert code == 1
+    assert "acct_nope" in err
+
+
+def test_accounts_show_unknown_account(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "accounts", "show", "--account", "acct_nope")
+    assert code == 1 and out == "" and "acct_nope" in err
+
+
+def test_usage_json_lists_entries(store: Store, account: str,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    hold = Hold(id="req_cli_usage", account_id=account, amount=10**9, model="echo",
+                endpoint="/v1/chat/completions", key_id="", created_ms=int(time.time() * 1000))
+    assert store.ledger.reserve(hold) is None
+    store.ledger.settle(hold, Settlement(charge=300_000, input_tokens=3, output_tokens=4))
+    entries = run_json(capsys, "usage", "--account", account)
+    assert [e["type"] for e in entries] == ["charge", "credit"]
+    charge, credit = entries
+    assert (charge["request_id"], charge["cost"], charge["model"]) == (
+        "req_cli_usage", "0.0000003", "echo")
+    assert (charge["input_tokens"], charge["output_tokens"]) == (3, 4)
+    assert credit["credit"] == "5.00" and credit["cost"] == "0.00"
+    assert len(run_json(capsys, "usage", "--account", account, "--limit", "1")) == 1
+
+
+def test_usage_unknown_account(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "usage", "--account", "acct_nope")
+    assert code == 1 and "acct_nope" in err
+
+
+def test_human_output(account: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "accounts", "show", "--account", account)
+    assert code == 0
+    assert f"id={account}" in out and "balance=5.00" in out
+
+
+def test_environment_names_the_table(account: str, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("AFK_TABLE", f"afk-missing-{secrets.token_hex(3)}")
+    code, out, err = run(capsys, "accounts", "show", "--account", account)
+    assert code == 1 and out == ""
+    assert "store is unavailable" in err
