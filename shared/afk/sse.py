@@ -48,7 +48,16 @@ class SSEDecoder:
     @property
     def pending(self) -> bool:
         """True when bytes of an unfinished event are buffered (a truncated stream)."""
-        return bool(self._buffer.strip() or self._data)
+        return bool(self._buffer.strip() or self._data or self._event is not None)
+
+    def close(self) -> list[ServerSentEvent]:
+        """End of stream: a final line ended by a lone CR is complete after all."""
+        if not self._buffer.endswith(b"\r"):
+            return []
+        line, self._buffer = self._buffer[:-1], b""
+        self._raw += line + b"\r"
+        event = self._take_line(line.decode("utf-8"))
+        return [event] if event is not None else []
 
     @staticmethod
     def _split_line(buffer: bytes) -> tuple[bytes, bytes | None, bytes]:
@@ -84,6 +93,8 @@ async def iter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[ServerSentEven
     async for chunk in chunks:
         for event in decoder.feed(chunk):
             yield event
+    for event in decoder.close():
+        yield event
 
 
 def encode(data: str, event: str | None = None) -> bytes:

@@ -8,9 +8,11 @@ one pico-USD), and immune to moto's exponent-form Decimal bug.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 PICO_PER_USD = 10**12
+_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|[+-]?(?i:nan|inf|infinity)")
 PICO = Decimal(1) / PICO_PER_USD
 MAX_PRICE_PLACES = 6  # prices per million tokens: one token is then a whole pico-USD
 
@@ -34,6 +36,8 @@ def parse_usd(value: object, *, what: str = "amount", allow_zero: bool = True,
         text = value.strip()
         if not text:
             raise MoneyError(f"{what} is empty")
+        if not _DECIMAL.fullmatch(text):
+            raise MoneyError(f"{what} {value!r} is not a decimal number")
         try:
             amount = Decimal(text)
         except InvalidOperation:
@@ -46,13 +50,13 @@ def parse_usd(value: object, *, what: str = "amount", allow_zero: bool = True,
         raise MoneyError(f"{what} {value!r} is not a finite number")
     if amount < 0 or (amount == 0 and not allow_zero):
         raise MoneyError(f"{what} must be {'zero or ' if allow_zero else ''}greater than zero")
+    if amount > Decimal(10) ** 9:
+        raise MoneyError(f"{what} {value!r} is too large")
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > max_places and amount != amount.quantize(
         Decimal(1).scaleb(-max_places)
     ):
         raise MoneyError(f"{what} {value!r} has more than {max_places} decimal places")
-    if amount > Decimal(10) ** 9:
-        raise MoneyError(f"{what} {value!r} is too large")
     return amount
 
 

@@ -77,15 +77,17 @@ def parse_request(body: Any) -> ir.Request:
 
 
 def requested_max_tokens(body: dict[str, Any]) -> int | None:
-    """The caller's output cap: `max_completion_tokens`, else the legacy `max_tokens`."""
+    """The caller's output cap: `max_completion_tokens` and/or the legacy `max_tokens`
+    (the smaller, when both are sent)."""
+    values = []
     for name in ("max_completion_tokens", "max_tokens"):
         value = body.get(name)
         if value is None:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise InvalidRequest(f"'{name}' must be a positive integer", param=name)
-        return value
-    return None
+        values.append(value)
+    return min(values) if values else None
 
 
 def patch_request(body: dict[str, Any], *, model: str, max_tokens: int,
@@ -94,9 +96,11 @@ def patch_request(body: dict[str, Any], *, model: str, max_tokens: int,
     cap and the stream-usage option change; every other field is forwarded."""
     patched = dict(body)
     patched["model"] = model
-    field = "max_tokens" if "max_tokens" in body and "max_completion_tokens" not in body \
-        else "max_completion_tokens"
-    patched[field] = max_tokens
+    # Clamp whichever output caps the caller sent (both, if both), so no field
+    # the upstream might honour can exceed the quote.
+    fields = [f for f in ("max_completion_tokens", "max_tokens") if body.get(f) is not None]
+    for field in fields or ["max_completion_tokens"]:
+        patched[field] = max_tokens
     if patched.get("stream") and stream_usage:
         patched["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     return patched
@@ -278,10 +282,12 @@ def _render_messages(messages: list[ir.Message]) -> list[dict[str, Any]]:
                 url = block.url or f"data:{block.media_type};base64,{block.data}"
                 image = {"url": url, **({"detail": block.detail} if block.detail else {})}
                 parts.append({"type": "image_url", "image_url": image})
-        if all(p["type"] == "text" for p in parts):
-            out.append({"role": message.role, "content": "".join(p["text"] for p in parts)})
-        else:
-            out.append({"role": message.role, "content": parts})
+        entry = {"role": message.role,
+                 "content": "".join(p["text"] for p in parts)
+                 if all(p["type"] == "text" for p in parts) else parts}
+        if message.name:
+            entry["name"] = message.name
+        out.append(entry)
     return out
 
 

@@ -84,6 +84,8 @@ async def open_sse(client: httpx.AsyncClient, request: httpx.Request, *, provide
                 async for chunk in response.aiter_bytes():
                     for event in decoder.feed(chunk):
                         yield decode(event)
+                for event in decoder.close():
+                    yield decode(event)
             if decoder.pending:
                 raise UpstreamError(f"The {provider} upstream stream ended mid-event.")
             yield Frame(events=finish())

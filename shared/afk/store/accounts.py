@@ -101,7 +101,7 @@ class Accounts:
         """Add `amount` pico-USD. With a `credit_id`, retrying the same credit is a no-op."""
         from botocore.exceptions import ClientError
 
-        from afk.store.ledger import credit_entry_item
+        from afk.store.ledger import credit_entry_item, credit_marker_item
 
         if amount <= 0:
             raise ValueError("a credit must be positive")
@@ -117,13 +117,17 @@ class Accounts:
                         "ExpressionAttributeValues": {":a": n(amount)}}},
                     {"Put": {"TableName": self._db.table, "Item": entry,
                              "ConditionExpression": "attribute_not_exists(PK)"}},
+                    *([{"Put": {"TableName": self._db.table,
+                                "Item": credit_marker_item(account_id, credit_id),
+                                "ConditionExpression": "attribute_not_exists(PK)"}}]
+                      if credit_id else []),
                 ])
         except ClientError as exc:
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 raise NotFound(f"No account with id {account_id!r}.",
                                code="account_not_found") from None
-            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            if "ConditionalCheckFailed" in reasons[1:]:
                 return self.require(account_id)  # this credit was already applied
             raise
         return self.require(account_id)

@@ -91,12 +91,15 @@ def credit_entry_item(account_id: str, amount: int, created_ms: int, *, note: st
     import secrets
 
     entry_id = credit_id or f"cred_{secrets.token_hex(8)}"
-    # A credit with a caller-chosen id gets a deterministic sort key, so
-    # replaying it collides instead of crediting twice.
-    sk = f"LEDGER#CREDIT#{credit_id}" if credit_id else _entry_sk(created_ms, entry_id)
-    return {"PK": s(f"ACCOUNT#{account_id}"), "SK": s(sk), "entry_id": s(entry_id),
-            "type": s("credit"), "amount": n(amount), "created_ms": n(created_ms),
-            "created": s(_iso(created_ms)), "note": s(note)}
+    return {"PK": s(f"ACCOUNT#{account_id}"), "SK": s(_entry_sk(created_ms, entry_id)),
+            "entry_id": s(entry_id), "type": s("credit"), "amount": n(amount),
+            "created_ms": n(created_ms), "created": s(_iso(created_ms)), "note": s(note)}
+
+
+def credit_marker_item(account_id: str, credit_id: str) -> dict[str, Any]:
+    """The idempotency marker of a credit with a caller-chosen id: replaying the
+    credit collides with it, so the credit is applied once."""
+    return {"PK": s(f"ACCOUNT#{account_id}"), "SK": s(f"CREDIT#{credit_id}")}
 
 
 class Ledger:
