@@ -29,6 +29,7 @@ class Prices:
     input: Decimal
     cached_input: Decimal
     output: Decimal
+    cache_write: Decimal | None = None  # prompt-cache writes, where the provider prices them
 
     # One token at a price quoted to 6 places per million is a whole number of
     # pico-USD, so every cost is integer arithmetic.
@@ -43,6 +44,11 @@ class Prices:
     @property
     def output_pico(self) -> int:
         return to_pico(self.output) // 10**6
+
+    @property
+    def cache_write_pico(self) -> int:
+        return to_pico(self.cache_write if self.cache_write is not None
+                       else self.input) // 10**6
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +117,10 @@ def _parse_model(entry: object, source: str) -> Model:
                 name: parse_usd(prices.get(name), what=f"price {name}",
                                 max_places=MAX_PRICE_PLACES)
                 for name in ("input", "cached_input", "output")
-            }
+            },
+            cache_write=parse_usd(prices["cache_write"], what="price cache_write",
+                                  max_places=MAX_PRICE_PLACES)
+            if prices.get("cache_write") is not None else None,
         )
     except MoneyError as exc:
         raise CatalogError(f"{where}: {exc}") from None

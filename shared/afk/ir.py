@@ -43,6 +43,9 @@ class ToolCall:
     id: str
     name: str
     arguments: str  # JSON text, as the model produced it
+    # Opaque reasoning state riding on the call (Gemini's thoughtSignature).
+    signature: str | None = None
+    provider: str | None = None
     type: Literal["tool_call"] = "tool_call"
 
 
@@ -80,6 +83,28 @@ class Message:
     role: Role
     content: list[Block]
     name: str | None = None
+
+
+# Opaque signatures are readable only by the provider that issued them. When
+# one leaves through another provider's dialect it is wrapped with its issuer's
+# name, so that when the caller sends the history back the gateway knows whose
+# it is: returned unchanged to that provider, dropped for any other.
+_SIGNATURE_PREFIX = "afk1."
+
+
+def wrap_signature(provider: str, signature: str, *, dialect_provider: str) -> str:
+    if provider == dialect_provider:
+        return signature
+    return f"{_SIGNATURE_PREFIX}{provider}.{signature}"
+
+
+def unwrap_signature(signature: str, *, dialect_provider: str) -> tuple[str, str]:
+    """(issuer, raw signature) of a signature received in a dialect's wire format."""
+    if signature.startswith(_SIGNATURE_PREFIX):
+        provider, _, raw = signature[len(_SIGNATURE_PREFIX):].partition(".")
+        if provider and raw:
+            return provider, raw
+    return dialect_provider, signature
 
 
 # ---------------------------------------------------------------- request
@@ -124,7 +149,8 @@ class Request:
     top_k: int | None = None
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
-    reasoning_effort: str | None = None
+    reasoning_effort: str | None = None  # none | minimal | low | medium | high | xhigh | max
+    thinking_budget: int | None = None  # tokens (Anthropic budget_tokens, Gemini thinkingBudget)
     user: str | None = None
     metadata: dict[str, str] | None = None
 
@@ -132,6 +158,9 @@ class Request:
 # ---------------------------------------------------------------- response
 @dataclass(slots=True, kw_only=True)
 class Usage:
+    """`input_tokens` includes cached reads and cache writes; `output_tokens`
+    includes reasoning."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
@@ -175,6 +204,8 @@ class ThinkingDelta:
     index: int
     text: str = ""
     signature: str | None = None
+    provider: str | None = None  # who issued `signature`
+    redacted: bool = False  # `signature` holds redacted thinking data
     type: Literal["thinking_delta"] = "thinking_delta"
 
 
@@ -190,6 +221,8 @@ class ToolCallStart:
     index: int
     id: str
     name: str
+    signature: str | None = None
+    provider: str | None = None
     type: Literal["tool_call_start"] = "tool_call_start"
 
 
@@ -230,18 +263,21 @@ def collect(events: list[StreamEvent]) -> Response:
                 block = blocks.setdefault(i, Text(text=""))
                 assert isinstance(block, Text)
                 block.text += t
-            case ThinkingDelta(index=i, text=t, signature=s):
+            case ThinkingDelta(index=i, text=t, signature=sig, provider=p, redacted=r):
                 block = blocks.setdefault(i, Thinking(text=""))
                 assert isinstance(block, Thinking)
                 block.text += t
-                if s:
-                    block.signature = s
+                block.redacted = block.redacted or r
+                if sig:
+                    block.signature = (block.signature or "") + sig if r else sig
+                    block.provider = p
             case RefusalDelta(index=i, text=t):
                 block = blocks.setdefault(i, Refusal(text=""))
                 assert isinstance(block, Refusal)
                 block.text += t
-            case ToolCallStart(index=i, id=call_id, name=name):
-                blocks[i] = ToolCall(id=call_id, name=name, arguments="")
+            case ToolCallStart(index=i, id=call_id, name=name, signature=sig, provider=p):
+                blocks[i] = ToolCall(id=call_id, name=name, arguments="", signature=sig,
+                                     provider=p)
             case ToolCallDelta(index=i, arguments=a):
                 block = blocks[i]
                 assert isinstance(block, ToolCall)

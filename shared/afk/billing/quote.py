@@ -64,11 +64,14 @@ class Quote:
 
 
 def usage_cost(model: Model, usage: ir.Usage) -> int:
-    """Exact cost in pico-USD: cached input at the cached price, the rest at list."""
+    """Exact cost in pico-USD: cache reads at the cached price, cache writes at the
+    cache-write price (the input price where the catalog has none), the rest at list."""
     cached = min(usage.cached_input_tokens, usage.input_tokens)
+    written = min(usage.cache_write_tokens, usage.input_tokens - cached)
     prices = model.prices
-    return ((usage.input_tokens - cached) * prices.input_pico
+    return ((usage.input_tokens - cached - written) * prices.input_pico
             + cached * prices.cached_input_pico
+            + written * prices.cache_write_pico
             + usage.output_tokens * prices.output_pico)
 
 
