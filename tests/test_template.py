@@ -21,13 +21,21 @@ TEMPLATE = ROOT / "template.yaml"
 # Every route of this milestone and the function that must serve it.
 ROUTES = {
     ("GET", "/v1/models"): "ModelsFunction",
-    ("GET", "/v1/models/{model}"): "ModelsFunction",
+    ("GET", "/v1/models/{proxy+}"): "ModelsFunction",
+    ("GET", "/{version}/models"): "ModelsFunction",
+    ("GET", "/{version}/models/{proxy+}"): "ModelsFunction",
     ("POST", "/v1/chat/completions"): "ChatCompletionsFunction",
+    ("POST", "/v1/messages"): "MessagesFunction",
+    ("POST", "/v1/messages/count_tokens"): "MessagesFunction",
+    ("POST", "/v1/models/{proxy+}"): "GeminiFunction",
+    ("POST", "/{version}/models/{proxy+}"): "GeminiFunction",
     ("ANY", "/v1/account"): "AccountFunction",
     ("ANY", "/v1/account/{proxy+}"): "AccountFunction",
     ("GET", "/"): "DashboardFunction",
 }
-STREAMING_ROUTES = {("POST", "/v1/chat/completions")}
+STREAMING_ROUTES = {("POST", "/v1/chat/completions"), ("POST", "/v1/messages"),
+                    ("POST", "/v1/messages/count_tokens"), ("POST", "/v1/models/{proxy+}"),
+                    ("POST", "/{version}/models/{proxy+}")}
 LWA_LAYER = "753240598075:layer:LambdaAdapterLayerArm64:"
 
 

@@ -96,6 +96,14 @@ def _build_provider(name: str, settings: Settings) -> Provider:
         from afk.providers.openai import OpenAIProvider
 
         return OpenAIProvider(settings)
+    if name == "anthropic":
+        from afk.providers.anthropic import AnthropicProvider
+
+        return AnthropicProvider(settings)
+    if name == "gemini":
+        from afk.providers.gemini import GeminiProvider
+
+        return GeminiProvider(settings)
     if name == "echo":
         from afk.providers.echo import EchoProvider
 

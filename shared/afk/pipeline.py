@@ -35,11 +35,13 @@ RESERVE_ATTEMPTS = 4
 
 @dataclass(slots=True)
 class Outcome:
-    """What the HTTP layer sends: a JSON body, or a stream of SSE bytes."""
+    """What the HTTP layer sends: a JSON body, or a stream of events (framed by
+    the HTTP layer: SSE, or Gemini's JSON array). A passthrough event keeps the
+    upstream's exact bytes in `raw`."""
 
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] | None = None
-    stream: AsyncIterator[bytes] | None = None
+    stream: AsyncIterator[sse.ServerSentEvent] | None = None
 
 
 @dataclass(slots=True)
@@ -93,8 +95,13 @@ async def settle(gateway: Gateway, reservation: Reservation, meter: Meter,
 
 
 async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
-                   body: Any, *, endpoint: str, request_id: str) -> Outcome:
-    request: ir.Request = codec.parse_request(body)
+                   body: Any, *, endpoint: str, request_id: str,
+                   request: ir.Request | None = None,
+                   caller_headers: dict[str, str] | None = None) -> Outcome:
+    """Run one generation. `request` is the already-parsed IR where the dialect
+    needs more than the body to parse it (Gemini's model and stream live in the URL)."""
+    if request is None:
+        request = codec.parse_request(body)
     model, view = await anyio.to_thread.run_sync(gateway.model_for, principal, request.model)
     provider = gateway.provider(model.provider)
     requested = request.max_output_tokens
@@ -104,7 +111,7 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
     try:
         quote = reservation.quote
         request.max_output_tokens = quote.max_output_tokens
-        call = Call(request=request, model=model)
+        call = Call(request=request, model=model, caller_headers=caller_headers or {})
         if provider.dialect == codec.DIALECT:
             call.passthrough_body = codec.patch_request(
                 body, model=model.upstream, max_tokens=quote.max_output_tokens,
@@ -155,7 +162,7 @@ async def _stream(gateway: Gateway, codec: ModuleType, provider: Any, call: Call
     passthrough = call.passthrough_body is not None
     encoder = codec.StreamEncoder(model=call.model.id, include_usage=call.request.stream_usage)
 
-    async def relay() -> AsyncIterator[bytes]:
+    async def relay() -> AsyncIterator[sse.ServerSentEvent]:
         settled = False
         outcome = "disconnected"  # until proven otherwise: a cancel lands in `finally`
         try:
@@ -170,11 +177,11 @@ async def _stream(gateway: Gateway, codec: ModuleType, provider: Any, call: Call
                     settled = True
                 if passthrough:
                     if frame.relay and frame.raw is not None:
-                        yield frame.raw.raw
+                        yield frame.raw
                 else:
                     for event in frame.events:
                         for out in encoder.feed(event):
-                            yield sse.encode(out.data, out.event)
+                            yield out
             outcome = "ok" if meter.completed else outcome
         except GatewayError as error:
             outcome = "error"
@@ -183,7 +190,7 @@ async def _stream(gateway: Gateway, codec: ModuleType, provider: Any, call: Call
                 settled = True
             log.warning("stream failed after it started: %s", error.message)
             for out in codec.render_stream_error(error):
-                yield sse.encode(out.data, out.event)
+                yield out
         finally:
             with anyio.CancelScope(shield=True):
                 await upstream.aclose()
@@ -191,3 +198,18 @@ async def _stream(gateway: Gateway, codec: ModuleType, provider: Any, call: Call
                     await settle(gateway, reservation, meter, outcome)
 
     return Outcome(headers=headers, stream=relay())
+
+
+async def count_tokens(gateway: Gateway, codec: ModuleType, principal: Principal,
+                       body: Any, request: ir.Request,
+                       caller_headers: dict[str, str] | None = None) -> int:
+    """The prompt's input tokens: the provider's own count where it has one, else
+    the offline estimate. Never bills and never runs a generation."""
+    model, _ = await anyio.to_thread.run_sync(gateway.model_for, principal, request.model)
+    provider = gateway.provider(model.provider)
+    call = Call(request=request, model=model, caller_headers=caller_headers or {})
+    if provider.dialect == codec.DIALECT:
+        call.passthrough_body = codec.patch_request(
+            body, model=model.upstream, max_tokens=1, stream_usage=False)
+    counted = await provider.count_tokens(call)
+    return counted if counted is not None else estimate_input_tokens(request, fair=True)

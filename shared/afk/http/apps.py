@@ -1,13 +1,15 @@
 """The app factory: one FastAPI app per Lambda function, and all of them at once
 for `afk dev`.
 
-Every app renders errors in the OpenAI shape for now: the routes it serves
-are OpenAI-dialect or our own (which follow the OpenAI shape).
+Errors leave in the dialect of the route that failed (see `error_codec`):
+Anthropic's shape under /v1/messages, Gemini's on Gemini routes, OpenAI's
+everywhere else (our own account API follows OpenAI's).
 """
 
 from __future__ import annotations
 
 import logging
+from types import ModuleType
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,7 +23,7 @@ from afk.http.common import RequestIdMiddleware, error_response
 
 log = logging.getLogger("afk.http")
 
-APPS = ("models", "chat", "account", "dashboard")
+APPS = ("models", "chat", "messages", "gemini", "account", "dashboard")
 
 
 def create_app(name: str, gateway: Gateway | None = None) -> FastAPI:
@@ -40,6 +42,14 @@ def create_app(name: str, gateway: Gateway | None = None) -> FastAPI:
         from afk.http import chat
 
         app.include_router(chat.router)
+    if "messages" in names:
+        from afk.http import messages
+
+        app.include_router(messages.router)
+    if "gemini" in names:
+        from afk.http import gemini
+
+        app.include_router(gemini.router)
     if "account" in names:
         from afk.http import account
 
@@ -53,12 +63,31 @@ def create_app(name: str, gateway: Gateway | None = None) -> FastAPI:
     return app
 
 
+def error_codec(request: Request) -> ModuleType:
+    """The dialect whose error shape the caller of this route understands."""
+    path = request.url.path
+    if path.startswith("/v1/messages"):
+        from afk.dialects import anthropic
+
+        return anthropic
+    gemini_route = ":" in path.rsplit("/", 1)[-1] or (
+        path.startswith(("/v1beta/", "/v1alpha/")))
+    gemini_auth = path.startswith("/v1/models") and (
+        "x-goog-api-key" in request.headers or "key" in request.query_params)
+    if gemini_route or gemini_auth:
+        from afk.dialects import gemini
+
+        return gemini
+    return openai_chat
+
+
 def _install_error_handlers(app: FastAPI) -> None:
-    render = openai_chat.render_error
+    def render(error: GatewayError, request: Request) -> Response:
+        return error_response(error, error_codec(request).render_error)
 
     @app.exception_handler(GatewayError)
-    async def gateway_error(_: Request, error: GatewayError) -> Response:
-        return error_response(error, render)
+    async def gateway_error(request: Request, error: GatewayError) -> Response:
+        return render(error, request)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
@@ -69,15 +98,14 @@ def _install_error_handlers(app: FastAPI) -> None:
             mapped = GatewayError(str(error.detail), status=error.status_code,
                                   code="method_not_allowed" if error.status_code == 405 else None)
             mapped.kind = "invalid_request"
-        return error_response(mapped, render)
+        return render(mapped, request)
 
     @app.exception_handler(Exception)
-    async def unexpected_error(_: Request, error: Exception) -> Response:
+    async def unexpected_error(request: Request, error: Exception) -> Response:
         log.exception("unhandled error")
-        return error_response(GatewayError("The gateway failed unexpectedly; nothing was "
-                                           "charged for the failed part. Retry the request."),
-                              render)
+        return render(GatewayError("The gateway failed unexpectedly; nothing was charged for "
+                                   "the failed part. Retry the request."), request)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, error: RequestValidationError) -> Response:
-        return error_response(InvalidRequest(str(error.errors()[:1])), render)
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
+        return render(InvalidRequest(str(error.errors()[:1])), request)

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from afk import pipeline
 from afk.dialects import openai_chat
-from afk.http.common import CompactJSONResponse, authenticate, json_body, request_id
+from afk.http.common import authenticate, json_body, request_id
+from afk.http.streaming import respond
 
 router = APIRouter()
-
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-
-
-async def respond(outcome: pipeline.Outcome) -> Response:
-    if outcome.stream is not None:
-        return StreamingResponse(outcome.stream, media_type="text/event-stream",
-                                 headers={**SSE_HEADERS, **outcome.headers})
-    return CompactJSONResponse(outcome.body, headers=outcome.headers)
 
 
 @router.post("/v1/chat/completions")
@@ -28,4 +20,4 @@ async def chat_completions(request: Request) -> Response:
     outcome = await pipeline.generate(request.app.state.gateway, openai_chat, principal, body,
                                       endpoint="chat.completions",
                                       request_id=request_id(request))
-    return await respond(outcome)
+    return respond(outcome)

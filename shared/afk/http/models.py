@@ -1,4 +1,9 @@
-"""`GET /v1/models` and `GET /v1/models/{id}`: the account's models with prices."""
+"""`GET /v1/models` and `GET /v1/models/{id}`: the account's models with prices.
+
+OpenAI's list shape plus `pricing`; Gemini's shape under `/v1beta`, and under
+`/v1` when the caller authenticates the Gemini way (`x-goog-api-key` or
+`?key=`), since google-genai lists models on `/v1/models` too.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from fastapi import APIRouter, Request
 
 from afk.billing.money import format_usd, to_pico
 from afk.catalog import Model
-from afk.errors import ModelNotFound
+from afk.errors import ModelNotFound, NotFound
 from afk.gateway import AccountView, Gateway
 from afk.http.common import CompactJSONResponse, authenticate
 
@@ -38,21 +43,45 @@ def _fresh_view(gateway: Gateway, account_id: str) -> AccountView:
     return gateway.remember(gateway.store.accounts.require(account_id))
 
 
-@router.get("/v1/models")
-async def list_models(request: Request) -> CompactJSONResponse:
+def gemini_shaped(request: Request) -> bool:
+    return (not request.url.path.startswith("/v1/") or "x-goog-api-key" in request.headers
+            or "key" in request.query_params)
+
+
+def render_gemini_model(model: Model) -> dict[str, Any]:
+    from afk.dialects import gemini
+
+    return gemini.render_model(model.id, model.display_name, model.context_window,
+                               model.max_output_tokens)
+
+
+@router.get("/{version}/models")
+async def list_models(version: str, request: Request) -> CompactJSONResponse:
+    if version not in ("v1", "v1beta", "v1alpha"):
+        raise NotFound(f"Unknown route: GET {request.url.path}", code="unknown_route")
     gateway: Gateway = request.app.state.gateway
     principal = await authenticate(request)
     view = await anyio.to_thread.run_sync(_fresh_view, gateway, principal.account_id)
-    return CompactJSONResponse({"object": "list", "data": [
-        render_model(m, view) for m in gateway.models_for(view)]})
+    models = gateway.models_for(view)
+    if gemini_shaped(request):
+        from afk.dialects import gemini
+
+        return CompactJSONResponse(gemini.render_model_list(
+            [render_gemini_model(m) for m in models]))
+    return CompactJSONResponse({"object": "list", "data": [render_model(m, view)
+                                                           for m in models]})
 
 
-@router.get("/v1/models/{model_id:path}")
-async def get_model(model_id: str, request: Request) -> CompactJSONResponse:
+@router.get("/{version}/models/{model_id:path}")
+async def get_model(version: str, model_id: str, request: Request) -> CompactJSONResponse:
+    if version not in ("v1", "v1beta", "v1alpha"):
+        raise NotFound(f"Unknown route: GET {request.url.path}", code="unknown_route")
     gateway: Gateway = request.app.state.gateway
     principal = await authenticate(request)
     view = await anyio.to_thread.run_sync(_fresh_view, gateway, principal.account_id)
     model = gateway.catalog.get(model_id.removeprefix("models/"))
     if model is None or (view.models is not None and model.id not in view.models):
         raise ModelNotFound(model_id)
+    if gemini_shaped(request):
+        return CompactJSONResponse(render_gemini_model(model))
     return CompactJSONResponse(render_model(model, view))

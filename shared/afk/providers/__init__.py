@@ -19,6 +19,8 @@ class Call:
     request: ir.Request
     model: Model
     passthrough_body: dict[str, Any] | None = None
+    # Caller headers a same-dialect upstream honours (anthropic-version, anthropic-beta).
+    caller_headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -59,3 +61,5 @@ class Provider(Protocol):
     async def complete(self, call: Call) -> Completion: ...
 
     async def open_stream(self, call: Call) -> UpstreamStream: ...
+
+    async def count_tokens(self, call: Call) -> int | None: ...

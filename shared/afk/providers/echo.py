@@ -55,6 +55,9 @@ class EchoProvider:
                          output_tokens=len(words))
         return words, usage, stop
 
+    async def count_tokens(self, call: Call) -> int | None:
+        return sum(len(_words(t)) for t in _prompt_text(call.request))
+
     async def complete(self, call: Call) -> Completion:
         words, usage, stop = self._plan(call)
         return Completion(response=ir.Response(

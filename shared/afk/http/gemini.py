@@ -1,0 +1,41 @@
+"""Gemini: `POST /{version}/models/{model}:generateContent`, `:streamGenerateContent`,
+`:countTokens`, for `v1beta` and `v1` (google-genai's default) alike.
+
+A model name may come with or without its `models/` prefix; `alt=sse` selects
+SSE framing, its absence Google's progressively streamed JSON array.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from afk import pipeline
+from afk.dialects import gemini
+from afk.errors import NotFound
+from afk.http.common import CompactJSONResponse, authenticate, json_body, request_id
+from afk.http.streaming import respond
+
+router = APIRouter()
+
+VERSIONS = ("v1", "v1beta", "v1alpha")
+METHODS = ("generateContent", "streamGenerateContent", "countTokens")
+
+
+@router.post("/{version}/models/{target:path}")
+async def model_method(version: str, target: str, request: Request) -> Response:
+    model, _, method = target.removeprefix("models/").rpartition(":")
+    if version not in VERSIONS or method not in METHODS or not model:
+        raise NotFound(f"Unknown route: POST {request.url.path}", code="unknown_route")
+    principal = await authenticate(request)
+    body = await json_body(request)
+    gateway = request.app.state.gateway
+    if method == "countTokens":
+        count = await pipeline.count_tokens(gateway, gemini, principal, body,
+                                            gemini.parse_count_tokens(body, model=model))
+        return CompactJSONResponse(gemini.render_count_tokens(count))
+    stream = method == "streamGenerateContent"
+    parsed = gemini.parse_request(body, model=model, stream=stream)
+    outcome = await pipeline.generate(gateway, gemini, principal, body, endpoint=method,
+                                      request_id=request_id(request), request=parsed)
+    return respond(outcome, json_array=stream and request.query_params.get("alt") != "sse")

@@ -1,0 +1,44 @@
+"""Anthropic Messages: `POST /v1/messages` and `POST /v1/messages/count_tokens`.
+
+`?beta=true` (what the SDK's beta namespace adds), any `anthropic-version` and
+any `anthropic-beta` are accepted; the version and betas reach the upstream
+only when it is Anthropic itself (passthrough).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from afk import pipeline
+from afk.dialects import anthropic
+from afk.http.common import CompactJSONResponse, authenticate, json_body, request_id
+from afk.http.streaming import respond
+
+router = APIRouter()
+
+FORWARDED = ("anthropic-version", "anthropic-beta")
+
+
+def _caller_headers(request: Request) -> dict[str, str]:
+    return {name: request.headers[name] for name in FORWARDED if name in request.headers}
+
+
+@router.post("/v1/messages")
+async def messages(request: Request) -> Response:
+    principal = await authenticate(request)
+    body = await json_body(request)
+    outcome = await pipeline.generate(request.app.state.gateway, anthropic, principal, body,
+                                      endpoint="messages", request_id=request_id(request),
+                                      caller_headers=_caller_headers(request))
+    return respond(outcome)
+
+
+@router.post("/v1/messages/count_tokens")
+async def count_tokens(request: Request) -> Response:
+    principal = await authenticate(request)
+    body = await json_body(request)
+    count = await pipeline.count_tokens(request.app.state.gateway, anthropic, principal, body,
+                                        anthropic.parse_count_tokens(body),
+                                        caller_headers=_caller_headers(request))
+    return CompactJSONResponse(anthropic.render_count_tokens(count))

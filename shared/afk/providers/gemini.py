@@ -1,0 +1,47 @@
+"""Google Gemini, over generateContent / streamGenerateContent (SSE)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from afk.dialects import gemini
+from afk.providers import Call
+from afk.providers.base import HTTPProvider
+from afk.providers.transport import json_body, upstream_errors
+
+API_VERSION = "v1beta"
+
+
+class GeminiProvider(HTTPProvider):
+    name = "gemini"
+    codec = gemini
+
+    def url(self, call: Call, *, stream: bool) -> str:
+        model = f"{self.base_url}/{API_VERSION}/models/{call.model.upstream}"
+        return f"{model}:streamGenerateContent?alt=sse" if stream else f"{model}:generateContent"
+
+    def headers(self, call: Call) -> dict[str, str]:
+        headers = {"content-type": "application/json"}
+        if self.api_key:
+            headers["x-goog-api-key"] = self.api_key
+        return headers
+
+    def body(self, call: Call, *, stream: bool) -> dict[str, Any]:
+        if call.passthrough_body is not None:
+            return call.passthrough_body
+        return gemini.render_request(call.request, model=call.model.upstream)
+
+    async def count_tokens(self, call: Call) -> int | None:
+        body = self.body(call, stream=False)
+        request = {"model": f"models/{call.model.upstream}",
+                   **{k: v for k, v in body.items()
+                      if k in ("contents", "systemInstruction", "system_instruction", "tools",
+                               "toolConfig", "tool_config")}}
+        async with upstream_errors(self.name):
+            response = await self.client().post(
+                f"{self.base_url}/{API_VERSION}/models/{call.model.upstream}:countTokens",
+                json={"generateContentRequest": request}, headers=self.headers(call))
+        if response.status_code >= 300:
+            raise self.error(response)
+        count = json_body(response, self.name).get("totalTokens")
+        return int(count) if isinstance(count, int) else None
