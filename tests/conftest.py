@@ -18,6 +18,8 @@ from afk.http.apps import create_app
 from afk.local.dynamodb import EmbeddedDynamoDB
 from afk.settings import Settings, Upstream
 from afk.store import Account, Dynamo, Store, create_table
+from tests.support.fake_anthropic import FakeAnthropic
+from tests.support.fake_gemini import FakeGemini
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.servers import serve
 
@@ -52,12 +54,42 @@ def fake_openai(fake_openai_server: tuple[FakeOpenAI, str]) -> FakeOpenAI:
 
 
 @pytest.fixture(scope="session")
-def settings(dynamodb_endpoint: str, fake_openai_server: tuple[FakeOpenAI, str]) -> Settings:
-    _, url = fake_openai_server
+def fake_anthropic_server() -> Iterator[tuple[FakeAnthropic, str]]:
+    fake = FakeAnthropic()
+    with serve(fake.app) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def fake_anthropic(fake_anthropic_server: tuple[FakeAnthropic, str]) -> FakeAnthropic:
+    fake, _ = fake_anthropic_server
+    fake.reset()
+    return fake
+
+
+@pytest.fixture(scope="session")
+def fake_gemini_server() -> Iterator[tuple[FakeGemini, str]]:
+    fake = FakeGemini()
+    with serve(fake.app) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def fake_gemini(fake_gemini_server: tuple[FakeGemini, str]) -> FakeGemini:
+    fake, _ = fake_gemini_server
+    fake.reset()
+    return fake
+
+
+@pytest.fixture(scope="session")
+def settings(dynamodb_endpoint: str, fake_openai_server: tuple[FakeOpenAI, str],
+             fake_anthropic_server: tuple[FakeAnthropic, str],
+             fake_gemini_server: tuple[FakeGemini, str]) -> Settings:
     base = Settings.from_env({})
     return replace(base, table="afk-test", dynamodb_endpoint=dynamodb_endpoint,
-                   upstreams={**base.upstreams,
-                              "openai": Upstream(f"{url}/v1", UPSTREAM_KEY)},
+                   upstreams={"openai": Upstream(f"{fake_openai_server[1]}/v1", UPSTREAM_KEY),
+                              "anthropic": Upstream(fake_anthropic_server[1], UPSTREAM_KEY),
+                              "gemini": Upstream(fake_gemini_server[1], UPSTREAM_KEY)},
                    read_timeout=10.0, connect_timeout=2.0)
 
 

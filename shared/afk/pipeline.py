@@ -104,6 +104,9 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
         request = codec.parse_request(body)
     model, view = await anyio.to_thread.run_sync(gateway.model_for, principal, request.model)
     provider = gateway.provider(model.provider)
+    passthrough = provider.dialect == codec.DIALECT
+    if not passthrough and hasattr(codec, "check_translatable"):
+        codec.check_translatable(body)  # a 400 naming what only the caller's own provider has
     requested = request.max_output_tokens
     reservation = await reserve(gateway, principal, model, request,
                                 cap=view.caps.get(model.id), endpoint=endpoint,
@@ -112,7 +115,7 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
         quote = reservation.quote
         request.max_output_tokens = quote.max_output_tokens
         call = Call(request=request, model=model, caller_headers=caller_headers or {})
-        if provider.dialect == codec.DIALECT:
+        if passthrough:
             call.passthrough_body = codec.patch_request(
                 body, model=model.upstream, max_tokens=quote.max_output_tokens,
                 stream_usage=True)

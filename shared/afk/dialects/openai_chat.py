@@ -278,6 +278,11 @@ def _render_messages(messages: list[ir.Message]) -> list[dict[str, Any]]:
         for block in message.content:
             if isinstance(block, ir.Text):
                 parts.append({"type": "text", "text": block.text})
+            elif isinstance(block, ir.Image) and block.data and block.media_type and \
+                    not block.media_type.startswith("image/"):
+                parts.append({"type": "file", "file": {
+                    "file_data": f"data:{block.media_type};base64,{block.data}",
+                    "filename": "document" + _extension(block.media_type)}})
             elif isinstance(block, ir.Image):
                 url = block.url or f"data:{block.media_type};base64,{block.data}"
                 image = {"url": url, **({"detail": block.detail} if block.detail else {})}
@@ -289,6 +294,10 @@ def _render_messages(messages: list[ir.Message]) -> list[dict[str, Any]]:
             entry["name"] = message.name
         out.append(entry)
     return out
+
+
+def _extension(media_type: str) -> str:
+    return {"application/pdf": ".pdf", "text/plain": ".txt"}.get(media_type, "")
 
 
 def _render_text(blocks: list[Any]) -> str:
