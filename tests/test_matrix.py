@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 import anthropic
-import openai
 import pytest
 from google import genai
 from google.genai import types as gtypes

@@ -1,0 +1,104 @@
+"""What Anthropic and Gemini callers see at the edges: errors in their own
+dialect's shape and status, token counting that never bills, models listed
+the Gemini way."""
+
+from __future__ import annotations
+
+import anthropic
+import httpx
+import pytest
+from google import genai
+from google.genai import errors as gerrors
+from google.genai import types as gtypes
+
+from tests.conftest import Customer
+
+
+def anthropic_client(customer: Customer, key: str | None = None) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=customer.url, api_key=key or customer.key,
+                               max_retries=0)
+
+
+def gemini_client(customer: Customer, key: str | None = None,
+                  version: str = "v1beta") -> genai.Client:
+    return genai.Client(api_key=key or customer.key, http_options=gtypes.HttpOptions(
+        base_url=customer.url, api_version=version))
+
+
+def test_anthropic_errors_have_anthropic_shape(customer: Customer):
+    with pytest.raises(anthropic.AuthenticationError) as caught:
+        anthropic_client(customer, "afk-" + "z" * 48).messages.create(
+            model="claude-haiku-4-5", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+    assert caught.value.body["type"] == "error"
+    assert caught.value.body["error"]["type"] == "authentication_error"
+    with pytest.raises(anthropic.NotFoundError):
+        anthropic_client(customer).messages.create(
+            model="claude-unknown", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        anthropic_client(customer).messages.create(
+            model="claude-haiku-4-5", max_tokens=0, messages=[{"role": "user", "content": "x"}])
+    assert caught.value.body["error"]["type"] == "invalid_request_error"
+
+
+def test_anthropic_402_when_credits_run_out(make_customer):
+    broke = make_customer(credits="0.000001")
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        anthropic_client(broke).messages.create(
+            model="claude-haiku-4-5", max_tokens=4000,
+            messages=[{"role": "user", "content": "a long question " * 20}])
+    assert caught.value.status_code == 402
+    assert caught.value.body["error"]["type"] == "billing_error"
+
+
+def test_gemini_errors_have_gemini_shape(customer: Customer):
+    # (google-genai closes its HTTP client when the Client is collected: keep references.)
+    bad, good = gemini_client(customer, "afk-" + "z" * 48), gemini_client(customer)
+    with pytest.raises(gerrors.ClientError) as caught:
+        bad.models.generate_content(model="gemini-2.5-flash", contents="x")
+    assert caught.value.code == 401
+    with pytest.raises(gerrors.ClientError) as caught:
+        good.models.generate_content(model="gemini-unknown", contents="x")
+    assert caught.value.code == 404
+    assert caught.value.status == "NOT_FOUND"
+
+
+def test_count_tokens_moves_no_money(customer: Customer, fake_anthropic, fake_gemini):
+    before = customer.account()
+    count = anthropic_client(customer).messages.count_tokens(
+        model="claude-haiku-4-5", messages=[{"role": "user", "content": "count these words"}])
+    assert count.input_tokens > 0
+    assert fake_anthropic.requests[-1].path.endswith("/v1/messages/count_tokens")
+    gemini = gemini_client(customer)
+    counted = gemini.models.count_tokens(
+        model="gemini-2.5-flash", contents="count these words please")
+    assert counted.total_tokens > 0
+    assert fake_gemini.requests[-1].path.endswith(":countTokens")
+    # Counting through a dialect whose provider has no counting API: an offline estimate.
+    offline = anthropic_client(customer).messages.count_tokens(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "count these words"}])
+    assert offline.input_tokens > 0
+    after = customer.account()
+    assert (after.balance, after.charged, after.holds) == (before.balance, 0, {})
+    assert customer.charges() == []
+
+
+def test_gemini_sdk_lists_models_on_its_default_v1(customer: Customer):
+    client = gemini_client(customer, version="v1")
+    names = {m.name for m in client.models.list()}
+    assert "models/gemini-2.5-flash" in names and "models/claude-haiku-4-5" in names
+    assert client.models.get(model="gpt-4o-mini").name == "models/gpt-4o-mini"
+
+
+def test_gemini_json_array_stream_without_alt_sse(customer: Customer, fake_gemini):
+    response = httpx.post(
+        f"{customer.url}/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+        params={"key": customer.key},
+        json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}]})
+    assert response.status_code == 200
+    import json
+
+    chunks = json.loads(response.text)
+    text = "".join(p.get("text", "") for c in chunks for p in c["candidates"][0]["content"]
+                   ["parts"])
+    assert text and chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+    assert len(customer.charges()) == 1
