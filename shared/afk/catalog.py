@@ -60,6 +60,7 @@ class Model:
     prices: Prices
     max_output_tokens: int
     context_window: int
+    reasoning: bool = False  # accepts a reasoning effort / thinking budget
     created: int = 1_700_000_000
 
     @property
@@ -136,6 +137,14 @@ def _parse_model(entry: object, source: str) -> Model:
         upstream=str(entry.get("upstream") or model_id),
         display_name=str(entry.get("display_name") or model_id),
         prices=parsed,
+        reasoning=_flag(entry, "reasoning", where),
         created=int(entry.get("created", 1_700_000_000)),
         **ints,
     )
+
+
+def _flag(entry: dict, name: str, where: str) -> bool:
+    value = entry.get(name, False)
+    if not isinstance(value, bool):
+        raise CatalogError(f"{where}: {name} must be true or false")
+    return value

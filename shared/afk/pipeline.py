@@ -105,8 +105,13 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
     model, view = await anyio.to_thread.run_sync(gateway.model_for, principal, request.model)
     provider = gateway.provider(model.provider)
     passthrough = provider.dialect == codec.DIALECT
-    if not passthrough and hasattr(codec, "check_translatable"):
-        codec.check_translatable(body)  # a 400 naming what only the caller's own provider has
+    if not passthrough:
+        if hasattr(codec, "check_translatable"):
+            codec.check_translatable(body)  # a 400 naming what only the caller's provider has
+        if not model.reasoning:
+            # Coding CLIs send thinking / effort settings to every model; for a model
+            # without reasoning they are hints it cannot take (its API would 400).
+            request.reasoning_effort = request.thinking_budget = None
     requested = request.max_output_tokens
     reservation = await reserve(gateway, principal, model, request,
                                 cap=view.caps.get(model.id), endpoint=endpoint,

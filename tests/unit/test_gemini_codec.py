@@ -482,14 +482,122 @@ def test_gemini_thoughts_go_back_to_gemini_only() -> None:
      "generationConfig.candidateCount"),
     ({"contents": [{"parts": [{"text": "x"}]}], "generation_config": {"max_output_tokens": 0}},
      "generationConfig.maxOutputTokens"),
-    ({"contents": [{"parts": [{"text": "x"}]}], "tools": [{"googleSearch": {}}]}, "tools[0]"),
-    ({"contents": [{"parts": [{"executableCode": {}}]}]}, "contents[0].parts[0]"),
+    # Malformed, as Gemini itself would say; well-formed Gemini-only features are not
+    # refused here (see the passthrough leniency tests below).
+    ({"contents": [{"parts": [{"text": "x"}]}], "tools": [{}]}, "tools[0]"),
+    ({"contents": [{"parts": [{"text": "x"}]}], "tools": [{"functionDeclarations": {}}]},
+     "tools[0].functionDeclarations"),
+    ({"contents": [{"parts": [{}]}]}, "contents[0].parts[0]"),
+    ({"contents": [{"parts": [{"text": None}]}]}, "contents[0].parts[0]"),
 ])
 def test_invalid_requests_name_the_field(body: dict[str, Any], param: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
         gemini.parse_request(body, model="m", stream=False)
     assert caught.value.param == param
     assert caught.value.status == 400
+
+
+# ---------------------------------------------------------------- passthrough leniency
+def test_gemini_only_features_parse_for_a_passthrough() -> None:
+    """A Gemini caller on a Gemini model is relayed verbatim and the IR only quotes
+    it: hosted tools, code-execution parts, cachedContent, audio output and safety
+    settings are left out of the IR, not refused."""
+    request = gemini.parse_request(_json("request_gemini_only.json"), model="gemini-2.5-flash",
+                                   stream=False)
+    assert request.tools == [ir.Tool(name="get_weather", parameters={
+        "type": "object", "properties": {"city": {"type": "string"}}})]
+    # The model turn held only code-execution parts: no empty assistant message.
+    assert request.messages == [
+        ir.Message(role="user", content=[ir.Text(text="Sum 0..9 in Python, then read me "
+                                                      "the news.")]),
+        ir.Message(role="user", content=[ir.Text(text="And the news?")])]
+    assert request.max_output_tokens == 200
+    counted = gemini.parse_count_tokens({"generateContentRequest": _json(
+        "request_gemini_only.json")}, model="gemini-2.5-flash")
+    assert counted.messages == request.messages
+
+
+def test_check_translatable_names_every_gemini_only_feature() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        gemini.check_translatable(_json("request_gemini_only.json"))
+    error = caught.value
+    assert (error.status, error.param) == (400, "cachedContent")
+    for feature in ("cachedContent (cachedContents/abc123)",
+                    "generationConfig.responseModalities (AUDIO)",
+                    "generationConfig.speechConfig", "tools[0] (googleSearch)",
+                    "tools[1] (codeExecution)", "tools[2] (urlContext)",
+                    "contents[1].parts[0] (executableCode)",
+                    "contents[1].parts[1] (codeExecutionResult)"):
+        assert feature in error.message
+    assert "only Gemini models can serve this" in error.message
+    assert "safetySettings" not in error.message
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"tools": [{"google_search": {}}]}, "tools[0]"),
+    ({"tools": [{"functionDeclarations": [{"name": "f"}], "codeExecution": {}}]}, "tools[0]"),
+    ({"cached_content": "cachedContents/x"}, "cachedContent"),
+    ({"generation_config": {"response_modalities": ["TEXT", "IMAGE"]}},
+     "generationConfig.responseModalities"),
+    ({"generationConfig": {"speechConfig": {"languageCode": "en-US"}}},
+     "generationConfig.speechConfig"),
+    ({"generationConfig": {"responseMimeType": "text/x.enum",
+                           "responseSchema": {"type": "STRING", "enum": ["a", "b"]}}},
+     "generationConfig.responseMimeType"),
+])
+def test_check_translatable_names_the_field(body: dict[str, Any], param: str) -> None:
+    body = {"contents": [{"role": "user", "parts": [{"text": "x"}]}], **body}
+    gemini.parse_request(body, model="m", stream=False)  # a passthrough takes it
+    with pytest.raises(InvalidRequest) as caught:
+        gemini.check_translatable(body)
+    assert caught.value.param == param
+
+
+def test_check_translatable_skips_history_parts_it_cannot_carry() -> None:
+    body = {"contents": [
+        {"role": "user", "parts": [{"text": "x"}]},
+        {"role": "model", "parts": [{"text": "ok"}, {"executableCode": {"code": "1"}}]},
+        {"role": "user", "parts": [{"text": "y"}]}]}
+    request = gemini.parse_request(body, model="m", stream=False)
+    assert request.messages[1] == ir.Message(role="assistant", content=[ir.Text(text="ok")])
+    with pytest.raises(InvalidRequest) as caught:
+        gemini.check_translatable(body)
+    assert caught.value.param == "contents[1].parts[1]"
+
+
+@pytest.mark.parametrize("name", ["request_full.json", "request_parallel_calls.json",
+                                  "request_snake_case.json"])
+def test_translatable_requests_pass_the_check(name: str) -> None:
+    gemini.check_translatable(_json(name))
+
+
+def test_safety_settings_and_text_modality_are_translatable() -> None:
+    """safetySettings only tune Gemini's own filters; another provider answers under
+    its own policy, so they are dropped rather than refused."""
+    gemini.check_translatable({
+        "contents": [{"parts": [{"text": "x"}]}],
+        "safetySettings": [{"category": "HARM_CATEGORY_HATE_SPEECH",
+                            "threshold": "BLOCK_ONLY_HIGH"}],
+        "generationConfig": {"responseModalities": ["TEXT"], "responseMimeType": "text/plain",
+                             "presencePenalty": 0.5}})
+
+
+def test_check_translatable_still_refuses_malformed_bodies() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        gemini.check_translatable({"contents": [{"parts": [{}]}]})
+    assert caught.value.param == "contents[0].parts[0]"
+
+
+def test_code_execution_answer_parses_for_metering() -> None:
+    """A passthrough relays a code-execution answer verbatim but still parses it to
+    meter it: its executableCode parts must not fail the call."""
+    response = gemini.parse_response(_json("response_code_execution.json"))
+    assert response.content == [ir.Text(text="Let me compute it."),
+                                 ir.Text(text="The sum is 45.")]
+    assert response.stop_reason == "stop"
+    assert response.usage == ir.Usage(input_tokens=32, output_tokens=30)
+    events = _decode([ServerSentEvent(data=_bytes("response_code_execution.json").decode())])
+    assert ir.collect(events).content == [ir.Text(text="Let me compute it.The sum is 45.")]
 
 
 @pytest.mark.parametrize(("request_", "param"), [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -245,10 +246,15 @@ def render_request(request: ir.Request, *, model: str) -> dict[str, Any]:
         else:
             body["response_format"] = {"type": fmt.type}
     for name in ("parallel_tool_calls", "temperature", "top_p", "seed", "reasoning_effort",
-                 "user", "metadata"):
+                 "metadata"):
         value = getattr(request, name)
         if value is not None:
             body[name] = value
+    if request.user:
+        # Other dialects' user ids can be long JSON (Claude Code's); OpenAI's end-user
+        # id is short. A digest keeps one stable id per user.
+        body["user"] = request.user if len(request.user) <= 64 else \
+            hashlib.sha256(request.user.encode()).hexdigest()
     if request.stop:
         body["stop"] = request.stop
     return body

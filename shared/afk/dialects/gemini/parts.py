@@ -31,7 +31,7 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def signature(value: Any) -> tuple[str | None, str | None]:
+def parse_signature(value: Any) -> tuple[str | None, str | None]:
     """A part's thoughtSignature as (raw signature, issuing provider)."""
     if not isinstance(value, str) or not value:
         return None, None
@@ -45,7 +45,7 @@ def parse_part(part: Any, where: str, call_id: Callable[[dict[str, Any]], str],
     signature-only Thinking block before it (the IR keeps signatures on thinking)."""
     if not isinstance(part, dict):
         raise InvalidRequest(f"{where} must be an object", param=where)
-    raw_signature, issuer = signature(part.get("thoughtSignature"))
+    raw_signature, issuer = parse_signature(part.get("thoughtSignature"))
     if "functionCall" in part:
         call = part["functionCall"]
         if not isinstance(call, dict) or not isinstance(call.get("name"), str):
@@ -74,8 +74,8 @@ def parse_part(part: Any, where: str, call_id: Callable[[dict[str, Any]], str],
         if blocks and not kinds:
             return blocks  # a signature-only part
         # Empty, malformed, or a response where only a call can be.
-        raise InvalidRequest(f"{where}: unsupported part ({', '.join(sorted(part)) or 'empty part'})",
-                             param=where)
+        found = ", ".join(sorted(part)) or "empty part"
+        raise InvalidRequest(f"{where}: unsupported part ({found})", param=where)
     skipped.append(f"{where} ({', '.join(kinds)})")
     return blocks
 

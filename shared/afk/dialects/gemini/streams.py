@@ -1,0 +1,237 @@
+"""Gemini streams: upstream `data:` events -> IR stream events, IR stream events
+-> events for a Gemini caller, and the JSON-array framing used without `alt=sse`."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from afk import ir
+from afk.dialects.gemini.errors import error_from_body
+from afk.dialects.gemini.parts import PROVIDER, dumps, parse_signature, render_function_call
+from afk.dialects.gemini.responses import (
+    STOP_TO_WIRE,
+    output_call_id,
+    parse_usage,
+    render_usage,
+    stop_reason,
+)
+from afk.errors import UpstreamError
+from afk.sse import ServerSentEvent
+
+
+class StreamDecoder:
+    """Upstream `data:` events (each a GenerateContentResponse of new parts, with
+    running-total usage) -> IR stream events.
+
+    Consecutive text parts extend one text block, consecutive thought parts one
+    thinking block; every call and every signature opens a block of its own.
+    Gemini streams have no terminator: `finish()` ends the stream if a
+    finishReason was seen and reports truncation otherwise.
+    """
+
+    def __init__(self) -> None:
+        self._started = False
+        self._closed = False
+        self._stop: ir.StopReason | None = None
+        self._response_id = ""
+        self._blocks = 0
+        self._open: tuple[str, int] | None = None  # (kind, index) of an extendable block
+        self._calls = 0
+        self.last_was_usage_only = False  # Gemini has no usage-only event to drop
+
+    def _block(self, kind: str) -> int:
+        """The open block of this kind, or a new one."""
+        if self._open is not None and self._open[0] == kind:
+            return self._open[1]
+        self._blocks += 1
+        self._open = (kind, self._blocks - 1)
+        return self._blocks - 1
+
+    def _new_block(self) -> int:
+        """A block nothing else extends (a call, a signature)."""
+        self._open = None
+        self._blocks += 1
+        return self._blocks - 1
+
+    def feed(self, event: ServerSentEvent) -> list[ir.StreamEvent]:
+        if self._closed:
+            raise UpstreamError("The upstream sent data after the stream ended.")
+        try:
+            chunk = json.loads(event.data)
+        except ValueError:
+            raise UpstreamError("The upstream sent a malformed stream event.") from None
+        if not isinstance(chunk, dict):
+            raise UpstreamError("The upstream sent a malformed stream event.")
+        if chunk.get("error"):
+            code = (chunk["error"] or {}).get("code") if isinstance(chunk["error"], dict) else 0
+            raise error_from_body(chunk, status=code if isinstance(code, int) and code else 502)
+        out: list[ir.StreamEvent] = []
+        if not self._started:
+            self._started = True
+            self._response_id = str(chunk.get("responseId") or "")
+            out.append(ir.StreamStart(id=self._response_id,
+                                      model=str(chunk.get("modelVersion") or ""),
+                                      created=int(time.time())))
+        candidates = chunk.get("candidates") or []
+        if candidates:
+            candidate = candidates[0]
+            for part in (candidate.get("content") or {}).get("parts") or []:
+                out += self._feed_part(part)
+            if candidate.get("finishReason"):
+                self._stop = stop_reason(candidate["finishReason"], has_calls=self._calls > 0)
+        elif (chunk.get("promptFeedback") or {}).get("blockReason"):
+            self._stop = "content_filter"
+        if chunk.get("usageMetadata"):
+            out.append(ir.UsageUpdate(usage=parse_usage(chunk["usageMetadata"])))
+        return out
+
+    def _feed_part(self, part: Any) -> list[ir.StreamEvent]:
+        if not isinstance(part, dict):
+            raise UpstreamError("The upstream sent a malformed content part.")
+        signature, issuer = parse_signature(part.get("thoughtSignature"))
+        if isinstance(part.get("functionCall"), dict):
+            call = part["functionCall"]
+            index = self._new_block()
+            self._calls += 1
+            return [ir.ToolCallStart(index=index, name=str(call.get("name") or ""),
+                                     id=output_call_id(self._response_id, self._calls - 1,
+                                                        call),
+                                     signature=signature, provider=issuer),
+                    ir.ToolCallDelta(index=index, arguments=dumps(call.get("args") or {}))]
+        text = part.get("text") if isinstance(part.get("text"), str) else ""
+        if part.get("thought") is True:
+            return [ir.ThinkingDelta(index=self._block("thinking"), text=text,
+                                     signature=signature, provider=issuer)]
+        out: list[ir.StreamEvent] = []
+        if signature:
+            out.append(ir.ThinkingDelta(index=self._new_block(), signature=signature,
+                                        provider=issuer))
+        if text:
+            out.append(ir.TextDelta(index=self._block("text"), text=text))
+        # Other parts (inline images, executable code) have no stream event in the
+        # IR; their tokens are still metered through usageMetadata.
+        return out
+
+    def finish(self) -> list[ir.StreamEvent]:
+        """The upstream closed the stream: complete only if it said why it stopped."""
+        if self._closed:
+            raise UpstreamError("The stream was already finished.")
+        self._closed = True
+        if self._stop is None:
+            raise UpstreamError("The upstream stream ended before it was complete.")
+        return [ir.StreamEnd(stop_reason=self._stop)]
+
+    @property
+    def done(self) -> bool:
+        return self._stop is not None
+
+
+class StreamEncoder:
+    """IR stream events -> `data: {GenerateContentResponse}` events for the caller.
+
+    One event per text delta, held back until the next event so that the last
+    one carries the finishReason, as Gemini's own last event does. A tool call
+    is buffered and sent whole (Gemini callers expect complete args) when its
+    block ends; consecutive calls share one event, as Gemini sends them. Every
+    event carries the usage known when it is sent, the last one the final usage.
+    """
+
+    def __init__(self, *, model: str, include_usage: bool) -> None:
+        del include_usage  # Gemini always reports usage
+        self._model = model
+        self._id = ""
+        self._usage: ir.Usage | None = None
+        self._signature: str | None = None  # a Gemini thought signature for the next part
+        self._pending: list[dict[str, Any]] = []  # parts of the event not sent yet
+        self._call: ir.ToolCall | None = None  # the call whose arguments are streaming
+        self._call_index: int | None = None
+        self._finished = False
+
+    def _part(self, part: dict[str, Any]) -> dict[str, Any]:
+        if self._signature and "thoughtSignature" not in part:
+            part["thoughtSignature"], self._signature = self._signature, None
+        return part
+
+    def _send(self, finish: str | None = None) -> list[ServerSentEvent]:
+        parts, self._pending = self._pending, []
+        if not parts and finish is None:
+            return []
+        candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
+        if finish:
+            candidate["finishReason"] = finish
+        candidate["index"] = 0
+        chunk: dict[str, Any] = {"candidates": [candidate]}
+        if self._usage is not None:
+            chunk["usageMetadata"] = render_usage(self._usage)
+        chunk["modelVersion"] = self._model
+        chunk["responseId"] = self._id
+        return [ServerSentEvent(data=dumps(chunk))]
+
+    def _close_call(self) -> list[ServerSentEvent]:
+        """The streaming call is complete: it joins the pending calls, if any."""
+        if self._call is None:
+            return []
+        part = self._part(render_function_call(self._call))
+        self._call = self._call_index = None
+        out = [] if all("functionCall" in p for p in self._pending) else self._send()
+        self._pending.append(part)
+        return out
+
+    def feed(self, event: ir.StreamEvent) -> list[ServerSentEvent]:
+        if self._finished:
+            raise ValueError("event after the end of the stream")
+        match event:
+            case ir.StreamStart(id=response_id):
+                self._id = response_id
+                return []
+            case ir.TextDelta(text=text) | ir.RefusalDelta(text=text):
+                if not text:
+                    return []
+                out = self._close_call() + self._send()
+                self._pending = [self._part({"text": text})]
+                return out
+            case ir.ThinkingDelta(signature=signature, provider=provider):
+                out = self._close_call()
+                if signature and provider == PROVIDER:
+                    self._signature = signature
+                return out  # thought text never leaks
+            case ir.ToolCallStart(index=index, id=call_id, name=name, signature=signature,
+                                  provider=provider):
+                out = self._close_call()
+                if not all("functionCall" in p for p in self._pending):
+                    out += self._send()
+                self._call = ir.ToolCall(id=call_id, name=name, arguments="",
+                                         signature=signature, provider=provider)
+                self._call_index = index
+                return out
+            case ir.ToolCallDelta(index=index, arguments=arguments):
+                if self._call is None or index != self._call_index:
+                    raise ValueError(f"arguments for tool call block {index} before its start")
+                self._call.arguments += arguments
+                return []
+            case ir.UsageUpdate(usage=usage):
+                self._usage = usage
+                return []
+            case ir.StreamEnd(stop_reason=reason):
+                out = self._close_call()
+                self._finished = True
+                if not self._pending or self._signature:
+                    self._pending.append(self._part({"text": ""}))
+                return out + self._send(STOP_TO_WIRE[reason])
+        raise TypeError(f"unknown stream event {event!r}")
+
+
+def passthrough_keep(decoder: StreamDecoder, *, include_usage: bool) -> bool:
+    """Every upstream event is relayed: Gemini callers always get usage."""
+    return True
+
+
+def render_json_array_chunk(response: dict[str, Any], *, first: bool) -> str:
+    """One element of `streamGenerateContent` without `alt=sse`: a JSON array sent
+    progressively. Close it with `JSON_ARRAY_CLOSE` (or `"[]"` if nothing was sent)."""
+    return ("[" if first else "\n,\r\n") + dumps(response)
+
+
+JSON_ARRAY_CLOSE = "]"
