@@ -1,0 +1,136 @@
+"""The vendors' coding CLIs, headless, pointed at the gateway: each completes a
+prompt on a model of its own provider and of another provider, billed
+correctly, with its system prompt and tools arriving upstream in the
+target's form.
+
+The CLIs come from the npm registry (pinned in tests/clis/package.json) and
+are installed once into .venv/clis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from afk.catalog import Catalog
+from tests.conftest import Customer
+from tests.support import fake_anthropic, fake_gemini, fake_openai
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFIX = ROOT / ".venv" / "clis"
+CLAUDE = PREFIX / "node_modules" / ".bin" / "claude"
+GEMINI = PREFIX / "node_modules" / ".bin" / "gemini"
+ANSWER = "The gateway relayed this answer."
+CATALOG = Catalog.load()
+
+
+@pytest.fixture(scope="session")
+def clis() -> None:
+    if CLAUDE.exists() and GEMINI.exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm is needed to install the coding CLIs (Node.js 20+)")
+    PREFIX.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "tests" / "clis" / "package.json", PREFIX / "package.json")
+    subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error"],
+                   cwd=PREFIX, check=True, timeout=600)
+
+
+def script(provider: str, fakes: dict) -> tuple[int, int]:
+    """Every upstream answer of this run: ANSWER, with known usage (input, output)."""
+    for _ in range(6):
+        if provider == "openai":
+            fakes[provider].push(fake_openai.Reply(text=ANSWER, prompt_tokens=900,
+                                                   completion_tokens=7))
+        elif provider == "anthropic":
+            fakes[provider].push(fake_anthropic.Reply(text=ANSWER, input_tokens=900,
+                                                      output_tokens=7))
+        else:
+            fakes[provider].push(fake_gemini.Reply(text=ANSWER, prompt_tokens=900,
+                                                   candidates_tokens=7))
+    return 900, 7
+
+
+def assert_billed(customer: Customer, model: str, calls: int, usage: tuple[int, int]) -> None:
+    prices = CATALOG.get(model).prices
+    charges = customer.charges()
+    assert len(charges) == calls >= 1
+    for entry in charges:
+        assert (entry.model, entry.status) == (model, "ok")
+        assert (entry.input_tokens, entry.output_tokens) == usage
+        cost = (usage[0] * prices.input + usage[1] * prices.output) / 1_000_000
+        assert Decimal(entry.amount) / 10**12 == cost
+    customer.assert_books_balance()
+
+
+def assert_prompt_and_tools_arrived(provider: str, body: dict) -> None:
+    if provider == "openai":
+        assert body["messages"][0]["role"] == "system" and body["messages"][0]["content"]
+        assert body["tools"] and all(t["type"] == "function" for t in body["tools"])
+    elif provider == "anthropic":
+        assert body["system"]
+        assert body["tools"] and all("input_schema" in t or "type" in t for t in body["tools"])
+    else:
+        assert body["systemInstruction"]["parts"][0]["text"]
+        declarations = body["tools"][0]["functionDeclarations"]
+        assert declarations and all(d["name"] for d in declarations)
+
+
+def run(command: list[str], env: dict[str, str], cwd: Path) -> str:
+    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True,
+                            timeout=180, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, f"{command[0]} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def base_env(home: Path) -> dict[str, str]:
+    keep = ("PATH", "LANG", "TERM", "SYSTEMROOT")
+    return {**{k: os.environ[k] for k in keep if k in os.environ}, "HOME": str(home),
+            "NO_COLOR": "1", "CI": "1"}
+
+
+@pytest.fixture
+def fakes(fake_openai, fake_anthropic, fake_gemini) -> dict:
+    return {"openai": fake_openai, "anthropic": fake_anthropic, "gemini": fake_gemini}
+
+
+@pytest.mark.parametrize("model", ["claude-haiku-4-5", "gpt-4o-mini", "gemini-2.5-flash"])
+def test_claude_code(clis, model: str, customer: Customer, fakes: dict, tmp_path: Path):
+    provider = CATALOG.get(model).provider
+    usage = script(provider, fakes)
+    env = {**base_env(tmp_path), "ANTHROPIC_BASE_URL": customer.url,
+           "ANTHROPIC_API_KEY": customer.key, "ANTHROPIC_MODEL": model,
+           "ANTHROPIC_DEFAULT_HAIKU_MODEL": model, "ANTHROPIC_SMALL_FAST_MODEL": model,
+           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}
+    out = run([str(CLAUDE), "-p", "Say hello"], env, tmp_path)
+    assert ANSWER in out
+    requests = fakes[provider].requests
+    assert requests, "nothing reached the upstream"
+    assert_prompt_and_tools_arrived(provider, requests[0].body)
+    assert_billed(customer, model, len(requests), usage)
+
+
+@pytest.mark.parametrize("model", ["gemini-2.5-flash", "claude-haiku-4-5", "gpt-4o-mini"])
+def test_gemini_cli(clis, model: str, customer: Customer, fakes: dict, tmp_path: Path):
+    provider = CATALOG.get(model).provider
+    usage = script(provider, fakes)
+    (tmp_path / ".gemini").mkdir()
+    (tmp_path / ".gemini" / "settings.json").write_text(json.dumps({
+        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "telemetry": {"enabled": False}, "usageStatisticsEnabled": False}))
+    env = {**base_env(tmp_path), "GEMINI_API_KEY": customer.key,
+           "GOOGLE_GEMINI_BASE_URL": customer.url, "GEMINI_CLI_TRUST_WORKSPACE": "true",
+           "GEMINI_CLI_NO_RELAUNCH": "1"}
+    out = run([str(GEMINI), "-m", model, "-p", "Say hello"], env, tmp_path)
+    assert ANSWER in out
+    requests = fakes[provider].requests
+    assert requests, "nothing reached the upstream"
+    assert_prompt_and_tools_arrived(provider, requests[0].body)
+    assert_billed(customer, model, len(requests), usage)
