@@ -102,3 +102,55 @@ def test_gemini_json_array_stream_without_alt_sse(customer: Customer, fake_gemin
                    ["parts"])
     assert text and chunks[-1]["candidates"][0]["finishReason"] == "STOP"
     assert len(customer.charges()) == 1
+
+
+def test_image_urls_reach_gemini_inline_and_private_ones_are_refused(customer: Customer,
+                                                                     fake_gemini,
+                                                                     monkeypatch):
+    from afk.providers.gemini import GeminiProvider
+    from afk.providers.images import ImageFetcher
+    from tests.support.servers import serve
+    from tests.unit.test_images import PNG, image_server
+
+    client = customer.openai()
+    image_message = [{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": "https://127.0.0.1/cat.png"}}]}]
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="gemini-2.5-flash", messages=image_message)
+    assert "not a public address" in caught.value.message
+    assert fake_gemini.requests == []
+    assert customer.charges()[0].amount == 0
+
+    with serve(image_server()) as url:
+        async def local(host: str, port: int) -> list[str]:
+            return ["127.0.0.1"]
+
+        monkeypatch.setattr(GeminiProvider, "images", ImageFetcher(
+            resolver=local, is_allowed=lambda a: True, schemes=("http",)))
+        image_message[0]["content"][1]["image_url"]["url"] = f"{url}/cat.png"
+        client.chat.completions.create(model="gemini-2.5-flash", messages=image_message)
+    import base64
+
+    parts = fake_gemini.requests[-1].body["contents"][0]["parts"]
+    inline = next(p["inlineData"] for p in parts if "inlineData" in p)
+    assert inline["mimeType"] == "image/png" and base64.b64decode(inline["data"]) == PNG
+
+
+def test_anthropic_beta_query_and_headers_are_accepted(customer: Customer, fake_anthropic):
+    response = httpx.post(f"{customer.url}/v1/messages?beta=true",
+                          headers={"x-api-key": customer.key, "anthropic-version": "2023-06-01",
+                                   "anthropic-beta": "made-up-beta-2099-01-01"},
+                          json={"model": "gpt-4o-mini", "max_tokens": 50,
+                                "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 200, response.text
+    assert response.json()["type"] == "message"
+    passthrough = httpx.post(f"{customer.url}/v1/messages?beta=true",
+                             headers={"x-api-key": customer.key,
+                                      "anthropic-beta": "made-up-beta-2099-01-01"},
+                             json={"model": "claude-haiku-4-5", "max_tokens": 50,
+                                   "messages": [{"role": "user", "content": "hi"}]})
+    assert passthrough.status_code == 200
+    assert fake_anthropic.requests[-1].headers["anthropic-beta"] == "made-up-beta-2099-01-01"

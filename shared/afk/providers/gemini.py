@@ -5,16 +5,35 @@ from __future__ import annotations
 from typing import Any
 
 from afk.dialects import gemini
-from afk.providers import Call
+from afk.providers import Call, Completion, UpstreamStream
 from afk.providers.base import HTTPProvider
+from afk.providers.images import ImageFetcher
 from afk.providers.transport import json_body, upstream_errors
 
 API_VERSION = "v1beta"
 
 
+def takes_by_reference(url: str) -> bool:
+    """Gemini's fileData takes only Cloud Storage and its own Files API URIs."""
+    return url.startswith(("gs://", "https://generativelanguage.googleapis.com/"))
+
+
 class GeminiProvider(HTTPProvider):
     name = "gemini"
     codec = gemini
+    images = ImageFetcher()
+
+    async def _inline_images(self, call: Call) -> None:
+        if call.passthrough_body is None:
+            await self.images.inline(call.request, keep=takes_by_reference)
+
+    async def complete(self, call: Call) -> Completion:
+        await self._inline_images(call)
+        return await super().complete(call)
+
+    async def open_stream(self, call: Call) -> UpstreamStream:
+        await self._inline_images(call)
+        return await super().open_stream(call)
 
     def url(self, call: Call, *, stream: bool) -> str:
         model = f"{self.base_url}/{API_VERSION}/models/{call.model.upstream}"
