@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -29,6 +29,7 @@ from afk.providers import Call
 from afk.store import Hold, Settlement
 
 log = logging.getLogger("afk.pipeline")
+T = TypeVar("T")
 
 RESERVE_ATTEMPTS = 4
 
@@ -137,17 +138,24 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
     return await _stream(gateway, codec, provider, call, reservation, headers)
 
 
-async def _complete(gateway: Gateway, codec: ModuleType, provider: Any, call: Call,
-                    reservation: Reservation, headers: dict[str, str]) -> Outcome:
-    meter = Meter()
+async def _settling_on_failure(gateway: Gateway, reservation: Reservation,
+                               upstream_call: Awaitable[T]) -> T:
+    """Await the upstream call; if it fails (or the caller goes away), settle the
+    hold for nothing before the failure propagates."""
     try:
-        completion = await provider.complete(call)
+        return await upstream_call
     except GatewayError:
-        await settle(gateway, reservation, meter, "error")
+        await settle(gateway, reservation, Meter(), "error")
         raise
     except BaseException:
-        await settle(gateway, reservation, meter, "disconnected")
+        await settle(gateway, reservation, Meter(), "disconnected")
         raise
+
+
+async def _complete(gateway: Gateway, codec: ModuleType, provider: Any, call: Call,
+                    reservation: Reservation, headers: dict[str, str]) -> Outcome:
+    completion = await _settling_on_failure(gateway, reservation, provider.complete(call))
+    meter = Meter()
     meter.feed_response(completion.response)
     settlement = await settle(gateway, reservation, meter, "ok")
     headers["x-afk-cost"] = format_usd(settlement.charge)
@@ -158,15 +166,8 @@ async def _complete(gateway: Gateway, codec: ModuleType, provider: Any, call: Ca
 
 async def _stream(gateway: Gateway, codec: ModuleType, provider: Any, call: Call,
                   reservation: Reservation, headers: dict[str, str]) -> Outcome:
+    upstream = await _settling_on_failure(gateway, reservation, provider.open_stream(call))
     meter = Meter()
-    try:
-        upstream = await provider.open_stream(call)
-    except GatewayError:
-        await settle(gateway, reservation, meter, "error")
-        raise
-    except BaseException:
-        await settle(gateway, reservation, meter, "disconnected")
-        raise
     passthrough = call.passthrough_body is not None
     encoder = codec.StreamEncoder(model=call.model.id, include_usage=call.request.stream_usage)
 

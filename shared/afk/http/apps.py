@@ -8,6 +8,7 @@ everywhere else (our own account API follows OpenAI's).
 
 from __future__ import annotations
 
+import importlib
 import logging
 from types import ModuleType
 
@@ -23,6 +24,7 @@ from afk.http.common import RequestIdMiddleware, error_response
 
 log = logging.getLogger("afk.http")
 
+# One per Lambda function; each names the module in afk.http holding its routes.
 APPS = ("models", "chat", "messages", "gemini", "account", "dashboard")
 
 
@@ -34,30 +36,9 @@ def create_app(name: str, gateway: Gateway | None = None) -> FastAPI:
                   openapi_url=None)
     app.state.gateway = gateway or default_gateway()
     names = APPS if name == "local" else (name,)
-    if "models" in names:
-        from afk.http import models
-
-        app.include_router(models.router)
-    if "chat" in names:
-        from afk.http import chat
-
-        app.include_router(chat.router)
-    if "messages" in names:
-        from afk.http import messages
-
-        app.include_router(messages.router)
-    if "gemini" in names:
-        from afk.http import gemini
-
-        app.include_router(gemini.router)
-    if "account" in names:
-        from afk.http import account
-
-        app.include_router(account.router)
-    if "dashboard" in names:
-        from afk.http import dashboard
-
-        app.include_router(dashboard.router)
+    for app_name in names:
+        # Imported on demand: a function pays only for the routes it serves.
+        app.include_router(importlib.import_module(f"afk.http.{app_name}").router)
     _install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -68,19 +68,21 @@ class ImageFetcher:
         pinned = parts._replace(netloc=f"[{address}]:{port}" if ":" in address
                                 else f"{address}:{port}").geturl()
         try:
-            async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
-                async with client.stream("GET", pinned, headers={"host": parts.netloc},
-                                         extensions={"sni_hostname": parts.hostname}) as resp:
-                    if resp.status_code != 200:
-                        raise refuse(f"it answered HTTP {resp.status_code}")
-                    media_type = resp.headers.get("content-type", "").split(";")[0].strip()
-                    if not media_type.startswith("image/"):
-                        raise refuse(f"it is not an image ({media_type or 'no content type'})")
-                    body = bytearray()
-                    async for chunk in resp.aiter_bytes():
-                        body += chunk
-                        if len(body) > self.max_bytes:
-                            raise refuse(f"it is larger than {self.max_bytes} bytes")
+            async with (
+                httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client,
+                client.stream("GET", pinned, headers={"host": parts.netloc},
+                              extensions={"sni_hostname": parts.hostname}) as resp,
+            ):
+                if resp.status_code != 200:
+                    raise refuse(f"it answered HTTP {resp.status_code}")
+                media_type = resp.headers.get("content-type", "").split(";")[0].strip()
+                if not media_type.startswith("image/"):
+                    raise refuse(f"it is not an image ({media_type or 'no content type'})")
+                body = bytearray()
+                async for chunk in resp.aiter_bytes():
+                    body += chunk
+                    if len(body) > self.max_bytes:
+                        raise refuse(f"it is larger than {self.max_bytes} bytes")
         except httpx.HTTPError as exc:
             raise refuse(f"fetching it failed ({type(exc).__name__})") from None
         return ir.Image(data=base64.b64encode(bytes(body)).decode(), media_type=media_type)
