@@ -25,6 +25,8 @@ ROUTES = {
     ("GET", "/{version}/models"): "ModelsFunction",
     ("GET", "/{version}/models/{proxy+}"): "ModelsFunction",
     ("POST", "/v1/chat/completions"): "ChatCompletionsFunction",
+    ("POST", "/v1/responses"): "ResponsesFunction",
+    ("ANY", "/v1/responses/{proxy+}"): "ResponsesFunction",
     ("POST", "/v1/messages"): "MessagesFunction",
     ("POST", "/v1/messages/count_tokens"): "MessagesFunction",
     ("POST", "/v1/models/{proxy+}"): "GeminiFunction",
@@ -33,7 +35,8 @@ ROUTES = {
     ("ANY", "/v1/account/{proxy+}"): "AccountFunction",
     ("GET", "/"): "DashboardFunction",
 }
-STREAMING_ROUTES = {("POST", "/v1/chat/completions"), ("POST", "/v1/messages"),
+STREAMING_ROUTES = {("POST", "/v1/chat/completions"), ("POST", "/v1/responses"),
+                    ("POST", "/v1/messages"),
                     ("POST", "/v1/messages/count_tokens"), ("POST", "/v1/models/{proxy+}"),
                     ("POST", "/{version}/models/{proxy+}")}
 LWA_LAYER = "753240598075:layer:LambdaAdapterLayerArm64:"

@@ -54,11 +54,15 @@ class Gateway:
     def auth(self) -> Authenticator:
         return Authenticator(self.store.keys, self.settings.cache_ttl)
 
-    def provider(self, name: str) -> Provider:
+    def provider(self, name: str, *, dialect: str | None = None) -> Provider:
+        """The provider serving `name`'s models to a caller of `dialect`. OpenAI is
+        reached over the Responses API when the caller speaks it (so nothing the
+        caller sent is lost), over Chat Completions otherwise."""
+        key = "openai_responses" if (name, dialect) == ("openai", "openai_responses") else name
         with self._providers_lock:
-            provider = self._providers.get(name)
+            provider = self._providers.get(key)
             if provider is None:
-                provider = self._providers[name] = _build_provider(name, self.settings)
+                provider = self._providers[key] = _build_provider(key, self.settings)
             return provider
 
     # ------------------------------------------------------------ accounts
@@ -96,6 +100,10 @@ def _build_provider(name: str, settings: Settings) -> Provider:
         from afk.providers.openai import OpenAIProvider
 
         return OpenAIProvider(settings)
+    if name == "openai_responses":
+        from afk.providers.openai import OpenAIResponsesProvider
+
+        return OpenAIResponsesProvider(settings)
     if name == "anthropic":
         from afk.providers.anthropic import AnthropicProvider
 

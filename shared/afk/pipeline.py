@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, TypeVar
@@ -95,16 +96,35 @@ async def settle(gateway: Gateway, reservation: Reservation, meter: Meter,
     return settlement
 
 
+@dataclass(slots=True, kw_only=True)
+class Turn:
+    """What a stateful dialect (Responses) adds to a generation.
+
+    `codec_options` reach the caller-side encoder and `render_response` (the
+    response id and the request fields a response object echoes); `relay`
+    rewrites each relayed passthrough event (the upstream's response id
+    becomes ours); `completed` runs once the answer is complete and billed,
+    before its terminal event reaches the caller (so the turn is stored by then).
+    """
+
+    codec_options: dict[str, Any] = field(default_factory=dict)
+    relay: Callable[[sse.ServerSentEvent], sse.ServerSentEvent] | None = None
+    completed: Callable[[ir.Response, dict[str, Any] | None], Awaitable[None]] | None = None
+
+
 async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
                    body: Any, *, endpoint: str, request_id: str,
                    request: ir.Request | None = None,
-                   caller_headers: dict[str, str] | None = None) -> Outcome:
+                   caller_headers: dict[str, str] | None = None,
+                   turn: Turn | None = None) -> Outcome:
     """Run one generation. `request` is the already-parsed IR where the dialect
-    needs more than the body to parse it (Gemini's model and stream live in the URL)."""
+    needs more than the body to parse it (Gemini's model and stream live in the
+    URL; a Responses turn carries its stored history)."""
     if request is None:
         request = codec.parse_request(body)
+    turn = turn or Turn()
     model, view = await anyio.to_thread.run_sync(gateway.model_for, principal, request.model)
-    provider = gateway.provider(model.provider)
+    provider = gateway.provider(model.provider, dialect=codec.DIALECT)
     passthrough = provider.dialect == codec.DIALECT
     if not passthrough:
         if hasattr(codec, "check_translatable"):
@@ -134,8 +154,8 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
         raise
     # From here on, _complete and _stream own the hold and always settle it.
     if not request.stream:
-        return await _complete(gateway, codec, provider, call, reservation, headers)
-    return await _stream(gateway, codec, provider, call, reservation, headers)
+        return await _complete(gateway, codec, provider, call, reservation, headers, turn)
+    return await _stream(gateway, codec, provider, call, reservation, headers, turn)
 
 
 async def _settling_on_failure(gateway: Gateway, reservation: Reservation,
@@ -153,23 +173,32 @@ async def _settling_on_failure(gateway: Gateway, reservation: Reservation,
 
 
 async def _complete(gateway: Gateway, codec: ModuleType, provider: Any, call: Call,
-                    reservation: Reservation, headers: dict[str, str]) -> Outcome:
+                    reservation: Reservation, headers: dict[str, str], turn: Turn) -> Outcome:
     completion = await _settling_on_failure(gateway, reservation, provider.complete(call))
     meter = Meter()
     meter.feed_response(completion.response)
     settlement = await settle(gateway, reservation, meter, "ok")
     headers["x-afk-cost"] = format_usd(settlement.charge)
-    if call.passthrough_body is not None and completion.raw is not None:
-        return Outcome(headers=headers, body=completion.raw)
-    return Outcome(headers=headers, body=codec.render_response(completion.response))
+    passthrough = call.passthrough_body is not None and completion.raw is not None
+    if turn.completed is not None:
+        await turn.completed(completion.response, completion.raw if passthrough else None)
+    if passthrough:
+        body = completion.raw
+        if turn.relay is not None:
+            body = json.loads(turn.relay(sse.ServerSentEvent(data=json.dumps(body))).data)
+        return Outcome(headers=headers, body=body)
+    return Outcome(headers=headers,
+                   body=codec.render_response(completion.response, **turn.codec_options))
 
 
 async def _stream(gateway: Gateway, codec: ModuleType, provider: Any, call: Call,
-                  reservation: Reservation, headers: dict[str, str]) -> Outcome:
+                  reservation: Reservation, headers: dict[str, str], turn: Turn) -> Outcome:
     upstream = await _settling_on_failure(gateway, reservation, provider.open_stream(call))
     meter = Meter()
     passthrough = call.passthrough_body is not None
-    encoder = codec.StreamEncoder(model=call.model.id, include_usage=call.request.stream_usage)
+    encoder = codec.StreamEncoder(model=call.model.id, include_usage=call.request.stream_usage,
+                                  **turn.codec_options)
+    seen: list[ir.StreamEvent] = []
 
     async def relay() -> AsyncIterator[sse.ServerSentEvent]:
         settled = False
@@ -178,15 +207,21 @@ async def _stream(gateway: Gateway, codec: ModuleType, provider: Any, call: Call
             async for frame in upstream.frames:
                 for event in frame.events:
                     meter.feed(event)
+                if turn.completed is not None:
+                    seen.extend(frame.events)
                 if meter.completed and not settled:
-                    # Bill before the terminal event: once the caller has seen the
-                    # end of the answer, its ledger entry exists.
+                    # Bill (and store the turn) before the terminal event: once the
+                    # caller has seen the end of the answer, its ledger entry exists.
                     outcome = "ok"
                     await settle(gateway, reservation, meter, outcome)
                     settled = True
+                    if turn.completed is not None:
+                        final = getattr(upstream.decoder, "final_response", None) \
+                            if passthrough else None
+                        await turn.completed(ir.collect(seen), final)
                 if passthrough:
                     if frame.relay and frame.raw is not None:
-                        yield frame.raw
+                        yield turn.relay(frame.raw) if turn.relay else frame.raw
                 else:
                     for event in frame.events:
                         for out in encoder.feed(event):
@@ -198,7 +233,9 @@ async def _stream(gateway: Gateway, codec: ModuleType, provider: Any, call: Call
                 await settle(gateway, reservation, meter, outcome)
                 settled = True
             log.warning("stream failed after it started: %s", error.message)
-            for out in codec.render_stream_error(error):
+            fail = getattr(encoder, "fail", None)  # encoders with state frame errors better
+            for out in (fail(error) if fail and not passthrough
+                        else codec.render_stream_error(error)):
                 yield out
         finally:
             with anyio.CancelScope(shield=True):

@@ -37,6 +37,8 @@ class Settings:
     cache_ttl: float = 10.0
     connect_timeout: float = 10.0
     read_timeout: float = 300.0
+    # How long a stored Responses-API turn stays retrievable and chainable.
+    responses_ttl_days: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -66,6 +68,7 @@ class Settings:
             cache_ttl=float(env.get("AFK_CACHE_TTL", "10")),
             connect_timeout=float(env.get("AFK_CONNECT_TIMEOUT", "10")),
             read_timeout=float(env.get("AFK_READ_TIMEOUT", "300")),
+            responses_ttl_days=float(env.get("AFK_RESPONSES_TTL_DAYS", "30")),
         )
 
 

@@ -25,7 +25,7 @@ from afk.http.common import RequestIdMiddleware, error_response
 log = logging.getLogger("afk.http")
 
 # One per Lambda function; each names the module in afk.http holding its routes.
-APPS = ("models", "chat", "messages", "gemini", "account", "dashboard")
+APPS = ("models", "chat", "responses", "messages", "gemini", "account", "dashboard")
 
 
 def create_app(name: str, gateway: Gateway | None = None) -> FastAPI:

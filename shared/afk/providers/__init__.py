@@ -44,6 +44,7 @@ class UpstreamStream:
 
     frames: AsyncIterator[Frame]
     close: Any = field(default=None)  # async callable cancelling the upstream request
+    decoder: Any = None  # the codec's StreamDecoder (final state, e.g. the raw final response)
 
     async def aclose(self) -> None:
         """Stop reading and cancel the upstream request (idempotent)."""

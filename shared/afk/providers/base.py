@@ -87,8 +87,10 @@ class HTTPProvider:
         request = client.build_request("POST", self.url(call, stream=True),
                                        json=self.body(call, stream=True),
                                        headers=self.headers(call))
-        return await open_sse(client, request, provider=self.name, on_error=self.error,
-                              decode=decode, finish=decoder.finish)
+        stream = await open_sse(client, request, provider=self.name, on_error=self.error,
+                                decode=decode, finish=decoder.finish)
+        stream.decoder = decoder
+        return stream
 
     async def count_tokens(self, call: Call) -> int | None:
         """The provider's own count of the prompt, or None where it has no such API."""

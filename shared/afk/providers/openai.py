@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 from afk.dialects import openai_chat
@@ -34,3 +35,35 @@ class OpenAIProvider(HTTPProvider):
         # only if it asked (see openai_chat.passthrough_keep).
         return {**body, "stream": True,
                 "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
+
+
+class OpenAIResponsesProvider(HTTPProvider):
+    """OpenAI over the Responses API, for callers that speak it.
+
+    The gateway keeps conversation state itself (any provider can continue a
+    chain), so the upstream is asked to store nothing and to return reasoning
+    as encrypted content, which the gateway stores and sends back to OpenAI.
+    """
+
+    name = "openai"
+
+    @property
+    def codec(self) -> ModuleType:  # type: ignore[override]
+        from afk.dialects import openai_responses
+
+        return openai_responses
+
+    def url(self, call: Call, *, stream: bool) -> str:
+        return f"{self.base_url}/responses"
+
+    headers = OpenAIProvider.headers
+
+    def body(self, call: Call, *, stream: bool) -> dict[str, Any]:
+        body = call.passthrough_body
+        if body is None:
+            body = self.codec.render_request(call.request, model=call.model.upstream)
+        include = [i for i in body.get("include") or [] if i != "reasoning.encrypted_content"]
+        body = {k: v for k, v in body.items() if k not in ("previous_response_id",
+                                                             "conversation")}
+        return {**body, "stream": stream, "store": False,
+                "include": [*include, "reasoning.encrypted_content"]}

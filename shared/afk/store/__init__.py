@@ -19,6 +19,7 @@ One table, single-table design. Item layout (PK / SK):
                                         created, last_used, status);
                                         GSI1PK=KEYID#<key_id> finds it by key id
   KEY#<sha256 hex> / KEY                the auth lookup: account_id, key_id, status
+  ACCOUNT#<id> / RESPONSE#<id>[#n]      a stored Responses-API turn (see responses.py)
 
 Money attributes are integers of pico-USD (see afk.billing.money).
 """
@@ -27,6 +28,7 @@ from afk.store.accounts import Account, Accounts
 from afk.store.dynamo import Dynamo, create_table
 from afk.store.keys import KeyRecord, Keys
 from afk.store.ledger import Hold, Ledger, LedgerEntry, Settlement
+from afk.store.responses import Responses, StoredResponse
 
 
 class Store:
@@ -37,7 +39,8 @@ class Store:
         self.accounts = Accounts(dynamo)
         self.keys = Keys(dynamo)
         self.ledger = Ledger(dynamo)
+        self.responses = Responses(dynamo)
 
 
 __all__ = ["Account", "Accounts", "Dynamo", "Hold", "KeyRecord", "Keys", "Ledger",
-           "LedgerEntry", "Settlement", "Store", "create_table"]
+           "LedgerEntry", "Responses", "Settlement", "Store", "StoredResponse", "create_table"]

@@ -1,0 +1,132 @@
+"""Responses-API state: one turn of a conversation, before and after the call.
+
+Before: `previous_response_id` is resolved to the stored chain (this
+account's only), whose items become the history in front of this turn's
+input, for whichever provider serves the model. After: the turn (its input
+items, output items and response object) is stored under a response id of
+ours, unless the caller said `store: false`.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from types import ModuleType
+from typing import Any
+
+import anyio.to_thread
+
+from afk import ir
+from afk.auth import Principal
+from afk.errors import InvalidRequest, NotFound
+from afk.gateway import Gateway
+from afk.pipeline import Turn
+from afk.sse import ServerSentEvent
+from afk.store import StoredResponse
+
+
+def new_response_id() -> str:
+    return f"resp_{secrets.token_hex(24)}"
+
+
+def input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The caller's `input` as items, each with an id (what input_items lists)."""
+    raw = body.get("input")
+    if isinstance(raw, str):
+        raw = [{"type": "message", "role": "user",
+                "content": [{"type": "input_text", "text": raw}]}]
+    if not isinstance(raw, list):
+        raise InvalidRequest("'input' must be a string or an array of items.", param="input")
+    items = []
+    for item in raw:
+        if not isinstance(item, dict):
+            raise InvalidRequest("Every input item must be an object.", param="input")
+        item = dict(item)
+        if "id" not in item and item.get("type", "message") == "message":
+            item = {"id": f"msg_{secrets.token_hex(24)}", "type": "message", **item}
+        items.append(item)
+    return items
+
+
+class ResponsesTurn:
+    """One Responses request: its history, its id, and how it is stored."""
+
+    def __init__(self, gateway: Gateway, codec: ModuleType, principal: Principal,
+                 body: dict[str, Any]) -> None:
+        self.gateway = gateway
+        self.codec = codec
+        self.principal = principal
+        self.body = body
+        self.id = new_response_id()
+        self.previous_id = body.get("previous_response_id")
+        self.store = body.get("store") is not False
+        self.items = input_items(body)
+        self.chain: list[StoredResponse] = []
+        self._upstream_id: str | None = None
+
+    async def prepare(self) -> tuple[ir.Request, dict[str, Any], Turn]:
+        """The IR request with its history, the body a same-dialect upstream gets
+        (history inlined, since the upstream never saw our ids), and the hooks."""
+        request: ir.Request = self.codec.parse_request(self.body)
+        history_items: list[dict[str, Any]] = []
+        if self.previous_id is not None:
+            if not isinstance(self.previous_id, str):
+                raise InvalidRequest("'previous_response_id' must be a string.",
+                                     param="previous_response_id")
+            chain = await anyio.to_thread.run_sync(
+                self.gateway.store.responses.chain, self.principal.account_id, self.previous_id)
+            if chain is None:
+                raise NotFound(f"Previous response with id '{self.previous_id}' not found.",
+                               param="previous_response_id", code="previous_response_not_found")
+            self.chain = chain
+            history_items = [i for turn in chain for i in (*turn.input_items, *turn.output_items)]
+            history = self.codec.parse_items(history_items)
+            # This turn's instructions (a leading system message; never inherited)
+            # stay first, the history follows, then this turn's input.
+            at = 1 if self.body.get("instructions") else 0
+            request.messages[at:at] = history
+        body = {k: v for k, v in self.body.items() if k != "previous_response_id"}
+        body["input"] = [*history_items, *self.items]
+        echo = {**self.codec.echo_fields(self.body), "id": self.id,
+                "previous_response_id": self.previous_id, "store": self.store}
+        return request, body, Turn(codec_options={"echo": echo}, relay=self._relay,
+                                   completed=self._completed)
+
+    def _relay(self, event: ServerSentEvent) -> ServerSentEvent:
+        """A relayed upstream event, with the upstream's response id replaced by ours."""
+        if self._upstream_id is None:
+            try:
+                data = json.loads(event.data)
+            except ValueError:
+                return event
+            response = data.get("response") if isinstance(data.get("response"), dict) else data
+            upstream_id = response.get("id") if isinstance(response, dict) else None
+            if isinstance(upstream_id, str) and upstream_id.startswith("resp"):
+                self._upstream_id = upstream_id
+        if self._upstream_id is None or self._upstream_id not in event.data:
+            return event
+        return ServerSentEvent(data=event.data.replace(self._upstream_id, self.id),
+                               event=event.event)
+
+    async def _completed(self, response: ir.Response, raw: dict[str, Any] | None) -> None:
+        if not self.store:
+            return
+        response.id = self.id
+        echo = {**self.codec.echo_fields(self.body), "id": self.id,
+                "previous_response_id": self.previous_id, "store": True}
+        if raw is not None:
+            obj = json.loads(self._relay(ServerSentEvent(data=json.dumps(raw))).data)
+            obj.update({k: v for k, v in echo.items() if k in ("previous_response_id", "store")})
+            output = obj.get("output") or []
+        else:
+            obj = self.codec.render_response(response, echo=echo)
+            output = obj["output"]
+        now = int(time.time())
+        record = StoredResponse(
+            id=self.id, account_id=self.principal.account_id, model=response.model,
+            created_at=now, expires_at=now + int(self.gateway.settings.responses_ttl_days * 86400),
+            previous_response_id=self.previous_id,
+            ancestors=[t.id for t in self.chain], input_items=self.items, output_items=output,
+            response=obj)
+        await anyio.to_thread.run_sync(self.gateway.store.responses.put, record)

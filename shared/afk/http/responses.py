@@ -1,0 +1,77 @@
+"""The OpenAI Responses API: `POST /v1/responses`, and the stored responses:
+`GET` / `DELETE /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`."""
+
+from __future__ import annotations
+
+import anyio.to_thread
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from afk import pipeline
+from afk.conversations import ResponsesTurn
+from afk.dialects import openai_responses
+from afk.errors import InvalidRequest, NotFound
+from afk.http.common import CompactJSONResponse, authenticate, json_body, request_id
+from afk.http.streaming import respond
+
+router = APIRouter()
+
+
+@router.post("/v1/responses")
+async def create_response(request: Request) -> Response:
+    principal = await authenticate(request)
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    gateway = request.app.state.gateway
+    turn = ResponsesTurn(gateway, openai_responses, principal, body)
+    parsed, expanded, hooks = await turn.prepare()
+    outcome = await pipeline.generate(gateway, openai_responses, principal, expanded,
+                                      endpoint="responses", request_id=request_id(request),
+                                      request=parsed, turn=hooks)
+    return respond(outcome)
+
+
+def _not_found(response_id: str) -> NotFound:
+    return NotFound(f"No response found with id '{response_id}'.", param="response_id",
+                    code="response_not_found")
+
+
+@router.get("/v1/responses/{response_id}")
+async def get_response(response_id: str, request: Request) -> Response:
+    principal = await authenticate(request)
+    store = request.app.state.gateway.store
+    stored = await anyio.to_thread.run_sync(store.responses.get, principal.account_id,
+                                            response_id)
+    if stored is None:
+        raise _not_found(response_id)
+    return CompactJSONResponse(stored.response)
+
+
+@router.delete("/v1/responses/{response_id}")
+async def delete_response(response_id: str, request: Request) -> Response:
+    principal = await authenticate(request)
+    store = request.app.state.gateway.store
+    if not await anyio.to_thread.run_sync(store.responses.delete, principal.account_id,
+                                          response_id):
+        raise _not_found(response_id)
+    return CompactJSONResponse({"id": response_id, "object": "response", "deleted": True})
+
+
+@router.get("/v1/responses/{response_id}/input_items")
+async def list_input_items(response_id: str, request: Request) -> Response:
+    principal = await authenticate(request)
+    store = request.app.state.gateway.store
+    stored = await anyio.to_thread.run_sync(store.responses.get, principal.account_id,
+                                            response_id)
+    if stored is None:
+        raise _not_found(response_id)
+    params = request.query_params
+    limit = params.get("limit", "20")
+    if not limit.isdigit() or not 1 <= int(limit) <= 100:
+        raise InvalidRequest("'limit' must be an integer from 1 to 100.", param="limit")
+    order = params.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise InvalidRequest("'order' must be 'asc' or 'desc'.", param="order")
+    return CompactJSONResponse(openai_responses.render_input_items_list(
+        stored.input_items, limit=int(limit), order=order, after=params.get("after")))
