@@ -233,10 +233,11 @@ async def _stream(gateway: Gateway, codec: ModuleType, provider: Any, call: Call
                 await settle(gateway, reservation, meter, outcome)
                 settled = True
             log.warning("stream failed after it started: %s", error.message)
-            fail = getattr(encoder, "fail", None)  # encoders with state frame errors better
-            for out in (fail(error) if fail and not passthrough
-                        else codec.render_stream_error(error)):
-                yield out
+            # A stateful stream (Responses) frames its error from where it stands:
+            # the relayed upstream's position in a passthrough, ours otherwise.
+            fail = getattr(upstream.decoder if passthrough else encoder, "fail", None)
+            for out in (fail(error) if fail else codec.render_stream_error(error)):
+                yield turn.relay(out) if turn.relay and passthrough else out
         finally:
             with anyio.CancelScope(shield=True):
                 await upstream.aclose()

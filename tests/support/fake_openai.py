@@ -1,4 +1,4 @@
-"""A fake OpenAI Chat Completions upstream that speaks the wire format of PROTOCOLS.md §1.
+"""A fake OpenAI upstream: Chat Completions (PROTOCOLS.md §1) and Responses (§2).
 
 Usage::
 
@@ -13,6 +13,14 @@ Streams reproduce the §1.3 transcripts byte for byte (only ``id`` and ``created
 role chunk, one chunk per text piece / tool-call fragment, finish chunk with ``delta:{}``,
 the ``choices:[]`` usage chunk only when ``stream_options.include_usage`` is true (and then
 every chunk carries ``"usage":null``), and ``data: [DONE]``.
+
+``POST /v1/responses`` answers from the same ``Reply`` queue. Streams reproduce the §2.4
+transcripts byte for byte (only the ``resp_``/``msg_``/``fc_`` ids and ``created_at`` vary)
+when ``cache_write_tokens=None``; by default usage carries ``"cache_write_tokens":0``, which
+SDK 3.57 requires (§7.10). ``reasoning`` adds a reasoning item (summary and
+``encrypted_content``) first; ``failed`` ends with ``response.failed`` (non-stream: a
+``status:"failed"`` body); ``finish_reason="length"`` gives ``incomplete``;
+``mid_stream_error`` ends with the nested in-stream ``error`` event the SDK raises on.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +87,11 @@ class Reply:
     #                                 non-stream: never answer (until the client leaves)
     eof_after: int | None = None  # stream: end the body after N chunks (no finish/usage/[DONE])
     mid_stream_error: str | None = None  # stream: after the content, data: {"error":{...}}, end
+    # ----- Responses only (POST /v1/responses) ------------------------------------------------
+    reasoning: str | None = None  # a reasoning item first: this summary ("" = no summary)
+    encrypted_content: str = "gAAAAfake-encrypted-reasoning"  # the reasoning item's state
+    failed: str | None = None  # end with response.failed (status "failed") and this message
+    cache_write_tokens: int | None = 0  # None: omit the key, like §2.4 and older real bodies
 
     # ----- derived values --------------------------------------------------------------------
     @property
@@ -146,7 +160,8 @@ def split_arguments(arguments: str) -> list[str]:
 
 
 class FakeOpenAI(FakeUpstream[Reply]):
-    """Fake OpenAI API: ``POST /v1/chat/completions``, ``GET /v1/models[/{id}]``.
+    """Fake OpenAI API: ``POST /v1/chat/completions``, ``POST /v1/responses``,
+    ``GET /v1/models[/{id}]``.
 
     Authorization is not checked; it is only recorded (``requests[i].headers``).
     Counters (from ``FakeUpstream``): ``streams_started``, ``streams_finished``, ``cancelled``.
@@ -158,6 +173,7 @@ class FakeOpenAI(FakeUpstream[Reply]):
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
+                Route("/v1/responses", self._responses, methods=["POST"]),
                 Route("/v1/models", self._list_models, methods=["GET"]),
                 Route("/v1/models/{model:path}", self._get_model, methods=["GET"]),
                 Route(
@@ -205,6 +221,31 @@ class FakeOpenAI(FakeUpstream[Reply]):
         return JSONResponse(
             self._completion(reply, completion_id, created, model), headers=self._headers(reply)
         )
+
+    async def _responses(self, request: Request) -> Response:
+        rec = await self.record(request)
+        body = rec.body
+        if not isinstance(body, dict):
+            return self._error(
+                400, "We could not parse the JSON body of your request.", "invalid_request_error"
+            )
+        reply = self.next_reply()
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.status != 200:
+            return JSONResponse(
+                reply.error_body(), reply.status, headers=self._headers(reply, error=True)
+            )
+        script = ResponseScript(reply, str(body.get("model") or DEFAULT_MODEL))
+        if body.get("stream") is True:
+            return SSEResponse(
+                self.tracked(self._play(request, reply, script.events())),
+                headers=self._headers(reply),
+            )
+        if reply.stall_after is not None:
+            await hang_until_disconnect(request)
+            return Response(status_code=499)  # never reaches the client
+        return JSONResponse(script.final(), headers=self._headers(reply))
 
     async def _list_models(self, request: Request) -> Response:
         await self.record(request)
@@ -351,6 +392,15 @@ class FakeOpenAI(FakeUpstream[Reply]):
             events.extend(sse_event(c) for c in chunks[n_content:])
             events.append(sse_event("[DONE]"))
 
+        async with aclosing(self._play(request, reply, events)) as played:
+            async for event in played:
+                yield event
+
+    @staticmethod
+    async def _play(
+        request: Request, reply: Reply, events: list[bytes]
+    ) -> AsyncGenerator[bytes, None]:
+        """Send ``events`` with the reply's timing: chunk_delay, stall_after, eof_after."""
         for sent, event in enumerate(events):
             if reply.stall_after is not None and sent >= reply.stall_after:
                 await hang_until_disconnect(request)
@@ -364,6 +414,146 @@ class FakeOpenAI(FakeUpstream[Reply]):
             # Asked to stall after the whole stream: keep the connection open anyway.
             await hang_until_disconnect(request)
             raise ClientGone
+
+
+class ResponseScript:
+    """One ``Reply`` as a Responses answer: the §2.4 event sequence, or the final body."""
+
+    def __init__(self, reply: Reply, model: str) -> None:
+        self.reply = reply
+        self.id = f"resp_{uuid.uuid4().hex[:24]}"
+        self.created = int(time.time())
+        self.model = model
+        self.sequence = 0
+        self.output: list[dict[str, Any]] = []  # the finished output items
+
+    def response(self, status: str, *, final: bool = False) -> dict[str, Any]:
+        """The response object; ``final`` adds the output and usage (§2.4 key order)."""
+        out: dict[str, Any] = {
+            "id": self.id, "object": "response", "created_at": self.created, "status": status,
+        }
+        if final and status != "completed":  # §2.4's completed event carries neither
+            out.update(error=None, incomplete_details=None)
+        out.update(model=self.model, output=list(self.output) if final else [],
+                   parallel_tool_calls=True, tool_choice="auto", tools=[])
+        return out
+
+    def usage(self) -> dict[str, Any]:
+        reply, chat = self.reply, self.reply.usage()
+        cached: dict[str, Any] = {"cached_tokens": reply.cached_tokens}
+        if reply.cache_write_tokens is not None:
+            cached["cache_write_tokens"] = reply.cache_write_tokens
+        return {
+            "input_tokens": chat["prompt_tokens"], "input_tokens_details": cached,
+            "output_tokens": chat["completion_tokens"],
+            "output_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
+            "total_tokens": chat["total_tokens"],
+        }
+
+    def terminal(self) -> tuple[str, dict[str, Any]]:
+        """(event type, final response object) for the end of the answer."""
+        reply = self.reply
+        if reply.failed is not None:
+            body = self.response("failed", final=True)
+            body["error"] = {"code": reply.error_code or "server_error", "message": reply.failed}
+            return "response.failed", body
+        if reply.finish == "length":
+            body = self.response("incomplete", final=True)
+            body["incomplete_details"] = {"reason": "max_output_tokens"}
+            body["usage"] = self.usage()
+            return "response.incomplete", body
+        body = self.response("completed", final=True)
+        body["usage"] = self.usage()
+        return "response.completed", body
+
+    def final(self) -> dict[str, Any]:
+        """The non-stream body (§2.2: with `error` and `incomplete_details`, in its key order)."""
+        self.events()
+        body = self.terminal()[1]
+        head = {k: body[k] for k in ("id", "object", "created_at", "status")}
+        return {**head, "error": body.get("error"),
+                "incomplete_details": body.get("incomplete_details"),
+                **{k: v for k, v in body.items() if k not in head}}
+
+    def _event(self, kind: str, **fields: Any) -> bytes:
+        data = {"type": kind, "sequence_number": self.sequence, **fields}
+        self.sequence += 1
+        return sse_event(data, event=kind)
+
+    def events(self) -> list[bytes]:
+        """The whole stream (the terminal event, or an in-stream error, last)."""
+        self.sequence, self.output = 0, []
+        reply = self.reply
+        out = [self._event("response.created", response=self.response("in_progress")),
+               self._event("response.in_progress", response=self.response("in_progress"))]
+        if reply.reasoning is not None:
+            out += self._reasoning(reply.reasoning)
+        if reply.content is not None:
+            out += self._message(reply.pieces)
+        for call in reply.calls:
+            out += self._call(call)
+        if reply.mid_stream_error is not None:
+            error = {"type": reply.error_type, "code": reply.error_code,
+                     "message": reply.mid_stream_error, "param": None}
+            return [*out, self._event("error", error=error)]
+        kind, body = self.terminal()
+        return [*out, self._event(kind, response=body)]
+
+    def _added(self, item: dict[str, Any]) -> bytes:
+        return self._event("response.output_item.added", output_index=len(self.output),
+                           item=item)
+
+    def _done(self, item: dict[str, Any]) -> bytes:
+        self.output.append(item)
+        return self._event("response.output_item.done", output_index=len(self.output) - 1,
+                           item=item)
+
+    def _reasoning(self, summary: str) -> list[bytes]:
+        item_id = f"rs_{uuid.uuid4().hex[:24]}"
+        where = {"item_id": item_id, "output_index": len(self.output), "summary_index": 0}
+        out = [self._added({"id": item_id, "type": "reasoning", "summary": []})]
+        parts = []
+        if summary:
+            part = {"type": "summary_text", "text": summary}
+            out.append(self._event("response.reasoning_summary_part.added", **where,
+                                   part={"type": "summary_text", "text": ""}))
+            out += [self._event("response.reasoning_summary_text.delta", **where, delta=piece)
+                    for piece in split_words(summary)]
+            out += [self._event("response.reasoning_summary_text.done", **where, text=summary),
+                    self._event("response.reasoning_summary_part.done", **where, part=part)]
+            parts.append(part)
+        item = {"id": item_id, "type": "reasoning", "summary": parts,
+                "encrypted_content": self.reply.encrypted_content}
+        return [*out, self._done(item)]
+
+    def _message(self, pieces: list[str]) -> list[bytes]:
+        item_id = f"msg_{uuid.uuid4().hex[:24]}"
+        text = "".join(pieces)
+        where = {"item_id": item_id, "output_index": len(self.output), "content_index": 0}
+        item = {"id": item_id, "type": "message", "status": "in_progress", "role": "assistant",
+                "content": []}
+        part = {"type": "output_text", "text": text, "annotations": []}
+        out = [self._added(item),
+               self._event("response.content_part.added", **where,
+                           part={"type": "output_text", "text": "", "annotations": []})]
+        out += [self._event("response.output_text.delta", **where, delta=piece, logprobs=[])
+                for piece in pieces]
+        out += [self._event("response.output_text.done", **where, text=text, logprobs=[]),
+                self._event("response.content_part.done", **where, part=part)]
+        return [*out, self._done({**item, "status": "completed", "content": [part]})]
+
+    def _call(self, call: dict[str, str]) -> list[bytes]:
+        item_id = f"fc_{uuid.uuid4().hex[:24]}"
+        where = {"item_id": item_id, "output_index": len(self.output)}
+        item = {"id": item_id, "type": "function_call", "status": "in_progress",
+                "call_id": call["id"], "name": call["name"], "arguments": ""}
+        out = [self._added(item)]
+        out += [self._event("response.function_call_arguments.delta", **where, delta=fragment)
+                for fragment in split_arguments(call["arguments"])]
+        out.append(self._event("response.function_call_arguments.done", **where,
+                               arguments=call["arguments"]))
+        return [*out, self._done({**item, "status": "completed",
+                                  "arguments": call["arguments"]})]
 
 
 def parse_sse(raw: bytes) -> list[dict[str, Any] | str]:

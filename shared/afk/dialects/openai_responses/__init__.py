@@ -1,0 +1,45 @@
+"""OpenAI Responses (`POST /v1/responses`, `GET /v1/responses/{id}/input_items`),
+both directions.
+
+This package is the codec's surface (the same names as every dialect, plus
+the item-level helpers the pipeline needs to keep conversation state). By
+responsibility:
+
+* `wire`: names, deterministic item ids, tool-name flattening, signatures,
+  usage and status <-> stop reason;
+* `items`: input items <-> IR messages (`parse_items`, `render_items`);
+* `requests`: request bodies, `check_translatable`, the passthrough patch,
+  the upstream body, `echo_fields`;
+* `responses`: response objects both ways, output items, the input-items list;
+* `decoder` / `encoder`: the stream state machines;
+* `errors`: error bodies and in-stream failures.
+"""
+
+from __future__ import annotations
+
+from afk.dialects.openai_responses.decoder import StreamDecoder, passthrough_keep
+from afk.dialects.openai_responses.encoder import StreamEncoder, render_stream_error
+from afk.dialects.openai_responses.errors import error_from_body, render_error
+from afk.dialects.openai_responses.items import parse_items, render_items
+from afk.dialects.openai_responses.requests import (
+    check_translatable,
+    echo_fields,
+    parse_request,
+    patch_request,
+    render_request,
+)
+from afk.dialects.openai_responses.responses import (
+    parse_response,
+    render_input_items_list,
+    render_output_items,
+    render_response,
+)
+from afk.dialects.openai_responses.wire import DIALECT, PROVIDER, parse_usage, render_usage
+
+__all__ = [
+    "DIALECT", "PROVIDER", "StreamDecoder", "StreamEncoder", "check_translatable",
+    "echo_fields", "error_from_body", "parse_items", "parse_request", "parse_response",
+    "parse_usage", "passthrough_keep", "patch_request", "render_error",
+    "render_input_items_list", "render_items", "render_output_items", "render_request",
+    "render_response", "render_stream_error", "render_usage",
+]
