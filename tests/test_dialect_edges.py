@@ -154,3 +154,17 @@ def test_anthropic_beta_query_and_headers_are_accepted(customer: Customer, fake_
                                    "messages": [{"role": "user", "content": "hi"}]})
     assert passthrough.status_code == 200
     assert fake_anthropic.requests[-1].headers["anthropic-beta"] == "made-up-beta-2099-01-01"
+
+
+@pytest.mark.parametrize("model, kept", [("gpt-4o-mini", False), ("gpt-5-mini", True)])
+def test_reasoning_settings_reach_only_models_that_take_them(customer: Customer, fake_openai,
+                                                             model: str, kept: bool):
+    """Coding CLIs send effort settings to every model; a model without reasoning
+    would answer 400 to them, so they are dropped there (passthrough included)."""
+    customer.openai().chat.completions.create(
+        model=model, reasoning_effort="high", messages=[{"role": "user", "content": "hi"}])
+    assert ("reasoning_effort" in fake_openai.requests[-1].body) is kept
+    anthropic_client(customer).messages.create(
+        model=model, max_tokens=2048, thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[{"role": "user", "content": "hi"}])
+    assert ("reasoning_effort" in fake_openai.requests[-1].body) is kept

@@ -155,6 +155,18 @@ class Request:
     metadata: dict[str, str] | None = None
 
 
+def effort_for_budget(budget: int) -> str:
+    """The nearest reasoning effort for a thinking budget in tokens (for targets,
+    like OpenAI's, that take an effort rather than a budget)."""
+    if budget <= 0:
+        return "minimal"
+    if budget <= 2048:
+        return "low"
+    if budget <= 12288:
+        return "medium"
+    return "high"
+
+
 # ---------------------------------------------------------------- response
 @dataclass(slots=True, kw_only=True)
 class Usage:

@@ -7,9 +7,9 @@ auth -> model lookup -> inbound codec: wire -> IR -> quote -> reserve hold
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -145,6 +145,8 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
             call.passthrough_body = codec.patch_request(
                 body, model=model.upstream, max_tokens=quote.max_output_tokens,
                 stream_usage=True)
+            if not model.reasoning:
+                call.passthrough_body = codec.strip_reasoning(call.passthrough_body)
         headers: dict[str, str] = {}
         if quote.lowered or (requested is None
                              and quote.max_output_tokens < model.max_output_tokens):

@@ -357,3 +357,15 @@ def render_error(error: GatewayError) -> dict[str, Any]:
 def render_stream_error(error: GatewayError) -> list[ServerSentEvent]:
     data = {"type": "error", "error": {"type": _error_type(error), "message": error.message}}
     return [ServerSentEvent(data=dumps(data), event="error")]
+
+
+def strip_reasoning(body: dict[str, Any]) -> dict[str, Any]:
+    """The body without thinking or effort settings, for a model that takes none."""
+    stripped = {k: v for k, v in body.items() if k != "thinking"}
+    output_config = body.get("output_config")
+    if isinstance(output_config, dict) and "effort" in output_config:
+        rest = {k: v for k, v in output_config.items() if k != "effort"}
+        stripped.pop("output_config")
+        if rest:
+            stripped["output_config"] = rest
+    return stripped

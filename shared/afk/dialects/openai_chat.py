@@ -257,6 +257,8 @@ def render_request(request: ir.Request, *, model: str) -> dict[str, Any]:
             hashlib.sha256(request.user.encode()).hexdigest()
     if request.stop:
         body["stop"] = request.stop
+    if request.reasoning_effort is None and request.thinking_budget is not None:
+        body["reasoning_effort"] = ir.effort_for_budget(request.thinking_budget)
     return body
 
 
@@ -577,3 +579,8 @@ def error_from_body(body: Any, *, status: int) -> GatewayError:
     if status in (503, 529):
         return Overloaded(message)
     return UpstreamError(f"upstream error ({status}): {message}")
+
+
+def strip_reasoning(body: dict[str, Any]) -> dict[str, Any]:
+    """The body without reasoning settings, for a model that takes none."""
+    return {k: v for k, v in body.items() if k != "reasoning_effort"}

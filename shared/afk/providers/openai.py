@@ -63,7 +63,9 @@ class OpenAIResponsesProvider(HTTPProvider):
         if body is None:
             body = self.codec.render_request(call.request, model=call.model.upstream)
         include = [i for i in body.get("include") or [] if i != "reasoning.encrypted_content"]
+        if call.model.reasoning:
+            include.append("reasoning.encrypted_content")  # reasoning state comes back to us
         body = {k: v for k, v in body.items() if k not in ("previous_response_id",
-                                                             "conversation")}
-        return {**body, "stream": stream, "store": False,
-                "include": [*include, "reasoning.encrypted_content"]}
+                                                             "conversation", "include")}
+        return {**body, "stream": stream, "store": False, **({"include": include}
+                                                             if include else {})}

@@ -325,3 +325,14 @@ def _render_generation_config(request: ir.Request) -> dict[str, Any]:
         # Thought text never reaches callers of other dialects: don't pay to send it.
         config["thinkingConfig"] = {"thinkingBudget": budget, "includeThoughts": False}
     return config
+
+
+def strip_reasoning(body: dict[str, Any]) -> dict[str, Any]:
+    """The body without thinking settings, for a model that takes none."""
+    stripped = dict(body)
+    for config_key in ("generationConfig", "generation_config"):
+        config = body.get(config_key)
+        if isinstance(config, dict):
+            stripped[config_key] = {k: v for k, v in config.items()
+                                    if k not in ("thinkingConfig", "thinking_config")}
+    return stripped

@@ -22,6 +22,7 @@ from afk.dialects.openai_responses.encoder import StreamEncoder, render_stream_e
 from afk.dialects.openai_responses.errors import error_from_body, render_error
 from afk.dialects.openai_responses.items import parse_items, render_items
 from afk.dialects.openai_responses.requests import (
+    strip_reasoning,
     check_translatable,
     echo_fields,
     parse_request,
@@ -41,5 +42,5 @@ __all__ = [
     "echo_fields", "error_from_body", "parse_items", "parse_request", "parse_response",
     "parse_usage", "passthrough_keep", "patch_request", "render_error",
     "render_input_items_list", "render_items", "render_output_items", "render_request",
-    "render_response", "render_stream_error", "render_usage",
+    "render_response", "render_stream_error", "render_usage", "strip_reasoning",
 ]

@@ -261,8 +261,11 @@ def render_request(request: ir.Request, *, model: str) -> dict[str, Any]:
             "schema": fmt.schema or {"type": "object"},
             **({"description": fmt.description} if fmt.description else {}),
             **({"strict": fmt.strict} if fmt.strict is not None else {})}}
-    if request.reasoning_effort:
-        body["reasoning"] = {"effort": request.reasoning_effort}
+    effort = request.reasoning_effort or (
+        ir.effort_for_budget(request.thinking_budget)
+        if request.thinking_budget is not None else None)
+    if effort:
+        body["reasoning"] = {"effort": effort}
     for name in ("temperature", "top_p", "parallel_tool_calls", "metadata"):
         value = getattr(request, name)
         if value is not None:
@@ -307,3 +310,11 @@ def _answer_orphans(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _orphan_output(call_id: str) -> dict[str, Any]:
     return {"type": "function_call_output", "call_id": call_id,
             "output": "No result was provided for this tool call."}
+
+
+def strip_reasoning(body: dict[str, Any]) -> dict[str, Any]:
+    """The body without reasoning settings, for a model that takes none."""
+    stripped = {k: v for k, v in body.items() if k != "reasoning"}
+    if isinstance(body.get("include"), list):
+        stripped["include"] = [i for i in body["include"] if i != "reasoning.encrypted_content"]
+    return stripped
