@@ -26,13 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PREFIX = ROOT / ".venv" / "clis"
 CLAUDE = PREFIX / "node_modules" / ".bin" / "claude"
 GEMINI = PREFIX / "node_modules" / ".bin" / "gemini"
+CODEX = PREFIX / "node_modules" / ".bin" / "codex"
 ANSWER = "The gateway relayed this answer."
 CATALOG = Catalog.load()
 
 
 @pytest.fixture(scope="session")
 def clis() -> None:
-    if CLAUDE.exists() and GEMINI.exists():
+    if CLAUDE.exists() and GEMINI.exists() and CODEX.exists():
         return
     npm = shutil.which("npm")
     if npm is None:
@@ -134,3 +135,58 @@ def test_gemini_cli(clis, model: str, customer: Customer, fakes: dict, tmp_path:
     assert requests, "nothing reached the upstream"
     assert_prompt_and_tools_arrived(provider, requests[0].body)
     assert_billed(customer, model, len(requests), usage)
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.5-flash"])
+def test_codex(clis, model: str, customer: Customer, fakes: dict, tmp_path: Path):
+    """Codex speaks the Responses API: developer messages, namespaced tools, reasoning
+    settings and the hosted web_search tool. Only OpenAI models can run hosted web
+    search, so for other providers Codex is configured without it (web_search =
+    "disabled"); otherwise the gateway answers a 400 naming the tool."""
+    provider = CATALOG.get(model).provider
+    usage = script(provider, fakes)
+    (tmp_path / ".codex").mkdir()
+    web_search = "" if provider == "openai" else 'web_search = "disabled"\n'
+    (tmp_path / ".codex" / "config.toml").write_text(
+        f'model = "{model}"\nmodel_provider = "afk"\n{web_search}\n'
+        "[model_providers.afk]\n"
+        'name = "afk gateway"\n'
+        f'base_url = "{customer.url}/v1"\n'
+        'env_key = "AFK_API_KEY"\n'
+        'wire_api = "responses"\n')
+    env = {**base_env(tmp_path), "AFK_API_KEY": customer.key}
+    out = run([str(CODEX), "exec", "--skip-git-repo-check", "Say hello"], env, tmp_path)
+    assert ANSWER in out
+    requests = fakes[provider].requests
+    assert requests, "nothing reached the upstream"
+    body = requests[0].body
+    if provider == "openai":
+        assert requests[0].path == "/v1/responses"  # Responses passthrough
+        assert any(i.get("role") == "developer" for i in body["input"])
+        assert any(t["type"] == "namespace" for t in body["tools"])
+        assert "reasoning" not in body  # gpt-4o-mini takes no reasoning settings
+    else:
+        assert_prompt_and_tools_arrived(provider, body)
+        names = json.dumps(body["tools"])
+        assert "multi_agent_v1__spawn_agent" in names  # namespaced tools, flattened
+    assert_billed(customer, model, len(requests), usage)
+
+
+def test_codex_web_search_on_another_provider_is_a_clear_400(clis, customer: Customer,
+                                                               fakes: dict, tmp_path: Path):
+    (tmp_path / ".codex").mkdir()
+    (tmp_path / ".codex" / "config.toml").write_text(
+        'model = "claude-haiku-4-5"\nmodel_provider = "afk"\n\n'
+        "[model_providers.afk]\n"
+        'name = "afk gateway"\n'
+        f'base_url = "{customer.url}/v1"\n'
+        'env_key = "AFK_API_KEY"\n'
+        'wire_api = "responses"\n')
+    env = {**base_env(tmp_path), "AFK_API_KEY": customer.key}
+    result = subprocess.run([str(CODEX), "exec", "--skip-git-repo-check", "Say hello"],
+                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode != 0
+    assert "web_search" in result.stdout + result.stderr
+    assert fakes["anthropic"].requests == []
+    assert customer.charges() == []
