@@ -46,7 +46,7 @@ from afk.dialects.gemini.streams import (
     render_json_array_chunk,
 )
 
-__all__ = ["strip_reasoning", 
+__all__ = ["strip_reasoning",
     "DIALECT", "JSON_ARRAY_CLOSE", "MAX_STOP_SEQUENCES", "PROVIDER", "StreamDecoder",
     "StreamEncoder", "check_translatable", "error_from_body", "normalize_keys",
     "parse_count_tokens", "parse_request", "parse_response", "parse_usage",

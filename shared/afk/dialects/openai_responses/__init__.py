@@ -22,12 +22,12 @@ from afk.dialects.openai_responses.encoder import StreamEncoder, render_stream_e
 from afk.dialects.openai_responses.errors import error_from_body, render_error
 from afk.dialects.openai_responses.items import parse_items, render_items
 from afk.dialects.openai_responses.requests import (
-    strip_reasoning,
     check_translatable,
     echo_fields,
     parse_request,
     patch_request,
     render_request,
+    strip_reasoning,
 )
 from afk.dialects.openai_responses.responses import (
     parse_response,
