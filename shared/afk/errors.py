@@ -13,6 +13,10 @@ class GatewayError(Exception):
 
     status: int = 500
     kind: str = "api_error"
+    # The same request may succeed if sent again (upstream overload, rate limit,
+    # a connection that never opened); only such errors are retried, and only
+    # before any byte reached the caller.
+    retryable: bool = False
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
                  status: int | None = None, retry_after: float | None = None) -> None:
@@ -74,6 +78,7 @@ class ModelNotFound(NotFound):
 class RateLimited(GatewayError):
     status = 429
     kind = "rate_limit"
+    retryable = True
 
 
 class UpstreamError(GatewayError):
@@ -91,6 +96,13 @@ class UpstreamTimeout(UpstreamError):
 class Overloaded(UpstreamError):
     status = 503
     kind = "overloaded"
+    retryable = True
+
+
+class UpstreamUnreachable(UpstreamError):
+    """No connection could be opened: the request never reached the provider."""
+
+    retryable = True
 
 
 class StoreUnavailable(GatewayError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -160,12 +161,43 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
     return await _stream(gateway, codec, provider, call, reservation, headers, turn)
 
 
+# Retries happen only before any byte reached the caller (a whole buffered
+# call, or the opening of a stream), for failures that say "try again".
+RETRY_ATTEMPTS = 3
+RETRY_BASE_DELAY = 0.25
+RETRY_MAX_DELAY = 8.0  # a longer retry-after goes back to the caller instead
+
+
+def _retry_delay(error: GatewayError, attempt: int) -> float | None:
+    """Seconds to wait before retrying after `error`, or None for no retry."""
+    if not error.retryable or attempt + 1 >= RETRY_ATTEMPTS:
+        return None
+    if error.retry_after is not None:
+        return error.retry_after if error.retry_after <= RETRY_MAX_DELAY else None
+    return RETRY_BASE_DELAY * 2**attempt * (0.5 + random.random() / 2)
+
+
+async def _with_retries(call: Callable[[], Awaitable[T]]) -> T:
+    for attempt in range(RETRY_ATTEMPTS):
+        try:
+            return await call()
+        except GatewayError as error:
+            delay = _retry_delay(error, attempt)
+            if delay is None:
+                raise
+            log.warning("upstream said %s (%s); retry %d in %.2fs", error.status,
+                        error.message, attempt + 1, delay)
+            await anyio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
 async def _settling_on_failure(gateway: Gateway, reservation: Reservation,
-                               upstream_call: Awaitable[T]) -> T:
-    """Await the upstream call; if it fails (or the caller goes away), settle the
-    hold for nothing before the failure propagates."""
+                               upstream_call: Callable[[], Awaitable[T]]) -> T:
+    """Make the upstream call (retried where that is safe); if it fails for good
+    (or the caller goes away), settle the hold for nothing before the failure
+    propagates."""
     try:
-        return await upstream_call
+        return await _with_retries(upstream_call)
     except GatewayError:
         await settle(gateway, reservation, Meter(), "error")
         raise
@@ -176,7 +208,8 @@ async def _settling_on_failure(gateway: Gateway, reservation: Reservation,
 
 async def _complete(gateway: Gateway, codec: ModuleType, provider: Any, call: Call,
                     reservation: Reservation, headers: dict[str, str], turn: Turn) -> Outcome:
-    completion = await _settling_on_failure(gateway, reservation, provider.complete(call))
+    completion = await _settling_on_failure(gateway, reservation,
+                                            lambda: provider.complete(call))
     meter = Meter()
     meter.feed_response(completion.response)
     settlement = await settle(gateway, reservation, meter, "ok")
@@ -195,7 +228,8 @@ async def _complete(gateway: Gateway, codec: ModuleType, provider: Any, call: Ca
 
 async def _stream(gateway: Gateway, codec: ModuleType, provider: Any, call: Call,
                   reservation: Reservation, headers: dict[str, str], turn: Turn) -> Outcome:
-    upstream = await _settling_on_failure(gateway, reservation, provider.open_stream(call))
+    upstream = await _settling_on_failure(gateway, reservation,
+                                          lambda: provider.open_stream(call))
     meter = Meter()
     passthrough = call.passthrough_body is not None
     encoder = codec.StreamEncoder(model=call.model.id, include_usage=call.request.stream_usage,

@@ -58,6 +58,11 @@ class HTTPProvider:
         if status == 404:
             return UpstreamError(f"The {self.name} upstream does not serve this model.")
         error = self.codec.error_from_body(body, status=status)
+        # Overload, rate limits, timeouts and conflicts say "try again", unless the
+        # provider's own x-should-retry (OpenAI, Anthropic) says not to. A request
+        # the provider found invalid is never sent again.
+        should_retry = response.headers.get("x-should-retry", "").lower() != "false"
+        error.retryable = should_retry and (status in (408, 409, 429) or status >= 500)
         retry_after = response.headers.get("retry-after")
         if retry_after and retry_after.replace(".", "", 1).isdigit():
             error.retry_after = float(retry_after)

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from afk.errors import GatewayError, UpstreamError, UpstreamTimeout
+from afk.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from afk.providers import Frame, UpstreamStream
 from afk.sse import ServerSentEvent, SSEDecoder
 
@@ -39,12 +39,15 @@ async def upstream_errors(provider: str) -> AsyncIterator[None]:
         yield
     except GatewayError:
         raise
+    except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        # Never connected: the provider did not see the request, so a retry is safe.
+        error = UpstreamTimeout(f"Timed out connecting to the {provider} upstream.")
+        error.retryable = True
+        raise error from exc
     except httpx.TimeoutException as exc:
-        phase = "connecting to" if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout) \
-            else "waiting for"
-        raise UpstreamTimeout(f"Timed out {phase} the {provider} upstream.") from exc
+        raise UpstreamTimeout(f"Timed out waiting for the {provider} upstream.") from exc
     except httpx.ConnectError as exc:
-        raise UpstreamError(f"Could not connect to the {provider} upstream.") from exc
+        raise UpstreamUnreachable(f"Could not connect to the {provider} upstream.") from exc
     except httpx.HTTPError as exc:
         raise UpstreamError(f"The {provider} upstream connection failed: "
                             f"{type(exc).__name__}.") from exc

@@ -1,0 +1,104 @@
+"""What every benchmark shares: processes, ports, /proc readings, statistics.
+
+Stdlib only, so the fake upstream and the runners import it without the project.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PROJECT_PYTHON = str(ROOT / ".venv" / "bin" / "python")
+LITELLM_VENV = BENCH / ".venv-litellm"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: the process's peak resident set size, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process {proc.args!r} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.01)
+    raise TimeoutError(f"nothing listened on port {port} within {timeout}s")
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    """Terminate one process we started (by its own pid), then kill it if it lingers."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def pinned(cmd: Sequence[str], cpu: int | None) -> list[str]:
+    """`cmd` pinned to one CPU with taskset, when there is a CPU to spare."""
+    if cpu is None or (os.cpu_count() or 1) < 2 or not _has("taskset"):
+        return list(cmd)
+    return ["taskset", "-c", str(cpu), *cmd]
+
+
+def _has(tool: str) -> bool:
+    return any((Path(d) / tool).exists() for d in os.environ.get("PATH", "").split(":"))
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def machine() -> dict[str, str]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": str(os.cpu_count()), "python": sys.version.split()[0],
+            "os": f"{platform.system()} {platform.release()}"}

@@ -1,0 +1,105 @@
+"""A zero-latency fake OpenAI Chat Completions upstream, run in its own process.
+
+`python bench/fake_upstream.py PORT [CHUNKS]`. A raw ASGI app (no framework) so it
+costs as little CPU as possible; its bodies follow the wire format of
+tests/support/fake_openai.py (PROTOCOLS.md §1): a non-stream completion, or a
+stream of CHUNKS content chunks (default 200), the finish chunk, the usage chunk
+when `stream_options.include_usage` is true, and `data: [DONE]`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+CHUNKS = 200
+
+
+def _completion(model: str) -> bytes:
+    return json.dumps({
+        "id": "chatcmpl-bench", "object": "chat.completion", "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the "
+                     "bench upstream!", "refusal": None, "annotations": []},
+                     "logprobs": None, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18,
+                  "prompt_tokens_details": {"cached_tokens": 0},
+                  "completion_tokens_details": {"reasoning_tokens": 0}},
+        "service_tier": "default", "system_fingerprint": "fp_bench",
+    }, separators=(",", ":")).encode()
+
+
+def _stream(model: str, chunks: int, include_usage: bool) -> list[bytes]:
+    created = int(time.time())
+
+    def chunk(delta: dict | None, finish: str | None = None, usage: dict | None = None) -> bytes:
+        body: dict = {"id": "chatcmpl-bench", "object": "chat.completion.chunk",
+                      "created": created, "model": model,
+                      "choices": [] if delta is None else
+                      [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+        if include_usage:
+            body["usage"] = usage
+        return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+
+    out = [chunk({"role": "assistant", "content": ""})]
+    out += [chunk({"content": f" word{i}"}) for i in range(chunks)]
+    out.append(chunk({}, "stop"))
+    if include_usage:
+        out.append(chunk(None, usage={"prompt_tokens": 12, "completion_tokens": chunks,
+                                      "total_tokens": 12 + chunks,
+                                      "prompt_tokens_details": {"cached_tokens": 0},
+                                      "completion_tokens_details": {"reasoning_tokens": 0}}))
+    out.append(b"data: [DONE]\n\n")
+    return out
+
+
+def make_app(chunks: int = CHUNKS):
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        raw = b""
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if scope["method"] != "POST" or not scope["path"].endswith("/chat/completions"):
+            await _send(send, 404, b'{"error":{"message":"not found","type":"invalid_request_'
+                                   b'error","param":null,"code":null}}', "application/json")
+            return
+        body = json.loads(raw or b"{}")
+        model = str(body.get("model") or "gpt-4o-mini")
+        if not body.get("stream"):
+            await _send(send, 200, _completion(model), "application/json")
+            return
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+        for event in _stream(model, chunks, include_usage):
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return app
+
+
+async def _send(send, status: int, body: bytes, content_type: str) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type.encode()),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+if __name__ == "__main__":
+    import uvicorn
+
+    port = int(sys.argv[1])
+    chunks = int(sys.argv[2]) if len(sys.argv) > 2 else CHUNKS
+    uvicorn.run(make_app(chunks), host="127.0.0.1", port=port, log_level="warning",
+                access_log=False, lifespan="off")

@@ -1,0 +1,338 @@
+"""The dashboard at `/` in headless Chromium: signing in, what the overview and
+usage show after a real completion, caps and keys changed from the page and
+seen by the API and the upstream, and the page's hygiene (security headers, no
+console errors or CSP violations, no request to another origin, phone width,
+keyboard use). Screenshots land in test-artifacts/dashboard/."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.conftest import Customer
+from tests.support.browser import CHROMIUM, DESKTOP, PHONE, PageWatch, chromium
+from tests.support.fake_openai import FakeOpenAI, Reply
+
+MODEL = "gpt-4o-mini"
+MESSAGES = [{"role": "user", "content": "Say hello."}]
+TABS = ("overview", "models", "keys", "usage")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "dashboard"
+
+
+def shown_usd(amount: str) -> str:
+    """How the page shows an API amount: "$" + grouped whole part + the API's own decimals."""
+    whole, _, frac = amount.partition(".")
+    return f"${int(whole):,}.{frac}"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package "
+                    "(`apt-get install -y chromium`, as .ci/run does). The dashboard tests "
+                    "never use `playwright install`.", pytrace=False)
+    with chromium() as launched:
+        yield launched
+
+
+@dataclass
+class Dashboard:
+    page: Page
+    watch: PageWatch
+    label: str
+
+    def sign_in(self, key: str) -> None:
+        self.page.goto(self.watch.origin + "/")
+        self.page.locator("#key-input").fill(key)
+        self.page.locator("#key-input").press("Enter")
+        expect(self.page.locator("#app-view")).to_be_visible()
+
+    def open_tab(self, name: str) -> None:
+        self.page.locator(f'[data-tab="{name}"]').click()
+        expect(self.page.locator(f"#panel-{name}")).to_be_visible()
+
+    def testid(self, value: str):
+        return self.page.get_by_test_id(value)
+
+    def screenshot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=ARTIFACTS / f"{self.label}-{name}.png", full_page=True)
+
+    def horizontal_overflow(self) -> int:
+        return self.page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+@pytest.fixture
+def open_dashboard(browser: Browser, gateway_url: str) -> Iterator:
+    """Opens a fresh browser context; on teardown, fails the test if any page logged a
+    console error, threw, violated the CSP or asked another origin for anything."""
+    opened: list[Dashboard] = []
+
+    def open_(viewport: dict[str, int] = DESKTOP, label: str = "desktop") -> Dashboard:
+        context = browser.new_context(viewport=viewport, locale="en-US", timezone_id="UTC",
+                                      color_scheme="light")
+        context.set_default_timeout(5_000)
+        page = context.new_page()
+        watch = PageWatch(gateway_url)
+        watch.attach(page)
+        opened.append(dashboard := Dashboard(page, watch, label))
+        return dashboard
+
+    yield open_
+    problems = {}
+    for dashboard in opened:
+        problems.update(dashboard.watch.problems(dashboard.page))
+        dashboard.page.context.close()
+    assert any("/v1/account" in url for d in opened for url in d.watch.requests) or not opened
+    assert not problems, f"the dashboard misbehaved in the browser: {problems}"
+
+
+def complete(customer_or_key: Customer | str, url: str, fake: FakeOpenAI, **kwargs):
+    fake.push(Reply(text="Hello!", prompt_tokens=1200, completion_tokens=300))
+    key = customer_or_key if isinstance(customer_or_key, str) else customer_or_key.key
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+    return client.chat.completions.with_raw_response.create(model=MODEL, messages=MESSAGES,
+                                                            **kwargs)
+
+
+def account_api(customer: Customer, path: str = "/v1/account") -> dict:
+    with customer.http() as http:
+        response = http.get(path)
+        response.raise_for_status()
+        return response.json()
+
+
+def listed_cap(customer: Customer) -> str | None:
+    models = {m["id"]: m for m in account_api(customer, "/v1/models")["data"]}
+    return models[MODEL]["pricing"]["per_call_cap"]
+
+
+def test_dashboard_response_sends_security_headers(gateway_url: str):
+    response = httpx.get(gateway_url + "/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    csp = dict(directive.strip().split(" ", 1)
+               for directive in response.headers["content-security-policy"].split(";"))
+    assert csp["default-src"] == "'none'"
+    assert csp["connect-src"] == "'self'"
+    assert csp["frame-ancestors"] == "'none'"
+    assert csp["script-src"].startswith("'sha256-"), "inline script allowed by hash only"
+    assert "unsafe-inline" not in csp["script-src"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert "camera=()" in response.headers["permissions-policy"]
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_sign_in_then_a_completion_shows_in_overview_and_usage(open_dashboard, make_customer,
+                                                               fake_openai: FakeOpenAI):
+    customer = make_customer("10")
+    dashboard = open_dashboard()
+    page = dashboard.page
+    dashboard.sign_in(customer.key)
+
+    expect(page.locator("#balance")).to_have_text(shown_usd(account_api(customer)["balance"]))
+    expect(page.locator("#balance")).to_have_text("$10.00")
+    expect(page.locator("#held")).to_have_text("$0.00")
+    expect(page.locator("#recent-table")).to_contain_text("No requests yet")
+
+    raw = complete(customer, customer.url, fake_openai)
+    request_id = raw.headers["x-afk-request-id"]
+    balance = account_api(customer)["balance"]
+    assert balance == "9.99964"  # 1,200 × $0.15/M + 300 × $0.60/M
+
+    page.locator("#refresh").click()
+    expect(page.locator("#balance")).to_have_text(shown_usd(balance))
+    [entry] = [e for e in account_api(customer, "/v1/account/usage")["data"]
+               if e["type"] == "charge"]
+    recent = dashboard.testid(f"recent-row-{entry['id']}")
+    expect(recent).to_contain_text(MODEL)
+    expect(recent).to_contain_text(request_id)
+    expect(recent).to_contain_text("$0.00036")
+    expect(page.locator("#range-requests")).to_have_text("1")
+
+    dashboard.open_tab("usage")
+    row = page.locator("#usage-table").get_by_test_id(f"usage-row-{entry['id']}")
+    expect(row).to_contain_text(request_id)
+    expect(row).to_contain_text("1,200")
+    expect(row).to_contain_text("$0.00036")
+    expect(page.locator("#export-csv")).to_be_enabled()
+
+
+def test_cap_set_in_models_tab_lowers_max_tokens_upstream_then_clears(
+        open_dashboard, customer: Customer, fake_openai: FakeOpenAI):
+    dashboard = open_dashboard()
+    dashboard.sign_in(customer.key)
+    dashboard.open_tab("models")
+    cap_input = dashboard.testid(f"cap-input-{MODEL}")
+
+    cap_input.fill("0.001")
+    dashboard.testid(f"cap-save-{MODEL}").click()
+    expect(dashboard.testid(f"cap-status-{MODEL}")).to_have_text("Cap saved")
+    expect(dashboard.testid(f"cap-input-{MODEL}")).to_have_value("0.001")
+    assert listed_cap(customer) == "0.001"
+
+    raw = complete(customer, customer.url, fake_openai, max_completion_tokens=10_000)
+    sent = fake_openai.requests[-1].body["max_completion_tokens"]
+    assert sent < 10_000
+    assert raw.headers["x-afk-max-tokens"] == str(sent)
+
+    dashboard.testid(f"cap-clear-{MODEL}").click()
+    expect(dashboard.testid(f"cap-status-{MODEL}")).to_have_text("Cap removed")
+    expect(dashboard.testid(f"cap-input-{MODEL}")).to_have_value("")
+    assert listed_cap(customer) is None
+    complete(customer, customer.url, fake_openai)
+    assert fake_openai.requests[-1].body["max_completion_tokens"] == 16384
+
+
+@pytest.mark.parametrize("bad", ["abc", "0", "-1"])
+def test_invalid_cap_is_refused_visibly_and_changes_nothing(open_dashboard, customer: Customer,
+                                                           bad: str):
+    with customer.http() as http:
+        http.put(f"/v1/account/caps/{MODEL}", json={"usd": "0.05"}).raise_for_status()
+    dashboard = open_dashboard()
+    dashboard.sign_in(customer.key)
+    dashboard.open_tab("models")
+    cap_input = dashboard.testid(f"cap-input-{MODEL}")
+    expect(cap_input).to_have_value("0.05")
+
+    cap_input.fill(bad)
+    dashboard.testid(f"cap-save-{MODEL}").click()
+    error = dashboard.testid(f"cap-error-{MODEL}")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("Invalid cap")
+    expect(cap_input).to_have_attribute("aria-invalid", "true")
+    assert account_api(customer)["caps"] == {MODEL: "0.05"}
+    assert listed_cap(customer) == "0.05"
+
+
+def test_empty_cap_is_refused_before_any_request(open_dashboard, customer: Customer):
+    dashboard = open_dashboard()
+    dashboard.sign_in(customer.key)
+    dashboard.open_tab("models")
+    puts = len([u for u in dashboard.watch.requests if "/caps/" in u])
+    dashboard.testid(f"cap-save-{MODEL}").click()
+    expect(dashboard.testid(f"cap-error-{MODEL}")).to_contain_text("Enter a cap in USD")
+    assert len([u for u in dashboard.watch.requests if "/caps/" in u]) == puts
+    assert account_api(customer)["caps"] == {}
+
+
+def test_key_created_in_keys_tab_works_until_revoked(open_dashboard, customer: Customer,
+                                                     fake_openai: FakeOpenAI):
+    dashboard = open_dashboard()
+    page = dashboard.page
+    dashboard.sign_in(customer.key)
+    dashboard.open_tab("keys")
+
+    page.locator("#new-key-name").fill("ci-bot")
+    page.locator("#create-key").click()
+    expect(page.locator("#new-key-box")).to_be_visible()
+    new_key = page.locator("#new-key-value").text_content()
+    assert new_key and new_key != customer.key
+    [record] = [k for k in account_api(customer, "/v1/account/keys")["data"]
+                if k["name"] == "ci-bot"]
+    assert new_key.startswith(record["prefix"])
+    expect(dashboard.testid(f"key-row-{record['id']}")).to_contain_text("Active")
+
+    assert complete(new_key, customer.url, fake_openai).parse().choices[0].message.content
+
+    dialogs: list[str] = []
+
+    def accept(dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    dashboard.testid(f"revoke-{record['id']}").click()
+    expect(dashboard.testid(f"key-row-{record['id']}")).to_contain_text("Revoked")
+    assert "ci-bot" in dialogs[0]
+    with pytest.raises(openai.AuthenticationError):
+        complete(new_key, customer.url, fake_openai)
+    # Revoking another key leaves this session signed in.
+    expect(page.locator("#app-view")).to_be_visible()
+
+
+def test_declining_the_revoke_dialog_keeps_the_key(open_dashboard, customer: Customer):
+    dashboard = open_dashboard()
+    dashboard.sign_in(customer.key)
+    dashboard.open_tab("keys")
+    dashboard.page.once("dialog", lambda dialog: dialog.dismiss())
+    dashboard.testid(f"revoke-{customer.key_id}").click()
+    expect(dashboard.testid(f"revoke-{customer.key_id}")).to_be_enabled()
+    assert account_api(customer, "/v1/account/keys")["data"][0]["status"] == "active"
+
+
+def test_a_wrong_key_is_refused_with_a_message(open_dashboard):
+    dashboard = open_dashboard()
+    page = dashboard.page
+    page.goto(dashboard.watch.origin + "/")
+    page.locator("#key-input").fill("afk-not-a-real-key")
+    page.locator("#signin-submit").click()
+    expect(page.locator("#signin-message")).to_be_visible()
+    expect(page.locator("#signin-message")).to_contain_text("not accepted")
+    expect(page.locator("#app-view")).to_be_hidden()
+
+
+def test_tabs_work_from_the_keyboard(open_dashboard, customer: Customer):
+    dashboard = open_dashboard()
+    page = dashboard.page
+    dashboard.sign_in(customer.key)
+    page.locator("body").focus()
+
+    def focused() -> str:
+        return page.evaluate("document.activeElement && (document.activeElement.id || '')")
+
+    for _ in range(10):  # from the top of the page, Tab reaches the selected tab
+        page.keyboard.press("Tab")
+        if focused() == "tab-overview":
+            break
+    assert focused() == "tab-overview"
+
+    for name in TABS[1:]:
+        page.keyboard.press("ArrowRight")
+        assert focused() == f"tab-{name}"
+        page.keyboard.press("Enter")
+        expect(page.locator(f"#panel-{name}")).to_be_visible()
+        expect(page.locator(f"#tab-{name}")).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("Home")
+    page.keyboard.press("Enter")
+    expect(page.locator("#panel-overview")).to_be_visible()
+    # Tab leaves the tab list for the panel: one tab stop for the whole list.
+    page.keyboard.press("Tab")
+    assert focused() == "panel-overview"
+
+
+@pytest.mark.parametrize("viewport,label", [(DESKTOP, "desktop"), (PHONE, "phone")])
+def test_every_tab_fits_the_screen(open_dashboard, make_customer, fake_openai: FakeOpenAI,
+                                   viewport: dict[str, int], label: str):
+    customer = make_customer("10")
+    complete(customer, customer.url, fake_openai)
+    with customer.http() as http:
+        http.put(f"/v1/account/caps/{MODEL}", json={"usd": "0.05"}).raise_for_status()
+    dashboard = open_dashboard(viewport, label)
+    page = dashboard.page
+    page.goto(dashboard.watch.origin + "/")
+    expect(page.locator("#signin-view")).to_be_visible()
+    dashboard.screenshot("signin")
+    assert dashboard.horizontal_overflow() <= 0
+    dashboard.sign_in(customer.key)
+
+    ready = {"overview": page.locator('[data-testid^="recent-row-"]'),
+             "models": dashboard.testid(f"model-row-{MODEL}"),
+             "keys": dashboard.testid(f"key-row-{customer.key_id}"),
+             "usage": page.locator('[data-testid^="usage-row-"]').first}
+    for name in TABS:
+        dashboard.open_tab(name)
+        expect(ready[name]).to_be_visible()
+        dashboard.screenshot(name)
+        overflow = page.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= viewport["width"], f"{name} scrolls sideways at {label} width"
