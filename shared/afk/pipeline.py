@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from afk import ir, sse
+from afk import ir, observability, sse
 from afk.auth import Principal
 from afk.billing.meter import Meter
 from afk.billing.money import format_usd
@@ -94,6 +94,9 @@ async def settle(gateway: Gateway, reservation: Reservation, meter: Meter,
                                            settlement)
         except StoreUnavailable:
             log.exception("settle failed; hold %s left for the sweeper", reservation.hold.id)
+    observability.observe_settlement(  # upstream time ~ since the hold was taken
+        reservation.model.id, reservation.hold.endpoint, settlement, settlement.charge,
+        int(time.time() * 1000) - reservation.hold.created_ms)
     return settlement
 
 
@@ -125,6 +128,7 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
         request = codec.parse_request(body)
     turn = turn or Turn()
     model, view = await anyio.to_thread.run_sync(gateway.model_for, principal, request.model)
+    observability.bind(model=model.id)
     provider = gateway.provider(model.provider, dialect=codec.DIALECT)
     passthrough = provider.dialect == codec.DIALECT
     if not passthrough:

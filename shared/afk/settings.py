@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -39,12 +39,19 @@ class Settings:
     read_timeout: float = 300.0
     # How long a stored Responses-API turn stays retrievable and chainable.
     responses_ttl_days: float = 30.0
+    # Deployment (afk.secrets, afk.observability): the Secrets Manager secret holding
+    # provider keys absent from the environment; metrics and JSON logs are on when a
+    # metrics namespace is set (the template sets one; local runs do not).
+    secret_arn: str | None = None
+    service: str = "afk"
+    metrics_namespace: str | None = None
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         catalog = env.get("AFK_CATALOG")
-        return cls(
+        settings = cls(
             table=env.get("AFK_TABLE", DEFAULT_TABLE),
             dynamodb_endpoint=env.get("AFK_DYNAMODB_ENDPOINT") or None,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
@@ -69,7 +76,19 @@ class Settings:
             connect_timeout=float(env.get("AFK_CONNECT_TIMEOUT", "10")),
             read_timeout=float(env.get("AFK_READ_TIMEOUT", "300")),
             responses_ttl_days=float(env.get("AFK_RESPONSES_TTL_DAYS", "30")),
+            secret_arn=env.get("AFK_SECRET_ARN") or None,
+            service=env.get("POWERTOOLS_SERVICE_NAME") or "afk",
+            metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or None,
+            log_level=(env.get("AFK_LOG_LEVEL") or "INFO").upper(),
         )
+        if settings.secret_arn:
+            # Keys missing from the environment come from the secret, read on first use
+            # (no I/O here); an environment key wins, for local runs.
+            from afk.secrets import with_secret_keys
+
+            settings = replace(settings, upstreams=with_secret_keys(settings.upstreams,
+                                                                    settings.secret_arn))
+        return settings
 
 
 @lru_cache(maxsize=1)

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from afk import observability
 from afk.dialects import openai_chat
 from afk.errors import GatewayError, InvalidRequest, NotFound
 from afk.gateway import Gateway, default_gateway
@@ -35,6 +36,7 @@ def create_app(name: str, gateway: Gateway | None = None) -> FastAPI:
     app = FastAPI(title=f"afk gateway ({name})", docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.state.gateway = gateway or default_gateway()
+    observability.configure(app.state.gateway.settings)
     names = APPS if name == "local" else (name,)
     for app_name in names:
         # Imported on demand: a function pays only for the routes it serves.

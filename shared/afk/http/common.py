@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from afk import observability
 from afk.auth import Principal, key_from
 from afk.errors import GatewayError, InvalidRequest, NotFound, RequestTooLarge
 
@@ -32,14 +33,23 @@ class RequestIdMiddleware:
         request_id = f"req_{secrets.token_hex(12)}"
         scope.setdefault("state", {})["request_id"] = request_id
 
+        status = 500  # if the app dies before it answers
+
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"],
                                       (REQUEST_ID_HEADER.encode(), request_id.encode())]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        with observability.request_scope(request_id):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:  # after the last body byte: a stream's settlement is in by now
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                observability.observe_request(route, status)
 
 
 def request_id(request: Request) -> str:
@@ -78,7 +88,9 @@ async def authenticate(request: Request) -> Principal:
 
     gateway = request.app.state.gateway if hasattr(request.app.state, "gateway") \
         else default_gateway()
-    return await anyio.to_thread.run_sync(gateway.auth.authenticate, caller_key(request))
+    principal = await anyio.to_thread.run_sync(gateway.auth.authenticate, caller_key(request))
+    observability.bind(account_id=principal.account_id)
+    return principal
 
 
 ErrorRenderer = Callable[[GatewayError], dict[str, Any]]

@@ -32,6 +32,7 @@ class Dynamo:
             client = boto3.session.Session().client(
                 "dynamodb", region_name=region, endpoint_url=endpoint_url,
                 config=Config(retries={"mode": "standard", "max_attempts": 3},
+                              max_pool_connections=64,
                               connect_timeout=3, read_timeout=10, tcp_keepalive=True),
                 **kwargs)
         self.client = client

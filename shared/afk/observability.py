@@ -1,0 +1,212 @@
+"""Logs and metrics for the functions: Powertools on Lambda, cheap no-ops elsewhere.
+
+The whole API:
+
+* `configure(settings)`: once per process (the app factory calls it). Always
+  installs the redaction filter on the log handlers; on Lambda (a metrics
+  namespace is configured) also routes every log record through Powertools'
+  JSON formatter and turns metrics on. Powertools is imported only then.
+* `request_scope(request_id)`: the request-id middleware opens one per request;
+  `bind(account_id=..., model=...)` adds fields to it. Every log record emitted
+  during the request carries them (request_id, route, account_id, model).
+* `observe_request(route, status)`: a request is done: Requests, Errors (5xx),
+  ClientErrors (4xx), flushed as one EMF line at once, so the uvicorn-based
+  streaming functions, which have no Lambda handler to decorate, emit per request.
+* `observe_settlement(model, route, usage, cost_pico, upstream_ms)`: a generation
+  was billed: InputTokens, OutputTokens, CostNanoUSD, UpstreamLatency.
+* `redact(text)`: what every log line goes through: no caller or provider key
+  (`Authorization`, `x-api-key`, `x-goog-api-key`, `?key=`) ever reaches a log.
+
+Traces: the template turns on X-Ray active tracing (API Gateway and Lambda
+segments, free of code); the Powertools Tracer would add aws-xray-sdk to every
+cold start for a segment per DynamoDB call, which is not worth it here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from afk.settings import Settings
+
+REDACTED = "[REDACTED]"
+_SECRET_HEADERS = r"authorization|x-api-key|x-goog-api-key|api[_-]key"
+_PATTERNS = (
+    # A header or field in any rendering: `Authorization: Bearer k`, `"x-api-key": "k"`,
+    # `('x-goog-api-key', 'k')`, `(b'authorization', b'Bearer k')`, escaped JSON in JSON.
+    re.compile(r"(?P<keep>(?:" + _SECRET_HEADERS + r""")\\?["']?\s*[:=,]\s*(?:b(?=["']))?\\?["']?"""
+               r"""(?:(?:Bearer|Basic)\s+)?)[^\s"'\\,;&)}\]]+""", re.IGNORECASE),
+    # A key in a query string (Gemini's `?key=`).
+    re.compile(r"(?P<keep>[?&](?:key|api_key)=)[^&\s\"'#\\]+", re.IGNORECASE),
+    # Keys by their shape, wherever they appear: ours, OpenAI's / Anthropic's, Google's.
+    re.compile(r"(?P<keep>)\b(?:afk|sk)-[A-Za-z0-9_-]{16,}"),
+    re.compile(r"(?P<keep>)\bAIza[0-9A-Za-z_-]{20,}"),
+)
+
+
+def redact(text: str) -> str:
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: m.group("keep") + REDACTED, text)
+    return text
+
+
+# LogRecord's own attributes; anything else on a record is an `extra` field.
+_RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts the message, its arguments, string extras and the traceback of
+    every record before any formatter sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg, record.args = redact(message), None
+        for name, value in list(vars(record).items()):
+            if name not in _RECORD_ATTRS and isinstance(value, str):
+                setattr(record, name, redact(value))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+# ------------------------------------------------------------------ request scope
+_scope: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "afk_request_scope", default=None)
+
+
+@contextlib.contextmanager
+def request_scope(request_id: str, **fields: Any) -> Iterator[dict[str, Any]]:
+    """The fields every log record of this request carries. A mutable dict, so
+    fields bound in tasks the request spawns (a streamed body) are seen here too."""
+    scope = {"request_id": request_id, **fields}
+    token = _scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _scope.reset(token)
+
+
+def bind(**fields: Any) -> None:
+    scope = _scope.get()
+    if scope is not None:
+        scope.update({k: v for k, v in fields.items() if v is not None})
+
+
+class _ScopeFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in (_scope.get() or {}).items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
+# ------------------------------------------------------------------ metrics
+class _Metrics(Protocol):
+    def add_dimension(self, name: str, value: str) -> None: ...
+    def add_metric(self, name: str, unit: str, value: float) -> None: ...
+    def flush_metrics(self, raise_on_empty_metrics: bool = False) -> None: ...
+
+
+class _Telemetry:
+    """Set by `configure`; None-valued fields mean "off" (the cheap default)."""
+
+    namespace: str | None = None
+    service: str = "afk"
+
+
+_telemetry = _Telemetry()
+
+
+def _metrics() -> _Metrics | None:
+    if _telemetry.namespace is None:
+        return None
+    # Per flush and isolated (Metrics instances share one global buffer): a
+    # request's metrics never mix with a concurrent request's.
+    from aws_lambda_powertools.metrics import EphemeralMetrics
+
+    return EphemeralMetrics(namespace=_telemetry.namespace, service=_telemetry.service)
+
+
+def _flush(metrics: _Metrics, model: str | None, route: str,
+           values: list[tuple[str, str, float]]) -> None:
+    metrics.add_dimension("route", route)
+    metrics.add_dimension("model", model or "none")
+    for name, unit, value in values:
+        metrics.add_metric(name=name, unit=unit, value=value)
+    metrics.flush_metrics()
+
+
+def observe_request(route: str, status: int) -> None:
+    metrics = _metrics()
+    if metrics is None:
+        return
+    scope = _scope.get() or {}
+    _flush(metrics, scope.get("model"), route, [
+        ("Requests", "Count", 1),
+        ("Errors", "Count", 1 if status >= 500 else 0),
+        ("ClientErrors", "Count", 1 if 400 <= status < 500 else 0),
+    ])
+
+
+class Usage(Protocol):
+    input_tokens: int
+    output_tokens: int
+
+
+def observe_settlement(model: str, route: str, usage: Usage, cost_pico: int,
+                       upstream_ms: float) -> None:
+    bind(model=model)
+    metrics = _metrics()
+    if metrics is None:
+        return
+    _flush(metrics, model, route, [
+        ("InputTokens", "Count", usage.input_tokens),
+        ("OutputTokens", "Count", usage.output_tokens),
+        # An integer of nano-USD: a metric, not money, but still no float rounding.
+        ("CostNanoUSD", "Count", cost_pico // 1000),
+        ("UpstreamLatency", "Milliseconds", upstream_ms),
+    ])
+
+
+# ------------------------------------------------------------------ setup
+def configure(settings: Settings) -> None:
+    """Idempotent. Redaction everywhere; JSON logs and metrics on Lambda."""
+    root = logging.getLogger()
+    if settings.metrics_namespace:
+        _telemetry.namespace, _telemetry.service = settings.metrics_namespace, settings.service
+        if not any(isinstance(h, _JsonHandler) for h in root.handlers):
+            # Replaces the Lambda runtime's plain-text handler (two outputs would
+            # double every line and the CloudWatch bill).
+            for handler in list(root.handlers):
+                root.removeHandler(handler)
+            root.addHandler(_JsonHandler(settings.service))
+            root.setLevel(settings.log_level)
+    # uvicorn's own loggers do not propagate to the root: guard their handlers too.
+    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(_ScopeFilter())
+                handler.addFilter(RedactingFilter())
+
+
+class _JsonHandler(logging.StreamHandler):
+    """Powertools' structured JSON (with the X-Ray trace id), redacted once more
+    as a whole line so nothing a formatter adds can carry a key out."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(sys.stdout)
+        from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+        class RedactingJsonFormatter(LambdaPowertoolsFormatter):
+            def format(self, record: logging.LogRecord) -> str:
+                return redact(super().format(record))
+
+        self.setFormatter(RedactingJsonFormatter(service=service))
