@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install dev test lint cfn-lint clean
+.PHONY: install dev test lint cfn-lint clean bench
 
 install: $(STAMP)
 
@@ -25,5 +25,35 @@ lint: install
 	$(BIN)/ruff check shared tests
 	$(BIN)/cfn-lint template.yaml
 
+bench: install
+	cd bench && ../$(BIN)/python run.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info shared/*.egg-info
+
+# ---------------------------------------------------------------- AWS (SAM)
+# The SAM CLI lives in its own venv (.venv-sam): its pins clash with the app's.
+# `sam build` needs the runtime's Python (3.12) on PATH: the first that runs of
+# python3.12 on PATH and pyenv's 3.12.x.
+SAM_VENV := .venv-sam
+SAM      := $(SAM_VENV)/bin/sam
+PY312    := $(shell for p in $$(command -v python3.12) $(HOME)/.pyenv/versions/3.12*/bin/python3.12; do "$$p" -c '' 2>/dev/null && { echo "$$p"; break; }; done)
+SAM_ENV  := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} PATH="$(dir $(PY312)):$$PATH"
+
+.PHONY: sam build validate
+
+sam: $(SAM)
+
+$(SAM):
+	@test -n "$(PY312)" || { echo "need python3.12 (on PATH, or pyenv's ~/.pyenv/versions/3.12.*)"; exit 1; }
+	$(PY312) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli
+
+# No Docker: the dependency layer fetches arm64 wheels (layers/dependencies/Makefile).
+# --cached (samconfig.toml) rebuilds only what changed since the last build.
+build: $(SAM)
+	$(SAM_ENV) $(SAM) build --cached --parallel
+
+validate: $(SAM)
+	$(SAM_ENV) $(SAM) validate --lint

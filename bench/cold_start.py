@@ -109,8 +109,8 @@ def litellm_cold_start(config: Path, runs: int = RUNS) -> dict:
 
 
 def import_times(top: int = 15) -> dict:
-    """`-X importtime` of the chat function up to its first answer: the heaviest
-    top-level imports (cumulative) and the heaviest single modules (self)."""
+    """`-X importtime` of the chat function up to its first answer: import time by
+    top-level package (sum of its modules' self times) and the heaviest modules."""
     port = free_port()
     method, path, body = PROBES["chat"]
     cmd = [PROJECT_PYTHON, "-X", "importtime", str(BENCH / "serve_app.py"), "chat", str(port)]
@@ -128,14 +128,13 @@ def import_times(top: int = 15) -> dict:
         rows.append((name.strip(), int(self_us), int(cumulative_us), depth))
     total_us = sum(r[1] for r in rows)
     roots: dict[str, int] = {}
-    for name, _, cumulative, depth in rows:
-        if depth == 0:  # top level of an import statement
-            root = name.split(".")[0]
-            roots[root] = roots.get(root, 0) + cumulative
+    for name, self_us, _, _ in rows:  # self time is exclusive: it sums without overlap
+        root = name.split(".")[0]
+        roots[root] = roots.get(root, 0) + self_us
     heavy_roots = sorted(roots.items(), key=lambda kv: -kv[1])[:top]
     heavy_self = sorted(rows, key=lambda r: -r[1])[:top]
     return {"total_ms": total_us / 1000,
-            "packages": [{"package": k, "cumulative_ms": v / 1000} for k, v in heavy_roots],
+            "packages": [{"package": k, "self_ms": v / 1000} for k, v in heavy_roots],
             "modules": [{"module": r[0], "self_ms": r[1] / 1000} for r in heavy_self]}
 
 

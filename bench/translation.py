@@ -36,7 +36,7 @@ REPEATS = 5
 MODEL = "bench-model"
 
 
-def _cpu_per_call(fn: Callable[[], Any], *, min_seconds: float = 0.2,
+def _cpu_per_call(fn: Callable[[], Any], *, min_seconds: float = 0.1,
                   repeats: int = REPEATS) -> float:
     """Median CPU seconds per call of `fn`, over `repeats` timed batches."""
     fn()

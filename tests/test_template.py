@@ -7,7 +7,9 @@ so the routes, the streaming setup and the IAM scope are asserted here too.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +37,10 @@ ROUTES = {
     ("ANY", "/v1/account/{proxy+}"): "AccountFunction",
     ("GET", "/"): "DashboardFunction",
 }
+# Every route of a Web Adapter function streams: in response_stream mode its output
+# is the streaming prelude + body, which a buffered proxy integration cannot parse.
 STREAMING_ROUTES = {("POST", "/v1/chat/completions"), ("POST", "/v1/responses"),
-                    ("POST", "/v1/messages"),
+                    ("ANY", "/v1/responses/{proxy+}"), ("POST", "/v1/messages"),
                     ("POST", "/v1/messages/count_tokens"), ("POST", "/v1/models/{proxy+}"),
                     ("POST", "/{version}/models/{proxy+}")}
 LWA_LAYER = "753240598075:layer:LambdaAdapterLayerArm64:"
@@ -218,4 +222,171 @@ def test_functions_share_runtime_layers_and_table(template: dict[str, Any]) -> N
     assert {"Ref": "DependenciesLayer"} in globals_["Layers"]
     assert {"Ref": "AfkLayer"} in globals_["Layers"]
     requirements = (ROOT / "layers/dependencies/requirements.txt").read_text().lower().split()
-    assert not {"boto3", "moto", "pytest"} & {r.split(">")[0].split("=")[0] for r in requirements}
+    names = {r.split(">")[0].split("=")[0] for r in requirements if not r.startswith("#")}
+    assert not {"boto3", "botocore", "moto", "pytest", "aws-sam-cli", "cfn-lint"} & names
+    assert "aws-lambda-powertools" in names
+
+
+# ------------------------------------------------------------------ secret, logs, alarms
+PROVIDER_FUNCTIONS = {"ChatCompletionsFunction", "ResponsesFunction", "MessagesFunction",
+                      "GeminiFunction"}
+
+
+def test_provider_keys_secret_is_created_empty(template: dict[str, Any]) -> None:
+    secret = template["Resources"]["ProviderKeys"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert json.loads(secret["Properties"]["SecretString"]) == {
+        "OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": "", "GEMINI_API_KEY": ""}
+    assert "ProviderKeysSecretArn" in template["Outputs"]
+
+
+def test_only_functions_that_call_providers_get_the_secret(template: dict[str, Any]) -> None:
+    for name, function in _functions(template).items():
+        env = _environment(template, function)
+        reads = [s for s in _statements(function)
+                 if "secretsmanager:getsecretvalue" in _actions(s)]
+        if name in PROVIDER_FUNCTIONS:
+            assert env.get("AFK_SECRET_ARN") == {"Ref": "ProviderKeys"}, name
+            assert [(_actions(s), s["Resource"]) for s in reads] == [
+                (["secretsmanager:getsecretvalue"], {"Ref": "ProviderKeys"})], name
+        else:
+            assert "AFK_SECRET_ARN" not in env and not reads, name
+
+
+def test_powertools_is_configured_for_every_function(template: dict[str, Any]) -> None:
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["POWERTOOLS_SERVICE_NAME"]
+    assert env["POWERTOOLS_METRICS_NAMESPACE"]
+    assert template["Globals"]["Function"]["Tracing"] == "Active"
+
+
+def _alarm_metrics(alarm: dict[str, Any]) -> set[tuple[str, str]]:
+    props = alarm["Properties"]
+    if "MetricName" in props:
+        return {(props["Namespace"], props["MetricName"])}
+    return {(m["MetricStat"]["Metric"]["Namespace"], m["MetricStat"]["Metric"]["MetricName"])
+            for m in props["Metrics"] if "MetricStat" in m}
+
+
+def test_alarms_cover_5xx_throttles_and_the_sweeper(template: dict[str, Any]) -> None:
+    alarms = {name: res for name, res in template["Resources"].items()
+              if res["Type"] == "AWS::CloudWatch::Alarm"}
+    watched = set().union(*(_alarm_metrics(a) for a in alarms.values()))
+    assert {("AWS/ApiGateway", "5XXError"), ("AWS/Lambda", "Throttles"),
+            ("AWS/DynamoDB", "ReadThrottleEvents"), ("AWS/DynamoDB", "WriteThrottleEvents"),
+            ("AWS/Lambda", "Errors")} <= watched
+    sweeper = template["Resources"]["SweeperErrorsAlarm"]["Properties"]
+    assert sweeper["Dimensions"] == [{"Name": "FunctionName",
+                                      "Value": {"Ref": "SweeperFunction"}}]
+    throttled = {m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
+                 for m in template["Resources"]["LambdaThrottlesAlarm"]["Properties"]["Metrics"]
+                 if "MetricStat" in m}
+    assert throttled == set(_functions(template))
+
+
+# ------------------------------------------------------------------ what SAM deploys
+@pytest.fixture(scope="module")
+def translated(monkeypatch_module: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The CloudFormation SAM would deploy, translated offline (no AWS call: local
+    code URIs become placeholders as `sam package` would make them; no managed
+    policy is looked up by name)."""
+    from samtranslator.translator.transform import transform
+    from samtranslator.yaml_helper import yaml_parse
+
+    monkeypatch_module.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    sam = yaml_parse(TEMPLATE.read_text())
+    for name, resource in sam["Resources"].items():
+        for uri in ("CodeUri", "ContentUri"):
+            if uri in resource.get("Properties", {}):
+                resource["Properties"][uri] = f"s3://afk-artifacts/{name}.zip"
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    return transform(sam, {}, NoManagedPolicies())
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Any:
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+def _integrations(translated: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    paths = translated["Resources"]["Api"]["Properties"]["Body"]["paths"]
+    return {("ANY" if method == "x-amazon-apigateway-any-method" else method.upper(), path):
+            op["x-amazon-apigateway-integration"]
+            for path, ops in paths.items() for method, op in ops.items()}
+
+
+def test_translated_routes_stream_exactly_where_they_should(translated: dict[str, Any]) -> None:
+    integrations = _integrations(translated)
+    assert set(integrations) == set(ROUTES), "the deployed API has other routes than the table"
+    for route, function in ROUTES.items():
+        integration = integrations[route]
+        uri = integration["uri"]["Fn::Sub"]
+        assert integration["type"] == "aws_proxy", route
+        assert f"${{{function}.Arn}}" in uri, (route, uri)
+        if route in STREAMING_ROUTES:
+            assert integration.get("responseTransferMode") == "STREAM", route
+            assert uri.endswith("/response-streaming-invocations"), (route, uri)
+            if route[0] == "POST":  # generations may stream for up to 15 minutes
+                assert integration.get("timeoutInMillis") == 900000, route
+        else:
+            assert "responseTransferMode" not in integration, route
+            assert uri.endswith(f"/functions/${{{function}.Arn}}/invocations"), (route, uri)
+
+
+def test_translated_api_is_regional(translated: dict[str, Any]) -> None:
+    api = translated["Resources"]["Api"]["Properties"]
+    assert api["EndpointConfiguration"]["Types"] == ["REGIONAL"]
+    stages = [r for r in translated["Resources"].values()
+              if r["Type"] == "AWS::ApiGateway::Stage"]
+    assert [s["Properties"]["StageName"] for s in stages] == ["prod"]
+
+
+def test_translated_roles_reach_only_the_table_and_the_secret(
+        translated: dict[str, Any]) -> None:
+    allowed = [{"Fn::GetAtt": ["Table", "Arn"]}, {"Fn::Sub": "${Table.Arn}/index/*"},
+               {"Ref": "ProviderKeys"}]
+    managed = {"arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+               "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"}
+    roles = {name: res for name, res in translated["Resources"].items()
+             if res["Type"] == "AWS::IAM::Role"}
+    assert {name.removesuffix("Role") for name in roles} == set(
+        _functions(cfn_yaml.load(str(TEMPLATE))))
+    for name, role in roles.items():
+        props = role["Properties"]
+        assert set(props.get("ManagedPolicyArns", [])) <= managed, name
+        for policy in props["Policies"]:
+            for statement in policy["PolicyDocument"]["Statement"]:
+                resources = statement["Resource"]
+                for resource in resources if isinstance(resources, list) else [resources]:
+                    assert resource in allowed, (name, resource)
+                if {"Ref": "ProviderKeys"} in (resources if isinstance(resources, list)
+                                               else [resources]):
+                    assert _actions(statement) == ["secretsmanager:getsecretvalue"], name
+                    assert name.removesuffix("Role") in PROVIDER_FUNCTIONS, name
+
+
+# ------------------------------------------------------------------ SAM CLI
+SAM = ROOT / ".venv-sam" / "bin" / "sam"
+
+
+def sam_cli() -> Path:
+    """The SAM CLI of `make sam`; CI (AFK_REQUIRE_SAM=1) fails rather than skips."""
+    if not SAM.exists():
+        if os.environ.get("AFK_REQUIRE_SAM"):
+            pytest.fail(f"{SAM} missing: run `make sam`")
+        pytest.skip("SAM CLI not installed (make sam)")
+    return SAM
+
+
+def test_sam_validate_lint() -> None:
+    result = subprocess.run([str(sam_cli()), "validate", "--lint"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "SAM_CLI_TELEMETRY": "0",
+                                 "AWS_DEFAULT_REGION": "us-east-1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr

@@ -21,7 +21,7 @@ from afk import ir
 from afk.auth import Principal
 from afk.errors import InvalidRequest, NotFound
 from afk.gateway import Gateway
-from afk.pipeline import Turn
+from afk.pipeline import Turn, parse_caller
 from afk.sse import ServerSentEvent
 from afk.store import StoredResponse
 
@@ -68,7 +68,7 @@ class ResponsesTurn:
     async def prepare(self) -> tuple[ir.Request, dict[str, Any], Turn]:
         """The IR request with its history, the body a same-dialect upstream gets
         (history inlined, since the upstream never saw our ids), and the hooks."""
-        request: ir.Request = self.codec.parse_request(self.body)
+        request: ir.Request = parse_caller(self.codec, self.codec.parse_request, self.body)
         history_items: list[dict[str, Any]] = []
         if self.previous_id is not None:
             if not isinstance(self.previous_id, str):

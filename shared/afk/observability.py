@@ -41,9 +41,11 @@ _PATTERNS = (
     # A header or field in any rendering: `Authorization: Bearer k`, `"x-api-key": "k"`,
     # `('x-goog-api-key', 'k')`, `(b'authorization', b'Bearer k')`, escaped JSON in JSON.
     re.compile(r"(?P<keep>(?:" + _SECRET_HEADERS + r""")\\?["']?\s*[:=,]\s*(?:b(?=["']))?\\?["']?"""
-               r"""(?:(?:Bearer|Basic)\s+)?)[^\s"'\\,;&)}\]]+""", re.IGNORECASE),
+               r"""(?:(?:Bearer|Basic)\s+)?)(?!\[REDACTED\])[^\s"'\\,;&)}\]]+""",
+               re.IGNORECASE),
     # A key in a query string (Gemini's `?key=`).
-    re.compile(r"(?P<keep>[?&](?:key|api_key)=)[^&\s\"'#\\]+", re.IGNORECASE),
+    re.compile(r"(?P<keep>[?&](?:key|api_key)=)(?!\[REDACTED\])[^&\s\"'#\\]+",
+               re.IGNORECASE),
     # Keys by their shape, wherever they appear: ours, OpenAI's / Anthropic's, Google's.
     re.compile(r"(?P<keep>)\b(?:afk|sk)-[A-Za-z0-9_-]{16,}"),
     re.compile(r"(?P<keep>)\bAIza[0-9A-Za-z_-]{20,}"),
@@ -100,10 +102,17 @@ def bind(**fields: Any) -> None:
         scope.update({k: v for k, v in fields.items() if v is not None})
 
 
+def _route(default: str) -> str:
+    """The matched route's path template (FastAPI puts the route in the ASGI scope
+    the middleware passed as `_asgi`), so settlement and request metrics agree."""
+    asgi = (_scope.get() or {}).get("_asgi") or {}
+    return getattr(asgi.get("route"), "path", None) or default
+
+
 class _ScopeFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         for name, value in (_scope.get() or {}).items():
-            if not hasattr(record, name):
+            if not name.startswith("_") and not hasattr(record, name):
                 setattr(record, name, value)
         return True
 
@@ -142,6 +151,9 @@ def _flush(metrics: _Metrics, model: str | None, route: str,
     for name, unit, value in values:
         metrics.add_metric(name=name, unit=unit, value=value)
     metrics.flush_metrics()
+    # EMF is a print(): under uvicorn stdout is a pipe, block-buffered, and a frozen
+    # container would hold the line back; push it out with its request.
+    sys.stdout.flush()
 
 
 def observe_request(route: str, status: int) -> None:
@@ -167,7 +179,7 @@ def observe_settlement(model: str, route: str, usage: Usage, cost_pico: int,
     metrics = _metrics()
     if metrics is None:
         return
-    _flush(metrics, model, route, [
+    _flush(metrics, model, _route(route), [
         ("InputTokens", "Count", usage.input_tokens),
         ("OutputTokens", "Count", usage.output_tokens),
         # An integer of nano-USD: a metric, not money, but still no float rounding.

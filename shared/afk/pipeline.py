@@ -7,6 +7,7 @@ auth -> model lookup -> inbound codec: wire -> IR -> quote -> reserve hold
 
 from __future__ import annotations
 
+import binascii
 import json
 import logging
 import random
@@ -25,7 +26,7 @@ from afk.billing.meter import Meter
 from afk.billing.money import format_usd
 from afk.billing.quote import Quote, estimate_input_tokens, make_quote
 from afk.catalog import Model
-from afk.errors import GatewayError, InsufficientCredits, StoreUnavailable
+from afk.errors import GatewayError, InsufficientCredits, InvalidRequest, StoreUnavailable
 from afk.gateway import Gateway
 from afk.providers import Call
 from afk.store import Hold, Settlement
@@ -100,6 +101,60 @@ async def settle(gateway: Gateway, reservation: Reservation, meter: Meter,
     return settlement
 
 
+def parse_caller(codec: ModuleType, parse: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a codec's parser on a caller's body. The codecs validate what callers get
+    wrong in practice, with precise messages; a body malformed in a way they do not
+    anticipate (an object where a list belongs, deep down) is still the caller's
+    400, never our 500."""
+    try:
+        return parse(*args, **kwargs)
+    except GatewayError:
+        raise
+    except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
+        detail = str(exc).replace("'NoneType' object", "null").replace("'list' object",
+                                                                         "an array")
+        raise InvalidRequest(f"The request body does not match the {codec.DIALECT} request "
+                             f"format: a field has the wrong type or shape ({detail}).",
+                             code="invalid_body") from exc
+
+
+def check_request(request: ir.Request) -> None:
+    """What every dialect's parse lets through but no provider accepts: a 400 now,
+    before any money moves, instead of a 502 from upstream later."""
+    if all(m.role == "system" for m in request.messages):
+        raise InvalidRequest("The request has no input to answer: send at least one user "
+                             "message.", param="input", code="empty_input")
+    for i, message in enumerate(request.messages):
+        blocks = [b for b in message.content if isinstance(b, ir.Image)] + [
+            part for b in message.content if isinstance(b, ir.ToolResult)
+            for part in b.content if isinstance(part, ir.Image)]
+        for image in blocks:
+            if image.url is not None and not isinstance(image.url, str):
+                raise InvalidRequest(f"messages[{i}]: an image URL must be a string.",
+                                     param=f"messages[{i}]", code="invalid_image")
+            if image.data is not None and not _is_base64(image.data):
+                raise InvalidRequest(f"messages[{i}]: an image's base64 data is not valid "
+                                     "base64.", param=f"messages[{i}]", code="invalid_image")
+    for i, tool in enumerate(request.tools):
+        if not tool.name:
+            raise InvalidRequest(f"tools[{i}] has no name.", param=f"tools[{i}]")
+        if tool.parameters is not None and not isinstance(tool.parameters, dict):
+            raise InvalidRequest(f"tools[{i}] ({tool.name}): the parameters schema must be a "
+                                 "JSON object.", param=f"tools[{i}]")
+
+
+def _is_base64(data: object) -> bool:
+    if not isinstance(data, str):
+        return False
+    try:
+        # Line-wrapped base64 (MIME style) is fine; anything else that is not
+        # base64 alphabet and padding is not.
+        binascii.a2b_base64("".join(data.split()).encode("ascii"), strict_mode=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return False
+    return True
+
+
 @dataclass(slots=True, kw_only=True)
 class Turn:
     """What a stateful dialect (Responses) adds to a generation.
@@ -125,7 +180,8 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
     needs more than the body to parse it (Gemini's model and stream live in the
     URL; a Responses turn carries its stored history)."""
     if request is None:
-        request = codec.parse_request(body)
+        request = parse_caller(codec, codec.parse_request, body)
+    check_request(request)
     turn = turn or Turn()
     model, view = await anyio.to_thread.run_sync(gateway.model_for, principal, request.model)
     observability.bind(model=model.id)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from hypothesis import settings, strategies as st
+from hypothesis import settings
+from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
 from afk.local.dynamodb import EmbeddedDynamoDB

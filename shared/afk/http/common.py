@@ -44,7 +44,7 @@ class RequestIdMiddleware:
                                       (REQUEST_ID_HEADER.encode(), request_id.encode())]
             await send(message)
 
-        with observability.request_scope(request_id):
+        with observability.request_scope(request_id, _asgi=scope):
             try:
                 await self.app(scope, receive, send_with_id)
             finally:  # after the last body byte: a stream's settlement is in by now

@@ -32,10 +32,13 @@ async def model_method(version: str, target: str, request: Request) -> Response:
     gateway = request.app.state.gateway
     if method == "countTokens":
         count = await pipeline.count_tokens(gateway, gemini, principal, body,
-                                            gemini.parse_count_tokens(body, model=model))
+                                            pipeline.parse_caller(
+                                                gemini, gemini.parse_count_tokens, body,
+                                                model=model))
         return CompactJSONResponse(gemini.render_count_tokens(count))
     stream = method == "streamGenerateContent"
-    parsed = gemini.parse_request(body, model=model, stream=stream)
+    parsed = pipeline.parse_caller(gemini, gemini.parse_request, body, model=model,
+                                   stream=stream)
     outcome = await pipeline.generate(gateway, gemini, principal, body, endpoint=method,
                                       request_id=request_id(request), request=parsed)
     return respond(outcome, json_array=stream and request.query_params.get("alt") != "sse")

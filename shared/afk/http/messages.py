@@ -39,6 +39,8 @@ async def count_tokens(request: Request) -> Response:
     principal = await authenticate(request)
     body = await json_body(request)
     count = await pipeline.count_tokens(request.app.state.gateway, anthropic, principal, body,
-                                        anthropic.parse_count_tokens(body),
+                                        pipeline.parse_caller(anthropic,
+                                                              anthropic.parse_count_tokens,
+                                                              body),
                                         caller_headers=_caller_headers(request))
     return CompactJSONResponse(anthropic.render_count_tokens(count))

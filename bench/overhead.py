@@ -1,0 +1,274 @@
+"""Gateway overhead: the same fake upstream reached directly, through the gateway,
+and through a LiteLLM proxy, in one run, each server in its own process.
+
+Processes: the fake upstream (bench/fake_upstream.py); the embedded DynamoDB
+(bench/dynamodb_server.py, moto serialized); the gateway (create_app("local")
+under uvicorn, bench/serve_app.py); the LiteLLM proxy (one worker, no database).
+On a machine with 2+ CPUs the server under test (gateway or LiteLLM) is pinned
+to CPU 1 and everything else (this load client, the upstream, moto) to CPU 0.
+
+Scenarios, run round-robin over the targets: non-stream chat completions at
+concurrency 1 and 32, a 200-chunk stream at concurrency 1, and the same through
+the Anthropic Messages route (translated to the OpenAI upstream) for the
+gateway and LiteLLM. Each is bounded in requests and in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from common import (
+    BENCH,
+    LITELLM_VENV,
+    PROJECT_PYTHON,
+    cpu_seconds,
+    free_port,
+    peak_rss_mb,
+    percentile,
+    pinned,
+    stop,
+    wait_for_port,
+)
+
+TABLE = "afk-bench"
+MODEL = "gpt-4o-mini"
+CHUNKS = 200
+SCALE = float(os.environ.get("BENCH_SCALE", "1"))
+WARMUP = 30
+# LiteLLM refuses to start without a master key; with one and no database it
+# checks callers against it (as the gateway checks its keys), and tracks no spend.
+LITELLM_KEY = "sk-bench-" + "5f0c" * 16
+
+CHAT = {"model": MODEL, "max_tokens": 256,
+        "messages": [{"role": "user", "content": "Say hello to the benchmark."}]}
+MESSAGES = {"model": MODEL, "max_tokens": 256,
+            "messages": [{"role": "user", "content": "Say hello to the benchmark."}]}
+
+
+@dataclass
+class Scenario:
+    name: str
+    path: str  # "chat" or "messages"
+    stream: bool
+    concurrency: int
+    requests: int
+    seconds: float
+
+
+SCENARIOS = [
+    Scenario("chat c=1", "chat", False, 1, int(400 * SCALE), 60),
+    Scenario("chat c=32", "chat", False, 32, int(2000 * SCALE), 60),
+    Scenario(f"chat stream {CHUNKS} chunks", "chat", True, 1, int(60 * SCALE), 60),
+    Scenario("messages c=1 (translated)", "messages", False, 1, int(300 * SCALE), 60),
+    Scenario(f"messages stream {CHUNKS} chunks (translated)", "messages", True, 1,
+             int(40 * SCALE), 60),
+]
+
+
+@dataclass
+class Target:
+    name: str
+    base: str
+    headers: dict[str, str]
+    pids: dict[str, int]  # role -> pid, CPU and memory read from each
+    paths: dict[str, str] = field(default_factory=dict)
+
+
+def litellm_config(upstream: str, path: Path) -> Path:
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(
+        "model_list:\n"
+        f"  - model_name: {MODEL}\n"
+        "    litellm_params:\n"
+        f"      model: openai/{MODEL}\n"
+        f"      api_base: {upstream}/v1\n"
+        "      api_key: sk-bench\n"
+        "litellm_settings:\n"
+        "  telemetry: false\n"
+        "  drop_params: true\n"
+        "general_settings:\n"
+        f"  master_key: {LITELLM_KEY}\n")
+    return path
+
+
+async def _one(client: httpx.AsyncClient, url: str, body: dict[str, Any],
+               headers: dict[str, str], stream: bool) -> tuple[float, float]:
+    """(latency, time to first byte) in seconds; raises unless 200."""
+    start = time.perf_counter()
+    if not stream:
+        response = await client.post(url, json=body, headers=headers)
+        ttfb = time.perf_counter() - start
+        if response.status_code != 200:
+            raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
+        return time.perf_counter() - start, ttfb
+    ttfb = None
+    async with client.stream("POST", url, json={**body, "stream": True},
+                             headers=headers) as response:
+        if response.status_code != 200:
+            await response.aread()
+            raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
+        async for _ in response.aiter_raw():
+            if ttfb is None:
+                ttfb = time.perf_counter() - start
+    return time.perf_counter() - start, ttfb or 0.0
+
+
+async def _load(target: Target, scenario: Scenario) -> dict[str, Any]:
+    url = target.base + target.paths[scenario.path]
+    body = CHAT if scenario.path == "chat" else MESSAGES
+    limits = httpx.Limits(max_connections=scenario.concurrency + 4,
+                          max_keepalive_connections=scenario.concurrency + 4)
+    async with httpx.AsyncClient(limits=limits, timeout=60.0) as client:
+        for _ in range(WARMUP if not scenario.stream else 5):
+            await _one(client, url, body, target.headers, scenario.stream)
+        latencies: list[float] = []
+        ttfbs: list[float] = []
+        remaining = scenario.requests
+        deadline = time.perf_counter() + scenario.seconds
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0 and time.perf_counter() < deadline:
+                remaining -= 1
+                latency, ttfb = await _one(client, url, body, target.headers, scenario.stream)
+                latencies.append(latency)
+                ttfbs.append(ttfb)
+
+        cpu_before = {role: cpu_seconds(pid) for role, pid in target.pids.items()}
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(scenario.concurrency)))
+        wall = time.perf_counter() - start
+        cpu_after = {role: cpu_seconds(pid) for role, pid in target.pids.items()}
+    n = len(latencies)
+    return {
+        "target": target.name, "scenario": scenario.name, "requests": n,
+        "rps": n / wall, "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "ttfb_p50_ms": percentile(ttfbs, 50) * 1000,
+        "cpu_ms_per_request": {role: (cpu_after[role] - cpu_before[role]) / n * 1000
+                               for role in target.pids},
+    }
+
+
+def _spawn(cmd: list[str], env: dict[str, str], port: int, log: Path,
+           *, stdout: Any = None) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, env=env, stdout=stdout or log.open("w"),
+                            stderr=subprocess.STDOUT if stdout is None else log.open("w"),
+                            cwd=BENCH)
+    wait_for_port(port, proc)
+    return proc
+
+
+def run(*, with_litellm: bool = True) -> dict[str, Any]:
+    out_dir = BENCH / "out"
+    out_dir.mkdir(exist_ok=True)
+    two_cpus = (os.cpu_count() or 1) >= 2
+    if two_cpus:
+        os.sched_setaffinity(0, {0})
+    procs: list[subprocess.Popen] = []
+    try:
+        up_port = free_port()
+        upstream = _spawn(pinned([PROJECT_PYTHON, str(BENCH / "fake_upstream.py"),
+                                  str(up_port), str(CHUNKS)], 0),
+                          dict(os.environ), up_port, out_dir / "upstream.log")
+        procs.append(upstream)
+        upstream_url = f"http://127.0.0.1:{up_port}"
+
+        db_port = free_port()
+        db = subprocess.Popen(pinned([PROJECT_PYTHON, str(BENCH / "dynamodb_server.py"),
+                                      str(db_port), TABLE], 0),
+                              stdout=subprocess.PIPE, stderr=(out_dir / "dynamodb.log").open("w"),
+                              text=True, cwd=BENCH)
+        procs.append(db)
+        seeded = json.loads(db.stdout.readline())
+        key = seeded["key"]
+
+        gw_port = free_port()
+        gw_env = {k: v for k, v in os.environ.items() if not k.startswith("AFK_")}
+        gw_env.update(AFK_TABLE=TABLE, AFK_DYNAMODB_ENDPOINT=seeded["endpoint"],
+                      OPENAI_BASE_URL=upstream_url + "/v1", OPENAI_API_KEY="sk-bench")
+        gateway = _spawn(pinned([PROJECT_PYTHON, str(BENCH / "serve_app.py"), "local",
+                                 str(gw_port)], 1), gw_env, gw_port, out_dir / "gateway.log")
+        procs.append(gateway)
+
+        targets = [
+            Target("direct", upstream_url, {"authorization": "Bearer sk-bench"},
+                   {"upstream": upstream.pid}, {"chat": "/v1/chat/completions"}),
+            Target("gateway", f"http://127.0.0.1:{gw_port}", {"authorization": f"Bearer {key}"},
+                   {"server": gateway.pid, "dynamodb": db.pid, "upstream": upstream.pid},
+                   {"chat": "/v1/chat/completions", "messages": "/v1/messages"}),
+        ]
+        litellm = None
+        if with_litellm:
+            config = litellm_config(upstream_url, out_dir / "litellm.yaml")
+            ll_port = free_port()
+            ll_env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                      "LITELLM_LOG": "ERROR"}
+            litellm = _spawn(pinned([str(LITELLM_VENV / "bin" / "litellm"), "--config",
+                                     str(config), "--host", "127.0.0.1", "--port",
+                                     str(ll_port), "--num_workers", "1"], 1),
+                             ll_env, ll_port, out_dir / "litellm.log")
+            procs.append(litellm)
+            targets.append(Target("litellm", f"http://127.0.0.1:{ll_port}",
+                                  {"authorization": f"Bearer {LITELLM_KEY}"},
+                                  {"server": litellm.pid, "upstream": upstream.pid},
+                                  # Not /v1/messages: LiteLLM sends it for OpenAI models to
+                                  # the Responses API, which the fake upstream does not serve.
+                                  {"chat": "/v1/chat/completions"}))
+
+        results = []
+        for scenario in SCENARIOS:
+            for target in targets:
+                if scenario.path not in target.paths:
+                    continue
+                try:
+                    results.append(asyncio.run(_load(target, scenario)))
+                except Exception as exc:  # noqa: BLE001 - one failed cell must not sink the run
+                    results.append({"target": target.name, "scenario": scenario.name,
+                                    "error": f"{type(exc).__name__}: {exc}"[:400]})
+                print(f"  {target.name:8} {scenario.name:44} "
+                      f"{_summary(results[-1])}", file=sys.stderr, flush=True)
+        memory = {t.name: {role: peak_rss_mb(pid) for role, pid in t.pids.items()}
+                  for t in targets}
+        children = {}
+        if litellm is not None:
+            children["litellm"] = _children(litellm.pid)
+        return {"results": results, "peak_rss_mb": memory, "pinned": two_cpus,
+                "litellm_children": children}
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+
+def _summary(row: dict[str, Any]) -> str:
+    if "error" in row:
+        return "ERROR " + row["error"][:120]
+    cpu = row["cpu_ms_per_request"].get("server")
+    return (f"{row['requests']:5d} req  {row['rps']:7.1f} rps  p50 {row['p50_ms']:6.2f} ms  "
+            f"p99 {row['p99_ms']:6.2f} ms" + (f"  cpu {cpu:.2f} ms/req" if cpu else ""))
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=1))

@@ -1,0 +1,335 @@
+"""The functions as `sam build` packaged them, run the way Lambda runs them.
+
+What runs is the BUILT code: each function's folder in .aws-sam/build and the
+BUILT afk layer (.aws-sam/build/AfkLayer/python), never shared/. The built
+dependency layer holds arm64 wheels (pydantic-core) that cannot load on an
+x86_64 test host, so third-party packages come from this venv's site-packages,
+which has the same requirements installed. DynamoDB is the moto server of the
+`dynamodb_endpoint` fixture.
+
+* Mangum functions: `app.handler(event, context)` on every events/ event of
+  their routes, in a subprocess whose PYTHONPATH is the function and the layer.
+* Web Adapter functions: started by their built run.sh, with PORT set and
+  /opt/python being the built layer (a private mount namespace binds it there,
+  so run.sh's own PYTHONPATH line is what finds it), then an SSE request.
+
+CI runs `make build` first and sets AFK_REQUIRE_SAM=1, so nothing here skips.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cfnlint.decode import cfn_yaml
+
+from tests.conftest import Customer
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / ".aws-sam" / "build"
+LAYER = BUILD / "AfkLayer" / "python"
+PLACEHOLDER_KEY = "afk-EXAMPLE0000000000000000000000000000"
+
+
+def _require(reason: str) -> None:
+    if os.environ.get("AFK_REQUIRE_SAM"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _stale(source: Path, built: Path) -> list[str]:
+    """Source modules whose built copy is missing or differs."""
+    stale = []
+    for path in source.rglob("*"):
+        copy = built / path.relative_to(source)
+        if path.is_file() and "__pycache__" not in path.parts and not (
+                copy.is_file() and filecmp.cmp(path, copy, shallow=False)):
+            stale.append(str(path.relative_to(source)))
+    return stale
+
+
+@pytest.fixture(scope="module")
+def build() -> Path:
+    if not (BUILD / "template.yaml").is_file():
+        _require("no .aws-sam/build: run `make build`")
+    stale = _stale(ROOT / "shared" / "afk", LAYER / "afk")
+    if stale:
+        _require(f"the built afk layer is older than shared/afk ({stale[:3]}): `make build`")
+    return BUILD
+
+
+@pytest.fixture(scope="module")
+def routes() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
+    """(method, resource) -> (function name, its properties), from the template."""
+    template = cfn_yaml.load(str(ROOT / "template.yaml"))
+    found = {}
+    for name, res in template["Resources"].items():
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
+        for event in res["Properties"].get("Events", {}).values():
+            if event["Type"] == "Api":
+                props = event["Properties"]
+                found[(props["Method"].upper(), props["Path"])] = (name, res["Properties"])
+    return found
+
+
+def _events() -> dict[str, dict[str, Any]]:
+    return {path.stem: json.loads(path.read_text())
+            for path in sorted((ROOT / "events").glob("*.json")) if path.stem != "env"}
+
+
+def _function_of(event: dict[str, Any], routes: dict) -> str:
+    method, resource = event["httpMethod"], event["resource"]
+    return (routes.get((method, resource)) or routes[("ANY", resource)])[0]
+
+
+def _env(dynamodb_endpoint: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AFK_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_",
+                                "POWERTOOLS_", "PYTHON"))}
+    env.update(AFK_TABLE="afk-test", AFK_DYNAMODB_ENDPOINT=dynamodb_endpoint,
+               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+               AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1",
+               POWERTOOLS_SERVICE_NAME="afk", POWERTOOLS_METRICS_NAMESPACE="afk/test",
+               # The venv's python first: it has the third-party packages (see above).
+               PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}", **extra)
+    return env
+
+
+def _emf(output: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return [line for line in lines if "_aws" in line]
+
+
+def test_every_route_has_an_event_and_every_event_a_route(routes: dict) -> None:
+    events = _events()
+    covered = {(e["httpMethod"], e["resource"]) for e in events.values()}
+    for (method, resource) in routes:
+        assert any(r == resource and (method == "ANY" or m == method) for m, r in covered), (
+            f"no event in events/ for {method} {resource}")
+    for name, event in events.items():
+        assert _function_of(event, routes), name
+        assert event["requestContext"]["resourcePath"] == event["resource"], name
+        assert event["requestContext"]["path"] == "/prod" + event["path"], name
+
+
+# ------------------------------------------------------------------ Mangum functions
+DRIVER = """
+import json, sys
+import afk, app
+assert afk.__file__.startswith(sys.argv[1]), f"afk imported from {afk.__file__}"
+
+class Context:
+    function_name = "test"
+    aws_request_id = "lambda-request-1"
+    def get_remaining_time_in_millis(self):
+        return 30_000
+
+results = [app.handler(json.loads(open(path).read()), Context()) for path in sys.argv[3:]]
+with open(sys.argv[2], "w") as out:
+    json.dump(results, out)
+"""
+
+
+def _ids(body: dict) -> set[str]:
+    return {m["id"] for m in body["data"]}
+
+
+# In the order they run (the cap is set before it is cleared).
+MANGUM_EXPECTATIONS = {
+    "models_list": (200, lambda b: {"echo", "gpt-4o-mini"} <= _ids(b)),
+    "models_get": (200, lambda b: b["id"] == "echo"),
+    "models_list_v1beta": (200, lambda b: "models/echo" in {m["name"] for m in b["models"]}),
+    "models_get_v1beta": (200, lambda b: b["name"] == "models/echo"),
+    "account_get": (200, lambda b: b["balance"] == "10.00"),
+    "account_usage": (200, lambda b: [e["type"] for e in b["data"]] == ["credit"]),
+    "account_keys_list": (200, lambda b: len(b["data"]) == 2),
+    "account_keys_create": (201, lambda b: b["key"].startswith("afk-") and b["name"] == "laptop"),
+    "account_keys_revoke": (200, lambda b: b["status"] == "revoked"),
+    "account_caps_put": (200, lambda b: (b["model"], b["usd"]) == ("echo", "0.05")),
+    "account_caps_delete": (200, lambda b: b["deleted"] is True),
+    "dashboard": (200, None),
+}
+
+
+def test_mangum_functions_answer_their_events(build: Path, routes: dict, tmp_path: Path,
+                                              dynamodb_endpoint: str, customer: Customer):
+    events = _events()
+    second_key, second = customer.store.keys.create(customer.account_id, "to-revoke")
+    mangum = {name for name, event in events.items()
+              if routes_handler(routes, event) != "run.sh"}
+    assert mangum == set(MANGUM_EXPECTATIONS), "an event of a buffered route lacks a check"
+    by_function: dict[str, list[str]] = {}
+    for name in MANGUM_EXPECTATIONS:
+        by_function.setdefault(_function_of(events[name], routes), []).append(name)
+
+    for function, names in by_function.items():
+        paths = []
+        for name in names:
+            text = json.dumps(events[name]).replace(PLACEHOLDER_KEY, customer.key)
+            path = tmp_path / f"{name}.json"
+            path.write_text(text.replace("key_EXAMPLE", second.key_id))
+            paths.append(str(path))
+        out = tmp_path / f"{function}.out.json"
+        run = subprocess.run(
+            [sys.executable, "-c", DRIVER, str(LAYER), str(out), *paths],
+            cwd=build / function, capture_output=True, text=True, timeout=120,
+            env=_env(dynamodb_endpoint, PYTHONPATH=f"{build / function}:{LAYER}"))
+        assert run.returncode == 0, run.stderr[-3000:]
+        for name, response in zip(names, json.loads(out.read_text()), strict=True):
+            status, check = MANGUM_EXPECTATIONS[name]
+            assert response["statusCode"] == status, (name, response)
+            headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+            assert "x-afk-request-id" in headers or "x-afk-request-id" in {
+                k.lower() for k in response.get("multiValueHeaders") or {}}, name
+            if check is None:
+                assert headers["content-type"].startswith("text/html"), name
+            else:
+                assert check(json.loads(response["body"])), (name, response["body"][:500])
+        # Per request, one EMF line with the route as a dimension; no key in any output.
+        emf = _emf(run.stdout)
+        assert len([m for m in emf if "Requests" in m]) == len(names), run.stdout[-2000:]
+        for key in (customer.key, second_key):
+            assert key not in run.stdout + run.stderr
+
+
+def routes_handler(routes: dict, event: dict[str, Any]) -> str:
+    method, resource = event["httpMethod"], event["resource"]
+    return (routes.get((method, resource)) or routes[("ANY", resource)])[1]["Handler"]
+
+
+# ------------------------------------------------------------------ Web Adapter functions
+WORDS = " ".join(f"word{i}" for i in range(1500))
+STREAMS = {
+    "ChatCompletionsFunction": (
+        "/v1/chat/completions",
+        {"model": "echo", "stream": True, "max_tokens": 2000,
+         "messages": [{"role": "user", "content": WORDS}]}, b"data: [DONE]"),
+    "MessagesFunction": (
+        "/v1/messages",
+        {"model": "echo", "stream": True, "max_tokens": 2000,
+         "messages": [{"role": "user", "content": WORDS}]}, b"event: message_stop"),
+    "ResponsesFunction": (
+        "/v1/responses",
+        {"model": "echo", "stream": True, "max_output_tokens": 2000, "input": WORDS},
+        b"event: response.completed"),
+    "GeminiFunction": (
+        "/v1beta/models/echo:streamGenerateContent?alt=sse",
+        {"contents": [{"role": "user", "parts": [{"text": WORDS}]}],
+         "generationConfig": {"maxOutputTokens": 2000}}, b'"finishReason"'),
+}
+
+
+def _route_of(path: str) -> str:
+    """The FastAPI route template a request path matched (the metrics' route)."""
+    return "/{version}/models/{target:path}" if ":" in path else path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _namespace_works() -> bool:
+    if not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "--mount", "sh", "-c", "mount --bind /tmp /mnt"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+def _start_command(function_dir: Path, opt: Path) -> list[str]:
+    """The built run.sh with the built layer at /opt/python, as on Lambda. Where
+    mount namespaces are not allowed, a copy of run.sh with only that path moved."""
+    if _namespace_works():
+        return ["unshare", "--mount", "sh", "-c",
+                'mount --bind "$1" /opt && cd "$2" && exec sh ./run.sh', "run.sh", str(opt),
+                str(function_dir)]
+    script = (function_dir / "run.sh").read_text()
+    moved = opt.parent / "run.sh"
+    moved.write_text(script.replace("/opt/python", str(opt / "python")))
+    assert moved.read_text().count(str(opt)) == script.count("/opt/python") == 1
+    return ["sh", str(moved)]
+
+
+@pytest.fixture
+def web_adapter_function(build: Path, tmp_path: Path, dynamodb_endpoint: str):
+    started: list[tuple[subprocess.Popen, Path]] = []
+
+    def start(function: str) -> tuple[str, Path]:
+        opt = tmp_path / function / "opt"
+        opt.mkdir(parents=True)
+        (opt / "python").symlink_to(LAYER, target_is_directory=True)
+        port = _free_port()
+        log = tmp_path / function / "stdout.log"
+        process = subprocess.Popen(
+            _start_command(build / function, opt), cwd=build / function,
+            stdout=log.open("wb"), stderr=subprocess.STDOUT,
+            env=_env(dynamodb_endpoint, PORT=str(port), LAMBDA_TASK_ROOT=str(build / function),
+                     AWS_LWA_INVOKE_MODE="response_stream"))
+        started.append((process, log))
+        url = f"http://127.0.0.1:{port}"
+        # The Web Adapter's readiness check: any answer below 500 on GET /.
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, log.read_text()[-3000:]
+            try:
+                if httpx.get(url + "/", timeout=1).status_code < 500:
+                    return url, log
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
+
+    yield start
+    for process, _ in started:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("function", sorted(STREAMS))
+def test_web_adapter_function_streams_sse_in_chunks(function: str, web_adapter_function,
+                                                    customer: Customer, routes: dict):
+    assert routes_handler(routes, {"httpMethod": "POST", "resource": {
+        "ChatCompletionsFunction": "/v1/chat/completions", "MessagesFunction": "/v1/messages",
+        "ResponsesFunction": "/v1/responses",
+        "GeminiFunction": "/{version}/models/{proxy+}"}[function]}) == "run.sh"
+    url, log = web_adapter_function(function)
+    path, body, terminal = STREAMS[function]
+    header = {"x-goog-api-key": customer.key} if function == "GeminiFunction" \
+        else {"authorization": f"Bearer {customer.key}"}
+    chunks: list[bytes] = []
+    with httpx.stream("POST", url + path, json=body, headers=header, timeout=60) as response:
+        assert response.status_code == 200, response.read()[:1000]
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["x-afk-request-id"].startswith("req_")
+        for chunk in response.iter_raw():
+            chunks.append(chunk)
+    answer = b"".join(chunks)
+    assert len(chunks) >= 3, f"{len(chunks)} chunk(s): the answer was buffered"
+    assert terminal not in chunks[0], "the end arrived with the first chunk"
+    assert terminal in answer
+    assert answer.count(b"word1499") >= 1
+    # Billed before the terminal event went out; metrics flushed for the request.
+    assert len(customer.charges()) == 1
+    deadline = time.monotonic() + 5
+    while not [m for m in _emf(log.read_text()) if "Requests" in m] and (
+            time.monotonic() < deadline):
+        time.sleep(0.1)
+    emf = _emf(log.read_text())
+    assert [m for m in emf if "Requests" in m], log.read_text()[-2000:]
+    usage = [m for m in emf if "OutputTokens" in m]
+    assert [(m["model"], m["route"]) for m in usage] == [("echo", _route_of(path))]
+    assert usage[0]["OutputTokens"] in (1501, [1501])  # "Echo:" and the 1500 words
+    assert customer.key not in log.read_text()

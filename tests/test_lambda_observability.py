@@ -1,0 +1,180 @@
+"""What the functions log and measure on Lambda (afk.observability) and where their
+provider keys come from (afk.secrets): no key in any log line, JSON logs with the
+request's fields, one EMF flush per request, secrets read lazily and cached."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from afk import observability
+from afk.settings import Settings
+
+SECRETS = ["afk-abcdefghijklmnopqrstuvwxyz012345", "sk-proj-ABCDEFGHIJKLMNOP1234",
+           "sk-ant-api03-QRSTUVWXYZ987654321", "AIzaSyD-0123456789abcdefghijk",
+           "shortsecret42"]
+
+
+@pytest.mark.parametrize("line", [
+    "Authorization: Bearer shortsecret42",
+    "headers={'authorization': 'Bearer shortsecret42', 'accept': '*/*'}",
+    '{"x-api-key": "shortsecret42"}',
+    "[(b'x-goog-api-key', b'shortsecret42'), (b'host', b'example.com')]",
+    "HTTP Request: POST https://generativelanguage.googleapis.com/v1beta/models/"
+    "gemini-2.5-flash:generateContent?key=shortsecret42 \"HTTP/1.1 200 OK\"",
+    "GET /v1beta/models?alt=sse&key=shortsecret42",
+    '{"message": "sent {\\"Authorization\\": \\"Bearer shortsecret42\\"}"}',
+    "x-goog-api-key=shortsecret42",
+    "calling with afk-abcdefghijklmnopqrstuvwxyz012345 and sk-ant-api03-QRSTUVWXYZ987654321",
+    "gemini key AIzaSyD-0123456789abcdefghijk",
+])
+def test_redact_removes_every_key_rendering(line: str) -> None:
+    redacted = observability.redact(line)
+    assert observability.REDACTED in redacted
+    assert not any(secret in redacted for secret in SECRETS), redacted
+
+
+def test_redact_keeps_what_is_not_a_key() -> None:
+    line = "authorization failed for acct_123: missing key (model gpt-4o-mini)"
+    assert observability.redact(line) == line
+
+
+@pytest.fixture
+def captured() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(observability.RedactingFilter())
+    logger = logging.getLogger("afk.test.redaction")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    yield logger, stream
+    logger.removeHandler(handler)
+
+
+def test_log_output_never_carries_a_key(captured) -> None:
+    logger, stream = captured
+    headers = {"Authorization": "Bearer sk-proj-ABCDEFGHIJKLMNOP1234",
+               "x-api-key": "sk-ant-api03-QRSTUVWXYZ987654321"}
+    logger.info("upstream headers %s", headers)
+    logger.warning("GET %s", "/v1beta/models/x:generateContent?key=AIzaSyD-0123456789abcdefghijk")
+    logger.info("caller", extra={"caller_header": "x-goog-api-key: shortsecret42"})
+    try:
+        raise RuntimeError("bad key afk-abcdefghijklmnopqrstuvwxyz012345")
+    except RuntimeError:
+        logger.exception("failed with Authorization: Bearer shortsecret42")
+    output = stream.getvalue()
+    assert output.count(observability.REDACTED) >= 5
+    assert "Traceback" in output and "RuntimeError" in output
+    assert not any(secret in output for secret in SECRETS), output
+
+
+@pytest.fixture
+def lambda_logging(capsys) -> Iterator[None]:
+    """configure() as on Lambda (a metrics namespace set); the root logger restored after."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    observability.configure(replace(Settings.from_env({}), metrics_namespace="afk/test"))
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+    observability._telemetry.namespace = None
+
+
+def test_lambda_logs_are_json_with_the_request_fields(lambda_logging, capsys) -> None:
+    log = logging.getLogger("afk.pipeline")
+    with observability.request_scope("req_123"):
+        observability.bind(account_id="acct_9", model="claude-haiku-4-5")
+        log.warning("upstream said no to %s", {"x-api-key": "sk-ant-api03-QRSTUVWXYZ987654321"})
+    log.info("outside any request")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    inside, outside = lines
+    assert inside["level"] == "WARNING" and inside["service"] == "afk"
+    assert (inside["request_id"], inside["account_id"], inside["model"]) == (
+        "req_123", "acct_9", "claude-haiku-4-5")
+    assert "sk-ant" not in json.dumps(inside) and observability.REDACTED in inside["message"]
+    assert "request_id" not in outside
+
+
+def test_metrics_are_one_emf_line_per_observation(lambda_logging, capsys) -> None:
+    class Usage:
+        input_tokens, output_tokens = 12, 34
+
+    with observability.request_scope("req_1"):
+        observability.observe_settlement("echo", "chat.completions", Usage(), 5_000_000, 250)
+        observability.observe_request("/v1/chat/completions", 502)
+    settled, request = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert settled["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "afk/test"
+    assert (settled["model"], settled["route"]) == ("echo", "chat.completions")
+    assert [settled[m] for m in ("InputTokens", "OutputTokens", "CostNanoUSD")] in (
+        [12, 34, 5000], [[12.0], [34.0], [5000.0]])
+    assert (request["model"], request["route"]) == ("echo", "/v1/chat/completions")
+    assert request["Errors"] in (1, [1.0]) and request["ClientErrors"] in (0, [0.0])
+
+
+def test_metrics_are_off_and_free_when_unconfigured(capsys) -> None:
+    observability.observe_request("/v1/models", 200)
+    assert capsys.readouterr().out == ""
+
+
+def test_importing_the_app_does_not_import_powertools() -> None:
+    code = ("import sys, afk.http.apps, afk.settings, afk.observability; "
+            "print(sorted(m for m in sys.modules if m.startswith(('aws_lambda_powertools', "
+            "'afk.secrets'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+# ------------------------------------------------------------------ provider keys secret
+@pytest.fixture
+def secret_arn(monkeypatch) -> Iterator[str]:
+    from aws_lambda_powertools.utilities import parameters
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    parameters.clear_caches()
+    parameters.base.DEFAULT_PROVIDERS.clear()  # its boto3 client must be moto's
+    with mock_aws():
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = client.create_secret(Name="afk/provider-keys", SecretString=json.dumps(
+            {"OPENAI_API_KEY": "sk-from-secret", "ANTHROPIC_API_KEY": "sk-ant-from-secret",
+             "GEMINI_API_KEY": ""}))["ARN"]
+        yield arn
+    parameters.clear_caches()
+    parameters.base.DEFAULT_PROVIDERS.clear()
+
+
+def test_provider_keys_come_from_the_secret_unless_the_environment_has_them(secret_arn):
+    settings = Settings.from_env({"AFK_SECRET_ARN": secret_arn, "OPENAI_API_KEY": "sk-env"})
+    assert settings.upstreams["openai"].api_key == "sk-env"  # env wins (local runs)
+    assert settings.upstreams["anthropic"].api_key == "sk-ant-from-secret"
+    assert settings.upstreams["gemini"].api_key is None  # empty in the secret: unset
+    assert settings.upstreams["gemini"].base_url == "https://generativelanguage.googleapis.com"
+
+
+def test_the_secret_is_read_once_per_container(secret_arn):
+    settings = Settings.from_env({"AFK_SECRET_ARN": secret_arn})
+    assert settings.upstreams["openai"].api_key == "sk-from-secret"
+    boto3.client("secretsmanager", region_name="us-east-1").put_secret_value(
+        SecretId=secret_arn, SecretString=json.dumps({"OPENAI_API_KEY": "sk-rotated"}))
+    # Cached (Powertools, max_age): no second GetSecretValue within the container.
+    assert settings.upstreams["openai"].api_key == "sk-from-secret"
+
+
+def test_no_secret_configured_means_no_secret_lookup() -> None:
+    settings = Settings.from_env({"OPENAI_API_KEY": "sk-env"})
+    assert settings.secret_arn is None and isinstance(settings.upstreams, dict)
