@@ -22,6 +22,7 @@ T = TypeVar("T")
 class Principal:
     account_id: str
     key_id: str
+    rpm: int | None = None  # the key's requests-per-minute limit, if it has one
 
 
 def key_from(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
@@ -91,7 +92,7 @@ class Authenticator:
             self._cache.put(digest, record)
         if not record.active:
             raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
-        return Principal(account_id=record.account_id, key_id=record.key_id)
+        return Principal(account_id=record.account_id, key_id=record.key_id, rpm=record.rpm)
 
     def forget(self) -> None:
         """Drop every cached key, so a revocation made by this process applies at once

@@ -74,6 +74,14 @@ def _usd(value: str, what: str, *, allow_zero: bool = True) -> int:
         raise AdminError(str(exc)) from None
 
 
+def _rpm(value: str | None) -> int | None:
+    if value is None or value.lower() == "none":
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= 1_000_000:
+        raise AdminError(f"--rpm must be an integer from 1 to 1000000, or none (got {value!r})")
+    return int(value)
+
+
 def _catalog_model(model: str) -> str:
     from afk.catalog import Catalog
 
@@ -95,7 +103,7 @@ def _account_json(account: Any) -> dict[str, Any]:
 def _key_json(record: Any) -> dict[str, Any]:
     return {"id": record.key_id, "account": record.account_id, "name": record.name,
             "prefix": record.prefix, "created": record.created,
-            "last_used": record.last_used, "status": record.status}
+            "last_used": record.last_used, "status": record.status, "rpm": record.rpm}
 
 
 def run_admin(args: argparse.Namespace) -> Any:
@@ -107,8 +115,10 @@ def run_admin(args: argparse.Namespace) -> Any:
         case ("accounts", "show"):
             return _account_json(store.accounts.require(args.account))
         case ("keys", "create"):
-            key, record = store.keys.create(args.account, args.name)
+            key, record = store.keys.create(args.account, args.name, _rpm(args.rpm))
             return {**_key_json(record), "key": key}
+        case ("keys", "set-rpm"):
+            return _key_json(store.keys.set_rpm(args.key_id, _rpm(args.rpm)))
         case ("keys", "list"):
             store.accounts.require(args.account)
             return [_key_json(k) for k in store.keys.list(args.account)]
@@ -174,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     a = action(keys, "create", "create a key (printed once)")
     a.add_argument("--account", required=True)
     a.add_argument("--name", default="default")
+    a.add_argument("--rpm", default=None, help="requests per minute allowed (default: no limit)")
+    a = action(keys, "set-rpm", "set or lift (--rpm none) a key's requests-per-minute limit")
+    a.add_argument("--key-id", required=True)
+    a.add_argument("--rpm", required=True)
     a = action(keys, "list", "list an account's keys")
     a.add_argument("--account", required=True)
     a = action(keys, "revoke", "revoke a key")

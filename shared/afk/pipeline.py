@@ -26,7 +26,13 @@ from afk.billing.meter import Meter
 from afk.billing.money import format_usd
 from afk.billing.quote import Quote, estimate_input_tokens, make_quote
 from afk.catalog import Model
-from afk.errors import GatewayError, InsufficientCredits, InvalidRequest, StoreUnavailable
+from afk.errors import (
+    GatewayError,
+    InsufficientCredits,
+    InvalidRequest,
+    RateLimited,
+    StoreUnavailable,
+)
 from afk.gateway import Gateway
 from afk.providers import Call
 from afk.store import Hold, Settlement
@@ -99,6 +105,15 @@ async def settle(gateway: Gateway, reservation: Reservation, meter: Meter,
         reservation.model.id, reservation.hold.endpoint, settlement, settlement.charge,
         int(time.time() * 1000) - reservation.hold.created_ms)
     return settlement
+
+
+async def enforce_rate_limit(gateway: Gateway, principal: Principal) -> None:
+    wait = await anyio.to_thread.run_sync(gateway.store.keys.count_request, principal.key_id,
+                                          principal.rpm)
+    if wait is not None:
+        raise RateLimited(f"This key is limited to {principal.rpm} requests per minute. "
+                          f"Retry in {max(1, round(wait))} s.", code="rate_limit_exceeded",
+                          retry_after=max(1.0, wait))
 
 
 def parse_caller(codec: ModuleType, parse: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -182,6 +197,8 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
     if request is None:
         request = parse_caller(codec, codec.parse_request, body)
     check_request(request)
+    if principal.rpm is not None:
+        await enforce_rate_limit(gateway, principal)
     turn = turn or Turn()
     model, view = await anyio.to_thread.run_sync(gateway.model_for, principal, request.model)
     observability.bind(model=model.id)

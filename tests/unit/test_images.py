@@ -24,6 +24,8 @@ def image_server() -> Starlette:
         Route("/big.png", lambda r: Response(b"\0" * 5000, media_type="image/png")),
         Route("/page.html", lambda r: Response("<html>", media_type="text/html")),
         Route("/gone.png", lambda r: Response(b"", status_code=404)),
+        Route("/hop.png", lambda r: Response(b"", status_code=302, headers={
+            "location": "http://169.254.169.254/latest/meta-data/"})),
     ])
 
 
@@ -66,7 +68,10 @@ def test_fetch_inlines_within_limits():
         image = asyncio.run(fetcher.fetch(f"http://images.test:{port}/cat.png"))
         assert image.media_type == "image/png" and base64.b64decode(image.data) == PNG
         for path, why in [("big.png", "larger than"), ("page.html", "not an image"),
-                          ("gone.png", "HTTP 404")]:
+                          ("gone.png", "HTTP 404"),
+                          # Redirects are never followed: that is how a public URL
+                          # would otherwise reach the metadata service.
+                          ("hop.png", "HTTP 302")]:
             with pytest.raises(InvalidRequest, match=why):
                 asyncio.run(fetcher.fetch(f"http://images.test:{port}/{path}"))
 

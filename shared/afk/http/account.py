@@ -45,7 +45,21 @@ def render_entry(entry: LedgerEntry) -> dict[str, Any]:
 
 def render_key(key: KeyRecord) -> dict[str, Any]:
     return {"object": "api_key", "id": key.key_id, "name": key.name, "prefix": key.prefix,
-            "created": key.created, "last_used": key.last_used, "status": key.status}
+            "created": key.created, "last_used": key.last_used, "status": key.status,
+            "rpm": key.rpm}
+
+
+MAX_RPM = 1_000_000
+
+
+def parse_rpm(value: Any) -> int | None:
+    """A requests-per-minute limit: a positive integer, or null for none."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_RPM:
+        raise InvalidRequest(f"'rpm' must be an integer from 1 to {MAX_RPM}, or null for no "
+                             "limit.", param="rpm")
+    return value
 
 
 def _gateway(request: Request) -> Gateway:
@@ -141,13 +155,31 @@ async def create_key(request: Request) -> CompactJSONResponse:
     principal = await authenticate(request)
     raw = await request.body()
     body = await json_body(request) if raw.strip() else {}
-    name = (body or {}).get("name") or "default"
+    if not isinstance(body, dict):
+        raise InvalidRequest('Send {"name": "…", "rpm": 600} (both optional).')
+    name = body.get("name") or "default"
     if not isinstance(name, str) or len(name) > 100:
         raise InvalidRequest("'name' must be a string of at most 100 characters.",
                              param="name")
+    rpm = parse_rpm(body.get("rpm"))
     key, record = await anyio.to_thread.run_sync(_gateway(request).store.keys.create,
-                                                 principal.account_id, name)
+                                                 principal.account_id, name, rpm)
     return CompactJSONResponse({**render_key(record), "key": key}, status_code=201)
+
+
+@router.patch("/v1/account/keys/{key_id}")
+async def update_key(key_id: str, request: Request) -> CompactJSONResponse:
+    gateway = _gateway(request)
+    principal = await authenticate(request)
+    body = await json_body(request)
+    if not isinstance(body, dict) or "rpm" not in body:
+        raise InvalidRequest('Send {"rpm": 600}, or {"rpm": null} to lift the limit.',
+                             param="rpm")
+    rpm = parse_rpm(body["rpm"])
+    record = await anyio.to_thread.run_sync(
+        lambda: gateway.store.keys.set_rpm(key_id, rpm, account_id=principal.account_id))
+    gateway.auth.forget()
+    return CompactJSONResponse(render_key(record))
 
 
 @router.delete("/v1/account/keys/{key_id}")

@@ -20,6 +20,7 @@ One table, single-table design. Item layout (PK / SK):
                                         GSI1PK=KEYID#<key_id> finds it by key id
   KEY#<sha256 hex> / KEY                the auth lookup: account_id, key_id, status
   ACCOUNT#<id> / RESPONSE#<id>[#n]      a stored Responses-API turn (see responses.py)
+  RATE#<key_id> / <minute>              a key's request count in one minute (rate limits)
 
 Money attributes are integers of pico-USD (see afk.billing.money).
 """

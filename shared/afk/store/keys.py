@@ -17,7 +17,7 @@ from typing import Any
 
 from afk.errors import NotFound
 from afk.store.accounts import _iso
-from afk.store.dynamo import Dynamo, get_s, s
+from afk.store.dynamo import Dynamo, get_n, get_s, n, s
 
 KEY_PREFIX = "afk-"
 KEY_BODY_LENGTH = 48
@@ -47,6 +47,7 @@ class KeyRecord:
     created: str
     status: str  # "active" | "revoked"
     last_used: str | None = None
+    rpm: int | None = None  # requests per minute allowed to this key; None: unlimited
 
     @property
     def active(self) -> bool:
@@ -57,7 +58,8 @@ class KeyRecord:
         return cls(key_id=get_s(item, "key_id") or "", account_id=get_s(item, "account_id") or "",
                    name=get_s(item, "name") or "", prefix=get_s(item, "prefix") or "",
                    created=get_s(item, "created") or "", status=get_s(item, "status") or "active",
-                   last_used=get_s(item, "last_used"))
+                   last_used=get_s(item, "last_used"),
+                   rpm=get_n(item, "rpm") if "rpm" in item else None)
 
 
 def key_meta_key(account_id: str, key_id: str) -> dict[str, Any]:
@@ -68,16 +70,18 @@ class Keys:
     def __init__(self, dynamo: Dynamo) -> None:
         self._db = dynamo
 
-    def create(self, account_id: str, name: str = "default") -> tuple[str, KeyRecord]:
+    def create(self, account_id: str, name: str = "default",
+               rpm: int | None = None) -> tuple[str, KeyRecord]:
         """A new key for the account. The plaintext is returned once and never stored."""
         key = new_key()
         digest = hash_key(key)
         key_id = f"key_{secrets.token_hex(8)}"
         record = KeyRecord(key_id=key_id, account_id=account_id, name=name,
                            prefix=key[:12], created=_iso(int(time.time() * 1000)),
-                           status="active")
+                           status="active", rpm=rpm)
         common = {"key_id": s(key_id), "account_id": s(account_id), "name": s(name),
-                  "prefix": s(record.prefix), "created": s(record.created), "status": s("active")}
+                  "prefix": s(record.prefix), "created": s(record.created), "status": s("active"),
+                  **({"rpm": n(rpm)} if rpm is not None else {})}
         from botocore.exceptions import ClientError
 
         try:
@@ -151,3 +155,41 @@ class Keys:
                             "ExpressionAttributeValues": revoked}},
             ])
         return dataclasses.replace(record, status="revoked")
+
+    def set_rpm(self, key_id: str, rpm: int | None, *, account_id: str | None = None) -> KeyRecord:
+        """Set (or with None, lift) a key's requests-per-minute limit."""
+        record, digest = self.get(key_id)
+        if account_id is not None and record.account_id != account_id:
+            raise NotFound(f"No key with id {key_id!r}.", code="key_not_found")
+        if rpm is None:
+            update: dict[str, Any] = {"UpdateExpression": "REMOVE rpm"}
+        else:
+            update = {"UpdateExpression": "SET rpm = :r", "ExpressionAttributeValues": {
+                ":r": n(rpm)}}
+        with self._db.errors():
+            self._db.client.transact_write_items(TransactItems=[
+                {"Update": {"TableName": self._db.table, "Key": key, **update}}
+                for key in ({"PK": s(f"KEY#{digest}"), "SK": s("KEY")},
+                            key_meta_key(record.account_id, key_id))])
+        return dataclasses.replace(record, rpm=rpm)
+
+    def count_request(self, key_id: str, rpm: int, now: float | None = None) -> float | None:
+        """Count one request against the key's per-minute limit, atomically (one
+        conditional write, so the limit holds across every Lambda container).
+        Returns None when allowed, else the seconds until the window resets."""
+        from botocore.exceptions import ClientError
+
+        now = time.time() if now is None else now
+        window = int(now // 60)
+        try:
+            with self._db.errors():
+                self._db.client.update_item(
+                    TableName=self._db.table,
+                    Key={"PK": s(f"RATE#{key_id}"), "SK": s(str(window))},
+                    UpdateExpression="ADD requests :one SET expires_at = :exp",
+                    ConditionExpression="attribute_not_exists(requests) OR requests < :rpm",
+                    ExpressionAttributeValues={":one": n(1), ":rpm": n(rpm),
+                                               ":exp": n((window + 2) * 60)})
+        except ClientError:
+            return (window + 1) * 60 - now
+        return None
