@@ -75,6 +75,18 @@ class Authenticator:
         self._keys = keys
         self._cache: TTLCache[KeyRecord] = TTLCache(ttl)
 
+    def cached(self, key: str | None) -> Principal | None:
+        """The caller behind `key` if this process knows it already (no I/O), else
+        None; a cached revoked key is still a 401."""
+        if not key or not looks_like_key(key):
+            return None
+        record = self._cache.get(hash_key(key))
+        if record is None:
+            return None
+        if not record.active:
+            raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
+        return Principal(account_id=record.account_id, key_id=record.key_id, rpm=record.rpm)
+
     def authenticate(self, key: str | None) -> Principal:
         """The caller behind `key`, or 401. Blocking (may read the store)."""
         if not key:

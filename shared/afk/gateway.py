@@ -87,7 +87,8 @@ class Gateway:
         return [m for m in self.catalog if view.models is None or m.id in view.models]
 
     def model_for(self, principal: Principal, model_id: str) -> tuple[Model, AccountView]:
-        """Blocking. The catalog model if the caller's account has it, else 404."""
+        """Blocking (unless the account is cached). The catalog model if the caller's
+        account has it, else 404."""
         view = self.account_view(principal.account_id)
         model = self.catalog.get(model_id.removeprefix("models/"))
         if model is None or (view.models is not None and model.id not in view.models):

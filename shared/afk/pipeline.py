@@ -200,7 +200,11 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
     if principal.rpm is not None:
         await enforce_rate_limit(gateway, principal)
     turn = turn or Turn()
-    model, view = await anyio.to_thread.run_sync(gateway.model_for, principal, request.model)
+    if gateway.accounts_cache.get(principal.account_id) is not None:
+        model, view = gateway.model_for(principal, request.model)  # cached: no I/O, no hop
+    else:
+        model, view = await anyio.to_thread.run_sync(gateway.model_for, principal,
+                                                     request.model)
     observability.bind(model=model.id)
     provider = gateway.provider(model.provider, dialect=codec.DIALECT)
     passthrough = provider.dialect == codec.DIALECT
