@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from common import (
     BENCH,
     LITELLM_VENV,

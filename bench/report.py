@@ -195,7 +195,9 @@ def _targets(r: dict[str, Any]) -> list[str]:
     chunk_gw = gws["cpu_ms_per_request"]["server"] * 1000 / 200 if gws else None
     chunk_ll = lls["cpu_ms_per_request"]["server"] * 1000 / 200 if lls else None
     added = gw["p50_ms"] - direct["p50_ms"] if gw and direct else None
-    wait = rt["chat"]["dynamodb_wait_ms_p50"]
+    # moto is serialized and single-threaded: at concurrency 1 its CPU per request is
+    # the time the gateway waits on it (plus loopback), measured in this same run.
+    wait = gw["cpu_ms_per_request"].get("dynamodb") if gw else None
     rows = [
         ("cold start, chat app < 400 ms", f"{_f(chat_cold)} ms", verdict(chat_cold < 400)),
         ("cold start ≤ 1/10 of LiteLLM's", f"{_ratio(chat_cold, ll_cold)} of LiteLLM's "
@@ -204,8 +206,11 @@ def _targets(r: dict[str, Any]) -> list[str]:
          f"{_f(gw_cpu, 2)} vs {_f(ll_cpu, 2)} ms = {_ratio(gw_cpu, ll_cpu)}",
          verdict(gw_cpu and ll_cpu and gw_cpu <= ll_cpu / 5)),
         ("end-to-end added latency (c=1, p50), DynamoDB wait shown apart",
-         f"{_f(added, 2)} ms added, of which ≈{_f(wait, 2)} ms waiting on moto; "
-         f"≈{_f(added - wait if added is not None else None, 2)} ms the gateway's own", "report"),
+         f"{_f(added, 2)} ms added, of which ≈{_f(wait, 2)} ms is moto serving the 2 calls "
+         f"(its CPU per request); ≈{_f(added - wait if added is not None and wait else None, 2)}"
+         f" ms the gateway's own (in-process with a small table: "
+         f"{_f(rt['chat']['dynamodb_wait_ms_p50'], 2)} ms DynamoDB wait of "
+         f"{_f(rt['chat']['request_ms_p50'], 2)} ms)", "report"),
         ("stream translation < 20 µs CPU per chunk, every pair",
          f"worst pair {_f(worst_codec)} µs (codec), {_f(worst_full)} µs (with framing + meter)",
          verdict(worst_full < 20)),

@@ -23,7 +23,6 @@ from collections import Counter
 from typing import Any
 
 import httpx
-
 from common import BENCH, PROJECT_PYTHON, free_port, median, stop, wait_for_port
 
 TABLE = "afk-bench-rt"
