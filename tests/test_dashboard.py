@@ -32,7 +32,9 @@ def shown_usd(amount: str) -> str:
     return f"${int(whole):,}.{frac}"
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: while playwright's sync API is open it marks its
+# event loop as running in the main thread, and later tests calling asyncio.run() fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package "
