@@ -9,12 +9,12 @@ import json
 import logging
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from afk import observability
 from afk.settings import Settings
@@ -140,20 +140,23 @@ def test_importing_the_app_does_not_import_powertools() -> None:
 
 # ------------------------------------------------------------------ provider keys secret
 @pytest.fixture
-def secret_arn(monkeypatch) -> Iterator[str]:
+def secret_arn(monkeypatch, dynamodb_endpoint: str) -> Iterator[str]:
+    """A secret in the session's moto server (it serves every service). Not mock_aws:
+    starting it resets moto's in-process backends, the embedded DynamoDB's included."""
     from aws_lambda_powertools.utilities import parameters
 
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+                        "AWS_DEFAULT_REGION": "us-east-1",
+                        "AWS_ENDPOINT_URL_SECRETS_MANAGER": dynamodb_endpoint}.items():
         monkeypatch.setenv(name, value)
     parameters.clear_caches()
-    parameters.base.DEFAULT_PROVIDERS.clear()  # its boto3 client must be moto's
-    with mock_aws():
-        client = boto3.client("secretsmanager", region_name="us-east-1")
-        arn = client.create_secret(Name="afk/provider-keys", SecretString=json.dumps(
-            {"OPENAI_API_KEY": "sk-from-secret", "ANTHROPIC_API_KEY": "sk-ant-from-secret",
-             "GEMINI_API_KEY": ""}))["ARN"]
-        yield arn
+    parameters.base.DEFAULT_PROVIDERS.clear()  # its boto3 client must see the endpoint
+    client = boto3.client("secretsmanager", region_name="us-east-1",
+                          endpoint_url=dynamodb_endpoint)
+    arn = client.create_secret(Name=f"afk/provider-keys-{uuid.uuid4().hex}", SecretString=(
+        json.dumps({"OPENAI_API_KEY": "sk-from-secret", "ANTHROPIC_API_KEY": "sk-ant-from-secret",
+                    "GEMINI_API_KEY": ""})))["ARN"]
+    yield arn
     parameters.clear_caches()
     parameters.base.DEFAULT_PROVIDERS.clear()
 
@@ -169,7 +172,7 @@ def test_provider_keys_come_from_the_secret_unless_the_environment_has_them(secr
 def test_the_secret_is_read_once_per_container(secret_arn):
     settings = Settings.from_env({"AFK_SECRET_ARN": secret_arn})
     assert settings.upstreams["openai"].api_key == "sk-from-secret"
-    boto3.client("secretsmanager", region_name="us-east-1").put_secret_value(
+    boto3.client("secretsmanager", region_name="us-east-1").put_secret_value(  # same endpoint
         SecretId=secret_arn, SecretString=json.dumps({"OPENAI_API_KEY": "sk-rotated"}))
     # Cached (Powertools, max_age): no second GetSecretValue within the container.
     assert settings.upstreams["openai"].api_key == "sk-from-secret"

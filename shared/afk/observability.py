@@ -222,3 +222,7 @@ class _JsonHandler(logging.StreamHandler):
                 return redact(super().format(record))
 
         self.setFormatter(RedactingJsonFormatter(service=service))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout  # where print() (the EMF lines) goes too, even if swapped
+        super().emit(record)

@@ -3,10 +3,11 @@
     {"OPENAI_API_KEY": "sk-...", "ANTHROPIC_API_KEY": "sk-ant-...", "GEMINI_API_KEY": "AIza..."}
 
 The stack creates it with empty values; `aws secretsmanager put-secret-value`
-fills it (see README, "Deploy to AWS"). Read with Powertools' parameters
-utility, which caches the value in the container for `MAX_AGE_S`: the first
-provider a container builds pays one GetSecretValue, later ones none, and a
-new key reaches running containers within that time, without a redeploy.
+fills it (see README, "Deploy to AWS"). It is read when a container builds its
+first provider (its first generation), with Powertools' parameters utility,
+which caches it for `MAX_AGE_S`: the other providers of that container pay no
+second GetSecretValue. A provider keeps its key for the container's life, so a
+changed secret reaches new containers (README: how to recycle running ones).
 Powertools (and boto3) are imported only here, only when a secret is configured.
 """
 
