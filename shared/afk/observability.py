@@ -103,7 +103,7 @@ def bind(**fields: Any) -> None:
 
 
 def _route(default: str) -> str:
-    """The matched route's path template (FastAPI puts the route in the ASGI scope
+    """The matched route's path template (Starlette puts the route in the ASGI scope
     the middleware passed as `_asgi`), so settlement and request metrics agree."""
     asgi = (_scope.get() or {}).get("_asgi") or {}
     return getattr(asgi.get("route"), "path", None) or default

@@ -7,15 +7,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Request
+from starlette.requests import Request
 
 from afk.billing.money import MoneyError, format_usd, parse_usd, to_pico
 from afk.errors import InvalidRequest, ModelNotFound
 from afk.gateway import Gateway
 from afk.http.common import CompactJSONResponse, authenticate, json_body
+from afk.http.routing import Router
 from afk.store import Account, KeyRecord, LedgerEntry
 
-router = APIRouter()
+router = Router()
 
 MAX_USAGE_LIMIT = 1000
 

@@ -1,4 +1,4 @@
-"""The app factory: one FastAPI app per Lambda function, and all of them at once
+"""The app factory: one Starlette app per Lambda function, and all of them at once
 for `afk dev`.
 
 Errors leave in the dialect of the route that failed (see `error_codec`):
@@ -11,15 +11,17 @@ from __future__ import annotations
 import importlib
 import logging
 from types import ModuleType
+from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.responses import Response
 
 from afk import observability
 from afk.dialects import openai_chat
-from afk.errors import GatewayError, InvalidRequest, NotFound
+from afk.errors import GatewayError, NotFound
 from afk.gateway import Gateway, default_gateway
 from afk.http.common import RequestIdMiddleware, error_response
 
@@ -29,20 +31,18 @@ log = logging.getLogger("afk.http")
 APPS = ("models", "chat", "responses", "messages", "gemini", "account", "dashboard")
 
 
-def create_app(name: str, gateway: Gateway | None = None) -> FastAPI:
+def create_app(name: str, gateway: Gateway | None = None) -> Starlette:
     """`name` is a function's name (see APPS), or "local" for every route."""
     if name not in (*APPS, "local"):
         raise ValueError(f"unknown app {name!r}; expected one of {APPS} or 'local'")
-    app = FastAPI(title=f"afk gateway ({name})", docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    names = APPS if name == "local" else (name,)
+    # Imported on demand: a function pays only for the routes it serves.
+    routes = [route for app_name in names
+              for route in importlib.import_module(f"afk.http.{app_name}").router.routes]
+    app = Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)],
+                    exception_handlers=_error_handlers())
     app.state.gateway = gateway or default_gateway()
     observability.configure(app.state.gateway.settings)
-    names = APPS if name == "local" else (name,)
-    for app_name in names:
-        # Imported on demand: a function pays only for the routes it serves.
-        app.include_router(importlib.import_module(f"afk.http.{app_name}").router)
-    _install_error_handlers(app)
-    app.add_middleware(RequestIdMiddleware)
     return app
 
 
@@ -64,31 +64,33 @@ def error_codec(request: Request) -> ModuleType:
     return openai_chat
 
 
-def _install_error_handlers(app: FastAPI) -> None:
-    def render(error: GatewayError, request: Request) -> Response:
-        return error_response(error, error_codec(request).render_error)
+def _render(error: GatewayError, request: Request) -> Response:
+    return error_response(error, error_codec(request).render_error)
 
-    @app.exception_handler(GatewayError)
-    async def gateway_error(request: Request, error: GatewayError) -> Response:
-        return render(error, request)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
-        if error.status_code == 404:
-            mapped: GatewayError = NotFound(f"Unknown route: {request.method} "
-                                            f"{request.url.path}", code="unknown_route")
-        else:
-            mapped = GatewayError(str(error.detail), status=error.status_code,
-                                  code="method_not_allowed" if error.status_code == 405 else None)
-            mapped.kind = "invalid_request"
-        return render(mapped, request)
+async def _gateway_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, GatewayError)
+    return _render(error, request)
 
-    @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, error: Exception) -> Response:
-        log.exception("unhandled error")
-        return render(GatewayError("The gateway failed unexpectedly; nothing was charged for "
-                                   "the failed part. Retry the request."), request)
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, error: RequestValidationError) -> Response:
-        return render(InvalidRequest(str(error.errors()[:1])), request)
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 404:
+        mapped = NotFound(f"Unknown route: {request.method} {request.url.path}",
+                          code="unknown_route")
+    else:
+        mapped = GatewayError(str(error.detail), status=error.status_code,
+                              code="method_not_allowed" if error.status_code == 405 else None)
+        mapped.kind = "invalid_request"
+    return _render(mapped, request)
+
+
+async def _unexpected_error(request: Request, error: Exception) -> Response:
+    log.exception("unhandled error")
+    return _render(GatewayError("The gateway failed unexpectedly; nothing was charged for the "
+                                "failed part. Retry the request."), request)
+
+
+def _error_handlers() -> dict[Any, Any]:
+    return {GatewayError: _gateway_error, StarletteHTTPException: _http_error,
+            Exception: _unexpected_error}

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from afk import pipeline
 from afk.dialects import openai_chat
 from afk.http.common import authenticate, json_body, request_id
+from afk.http.routing import Router
 from afk.http.streaming import respond
 
-router = APIRouter()
+router = Router()
 
 
 @router.post("/v1/chat/completions")

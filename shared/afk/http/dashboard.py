@@ -9,10 +9,12 @@ import re
 from functools import cache
 from importlib import resources
 
-from fastapi import APIRouter
+from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-router = APIRouter()
+from afk.http.routing import Router
+
+router = Router()
 
 # The page holds an API key, so only its own inline script may run: the script is
 # allowed by hash, never by 'unsafe-inline'. Styles stay inline-allowed because the
@@ -51,6 +53,6 @@ def page_and_headers() -> tuple[str, dict[str, str]]:
 
 
 @router.get("/")
-async def dashboard() -> HTMLResponse:
+async def dashboard(request: Request) -> HTMLResponse:
     page, headers = page_and_headers()
     return HTMLResponse(page, headers=headers)

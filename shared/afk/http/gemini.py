@@ -7,16 +7,17 @@ SSE framing, its absence Google's progressively streamed JSON array.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from afk import pipeline
 from afk.dialects import gemini
 from afk.errors import NotFound
 from afk.http.common import CompactJSONResponse, authenticate, json_body, request_id
+from afk.http.routing import Router
 from afk.http.streaming import respond
 
-router = APIRouter()
+router = Router()
 
 VERSIONS = ("v1", "v1beta", "v1alpha")
 METHODS = ("generateContent", "streamGenerateContent", "countTokens")

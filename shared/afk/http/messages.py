@@ -7,15 +7,16 @@ only when it is Anthropic itself (passthrough).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from afk import pipeline
 from afk.dialects import anthropic
 from afk.http.common import CompactJSONResponse, authenticate, json_body, request_id
+from afk.http.routing import Router
 from afk.http.streaming import respond
 
-router = APIRouter()
+router = Router()
 
 FORWARDED = ("anthropic-version", "anthropic-beta")
 

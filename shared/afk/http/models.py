@@ -10,15 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Request
+from starlette.requests import Request
 
 from afk.billing.money import format_usd, to_pico
 from afk.catalog import Model
 from afk.errors import ModelNotFound, NotFound
 from afk.gateway import AccountView, Gateway
 from afk.http.common import CompactJSONResponse, authenticate
+from afk.http.routing import Router
 
-router = APIRouter()
+router = Router()
 
 
 def render_model(model: Model, view: AccountView) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import anyio.to_thread
-from fastapi import APIRouter, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from afk import pipeline
@@ -12,9 +12,10 @@ from afk.conversations import ResponsesTurn
 from afk.dialects import openai_responses
 from afk.errors import InvalidRequest, NotFound
 from afk.http.common import CompactJSONResponse, authenticate, json_body, request_id
+from afk.http.routing import Router
 from afk.http.streaming import respond
 
-router = APIRouter()
+router = Router()
 
 
 @router.post("/v1/responses")

@@ -1,0 +1,53 @@
+"""Routes as plain Starlette routes, declared with decorators.
+
+Starlette, not FastAPI: the routes parse their own bodies (the codecs are the
+schema), so FastAPI's validation layer would only cost import time, about a
+quarter of a second of every cold start (measured in bench/RESULTS.md).
+Path parameters arrive as keyword arguments, the request as `request`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+Endpoint = Callable[..., Awaitable[Response]]
+
+
+class Router:
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def route(self, path: str, method: str) -> Callable[[Endpoint], Endpoint]:
+        def register(endpoint: Endpoint) -> Endpoint:
+            async def call(request: Request) -> Response:
+                return await endpoint(**request.path_params, request=request)
+
+            call.__name__ = endpoint.__name__
+            self.routes.append(Route(path, call, methods=[method]))
+            return endpoint
+
+        return register
+
+    def get(self, path: str) -> Callable[[Endpoint], Endpoint]:
+        return self.route(path, "GET")
+
+    def post(self, path: str) -> Callable[[Endpoint], Endpoint]:
+        return self.route(path, "POST")
+
+    def put(self, path: str) -> Callable[[Endpoint], Endpoint]:
+        return self.route(path, "PUT")
+
+    def patch(self, path: str) -> Callable[[Endpoint], Endpoint]:
+        return self.route(path, "PATCH")
+
+    def delete(self, path: str) -> Callable[[Endpoint], Endpoint]:
+        return self.route(path, "DELETE")
+
+
+def routes_of(*routers: Any) -> list[Route]:
+    return [route for router in routers for route in router.routes]
