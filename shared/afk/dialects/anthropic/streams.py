@@ -13,16 +13,15 @@ import time
 from typing import Any
 
 from afk import ir
-from afk.dialects._anthropic_blocks import (
-    PROVIDER,
+from afk.dialects.anthropic.answers import (
     STOP_FROM_WIRE,
     STOP_TO_WIRE,
-    dumps,
     error_from_body,
     parse_usage,
     render_usage,
     wrap,
 )
+from afk.dialects.anthropic.history import PROVIDER, dumps
 from afk.errors import UpstreamError
 from afk.sse import ServerSentEvent
 

@@ -2,7 +2,7 @@
 
 This module is the codec's surface (the same names as every dialect): request
 envelopes, responses and errors. Content blocks, usage and stop reasons live in
-`_anthropic_blocks`, the stream state machines in `_anthropic_stream`.
+`history` and `answers`, the stream state machines in `streams`.
 """
 
 from __future__ import annotations
@@ -11,22 +11,24 @@ import time
 from typing import Any
 
 from afk import ir
-from afk.dialects._anthropic_blocks import (
-    PROVIDER,
+from afk.dialects.anthropic.answers import (
     STOP_FROM_WIRE,
     STOP_TO_WIRE,
-    Skipped,
-    dumps,
     error_from_body,
     parse_block,
-    parse_messages,
-    parse_system,
     parse_usage,
     render_block,
-    render_messages,
     render_usage,
 )
-from afk.dialects._anthropic_stream import StreamDecoder, StreamEncoder
+from afk.dialects.anthropic.history import (
+    PROVIDER,
+    Skipped,
+    dumps,
+    parse_messages,
+    parse_system,
+    render_messages,
+)
+from afk.dialects.anthropic.streams import StreamDecoder, StreamEncoder
 from afk.errors import GatewayError, InvalidRequest
 from afk.sse import ServerSentEvent
 

@@ -1,0 +1,170 @@
+"""Chat Completions streams: upstream chunks to IR events, IR events to chunks."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from afk import ir
+from afk.dialects.openai_chat.errors import error_from_body
+from afk.dialects.openai_chat.responses import parse_usage, render_usage
+from afk.dialects.openai_chat.wire import DONE, STOP_FROM_WIRE, STOP_TO_WIRE, dumps
+from afk.errors import UpstreamError
+from afk.sse import ServerSentEvent
+
+
+class StreamDecoder:
+    """Upstream `chat.completion.chunk` events -> IR stream events.
+
+    Block indices: the text block and each tool call (by the wire's
+    `tool_calls[].index`) get an IR block index in order of first appearance.
+    """
+
+    def __init__(self) -> None:
+        self._started = False
+        self._done = False
+        self._stop: ir.StopReason | None = None
+        self._text_index: int | None = None
+        self._refusal_index: int | None = None
+        self._thinking_index: int | None = None
+        self._tool_index: dict[int, int] = {}
+        self._blocks = 0
+        # Whether the last chunk fed was the usage-only chunk (`choices: []`);
+        # a passthrough drops it when the caller did not ask for usage.
+        self.last_was_usage_only = False
+
+    def _block(self, current: int | None) -> int:
+        if current is not None:
+            return current
+        self._blocks += 1
+        return self._blocks - 1
+
+    def feed(self, event: ServerSentEvent) -> list[ir.StreamEvent]:
+        if self._done:
+            raise UpstreamError("The upstream sent data after [DONE].")
+        self.last_was_usage_only = False
+        if event.data == DONE:
+            self._done = True
+            return [ir.StreamEnd(stop_reason=self._stop or "stop")]
+        try:
+            chunk = json.loads(event.data)
+        except ValueError:
+            raise UpstreamError("The upstream sent a malformed stream event.") from None
+        if not isinstance(chunk, dict):
+            raise UpstreamError("The upstream sent a malformed stream event.")
+        if chunk.get("error"):
+            raise error_from_body(chunk, status=502)
+        out: list[ir.StreamEvent] = []
+        if not self._started:
+            self._started = True
+            out.append(ir.StreamStart(id=chunk.get("id") or "", model=chunk.get("model") or "",
+                                      created=int(chunk.get("created") or time.time())))
+        choices = chunk.get("choices") or []
+        for choice in choices[:1]:
+            out += self._feed_delta(choice.get("delta") or {})
+            if choice.get("finish_reason"):
+                self._stop = STOP_FROM_WIRE.get(choice["finish_reason"], "stop")
+        if chunk.get("usage"):
+            out.append(ir.UsageUpdate(usage=parse_usage(chunk["usage"])))
+            self.last_was_usage_only = not choices
+        return out
+
+    def _feed_delta(self, delta: dict[str, Any]) -> list[ir.StreamEvent]:
+        out: list[ir.StreamEvent] = []
+        if delta.get("reasoning_content"):
+            self._thinking_index = self._block(self._thinking_index)
+            out.append(ir.ThinkingDelta(index=self._thinking_index,
+                                        text=delta["reasoning_content"]))
+        if delta.get("content"):
+            self._text_index = self._block(self._text_index)
+            out.append(ir.TextDelta(index=self._text_index, text=delta["content"]))
+        if delta.get("refusal"):
+            self._refusal_index = self._block(self._refusal_index)
+            out.append(ir.RefusalDelta(index=self._refusal_index, text=delta["refusal"]))
+        for call in delta.get("tool_calls") or []:
+            wire_index = call.get("index", 0)
+            function = call.get("function") or {}
+            if wire_index not in self._tool_index:
+                self._tool_index[wire_index] = self._block(None)
+                out.append(ir.ToolCallStart(index=self._tool_index[wire_index],
+                                            id=call.get("id") or "",
+                                            name=function.get("name") or ""))
+            if function.get("arguments"):
+                out.append(ir.ToolCallDelta(index=self._tool_index[wire_index],
+                                            arguments=function["arguments"]))
+        return out
+
+    def finish(self) -> list[ir.StreamEvent]:
+        """The upstream closed the stream. Without `[DONE]` the answer is truncated."""
+        if not self._done:
+            raise UpstreamError("The upstream stream ended before it was complete.")
+        return []
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+
+class StreamEncoder:
+    """IR stream events -> `chat.completion.chunk` events for the caller."""
+
+    def __init__(self, *, model: str, include_usage: bool) -> None:
+        self._model = model
+        self._include_usage = include_usage
+        self._id = ""
+        self._created = 0
+        self._tool_ordinal: dict[int, int] = {}
+        self._usage: ir.Usage | None = None
+        self._finished = False
+
+    def _chunk(self, delta: dict[str, Any] | None, finish: str | None = None) -> ServerSentEvent:
+        chunk: dict[str, Any] = {
+            "id": self._id, "object": "chat.completion.chunk", "created": self._created,
+            "model": self._model,
+            "choices": [] if delta is None else [
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if self._include_usage:
+            chunk["usage"] = None
+        return ServerSentEvent(data=dumps(chunk))
+
+    def feed(self, event: ir.StreamEvent) -> list[ServerSentEvent]:
+        if self._finished:
+            raise ValueError("event after the end of the stream")
+        match event:
+            case ir.StreamStart(id=response_id, created=created):
+                self._id, self._created = response_id, created
+                return [self._chunk({"role": "assistant", "content": ""})]
+            case ir.TextDelta(text=text):
+                return [self._chunk({"content": text})]
+            case ir.RefusalDelta(text=text):
+                return [self._chunk({"refusal": text})]
+            case ir.ThinkingDelta():
+                return []  # reasoning text never leaks into visible content
+            case ir.ToolCallStart(index=index, id=call_id, name=name):
+                ordinal = self._tool_ordinal.setdefault(index, len(self._tool_ordinal))
+                return [self._chunk({"tool_calls": [{
+                    "index": ordinal, "id": call_id, "type": "function",
+                    "function": {"name": name, "arguments": ""}}]})]
+            case ir.ToolCallDelta(index=index, arguments=arguments):
+                return [self._chunk({"tool_calls": [{
+                    "index": self._tool_ordinal[index], "function": {"arguments": arguments}}]})]
+            case ir.UsageUpdate(usage=usage):
+                self._usage = usage
+                return []
+            case ir.StreamEnd(stop_reason=reason):
+                self._finished = True
+                out = [self._chunk({}, STOP_TO_WIRE[reason])]
+                if self._include_usage:
+                    usage_chunk = json.loads(self._chunk(None).data)
+                    usage_chunk["usage"] = render_usage(self._usage or ir.Usage())
+                    out.append(ServerSentEvent(data=dumps(usage_chunk)))
+                out.append(ServerSentEvent(data=DONE))
+                return out
+        raise TypeError(f"unknown stream event {event!r}")
+
+
+def passthrough_keep(decoder: StreamDecoder, *, include_usage: bool) -> bool:
+    """Whether the event the decoder just read is relayed to the caller."""
+    return include_usage or not decoder.last_was_usage_only
