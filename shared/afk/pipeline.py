@@ -51,7 +51,7 @@ class Outcome:
 
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] | None = None
-    stream: AsyncIterator[sse.ServerSentEvent] | None = None
+    stream: AsyncIterator[list[sse.ServerSentEvent]] | None = None  # a batch per write
 
 
 @dataclass(slots=True)
@@ -317,32 +317,35 @@ async def _stream(gateway: Gateway, codec: ModuleType, provider: Any, call: Call
                                   **turn.codec_options)
     seen: list[ir.StreamEvent] = []
 
-    async def relay() -> AsyncIterator[sse.ServerSentEvent]:
+    async def relay() -> AsyncIterator[list[sse.ServerSentEvent]]:
         settled = False
         outcome = "disconnected"  # until proven otherwise: a cancel lands in `finally`
         try:
-            async for frame in upstream.frames:
-                for event in frame.events:
-                    meter.feed(event)
-                if turn.completed is not None:
-                    seen.extend(frame.events)
-                if meter.completed and not settled:
-                    # Bill (and store the turn) before the terminal event: once the
-                    # caller has seen the end of the answer, its ledger entry exists.
-                    outcome = "ok"
-                    await settle(gateway, reservation, meter, outcome)
-                    settled = True
-                    if turn.completed is not None:
-                        final = getattr(upstream.decoder, "final_response", None) \
-                            if passthrough else None
-                        await turn.completed(ir.collect(seen), final)
-                if passthrough:
-                    if frame.relay and frame.raw is not None:
-                        yield turn.relay(frame.raw) if turn.relay else frame.raw
-                else:
+            async for batch in upstream.frames:
+                out: list[sse.ServerSentEvent] = []
+                for frame in batch:
                     for event in frame.events:
-                        for out in encoder.feed(event):
-                            yield out
+                        meter.feed(event)
+                    if turn.completed is not None:
+                        seen.extend(frame.events)
+                    if meter.completed and not settled:
+                        # Bill (and store the turn) before the terminal event: once the
+                        # caller has seen the end of the answer, its ledger entry exists.
+                        outcome = "ok"
+                        await settle(gateway, reservation, meter, outcome)
+                        settled = True
+                        if turn.completed is not None:
+                            final = getattr(upstream.decoder, "final_response", None) \
+                                if passthrough else None
+                            await turn.completed(ir.collect(seen), final)
+                    if passthrough:
+                        if frame.relay and frame.raw is not None:
+                            out.append(turn.relay(frame.raw) if turn.relay else frame.raw)
+                    else:
+                        for event in frame.events:
+                            out.extend(encoder.feed(event))
+                if out:
+                    yield out
             outcome = "ok" if meter.completed else outcome
         except GatewayError as error:
             outcome = "error"
@@ -353,8 +356,8 @@ async def _stream(gateway: Gateway, codec: ModuleType, provider: Any, call: Call
             # A stateful stream (Responses) frames its error from where it stands:
             # the relayed upstream's position in a passthrough, ours otherwise.
             fail = getattr(upstream.decoder if passthrough else encoder, "fail", None)
-            for out in (fail(error) if fail else codec.render_stream_error(error)):
-                yield turn.relay(out) if turn.relay and passthrough else out
+            failure = fail(error) if fail else codec.render_stream_error(error)
+            yield [turn.relay(out) if turn.relay and passthrough else out for out in failure]
         finally:
             with anyio.CancelScope(shield=True):
                 await upstream.aclose()

@@ -13,19 +13,24 @@ from afk.pipeline import Outcome
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-async def sse_bytes(events: AsyncIterator[sse.ServerSentEvent]) -> AsyncIterator[bytes]:
-    async for event in events:
+async def sse_bytes(batches: AsyncIterator[list[sse.ServerSentEvent]]) -> AsyncIterator[bytes]:
+    async for batch in batches:
         # A relayed upstream event goes out byte for byte; ours are encoded here.
-        yield event.raw or sse.encode(event.data, event.event)
+        # One write per batch: what arrived from upstream together leaves together.
+        yield b"".join(event.raw or sse.encode(event.data, event.event) for event in batch)
 
 
-async def json_array_bytes(events: AsyncIterator[sse.ServerSentEvent]) -> AsyncIterator[bytes]:
+async def json_array_bytes(batches: AsyncIterator[list[sse.ServerSentEvent]]
+                           ) -> AsyncIterator[bytes]:
     """Gemini's `streamGenerateContent` without `alt=sse`: one JSON array, sent
     progressively, elements separated by a comma line."""
     first = True
-    async for event in events:
-        yield (b"[" if first else b"\n,\r\n") + event.data.encode()
-        first = False
+    async for batch in batches:
+        parts = []
+        for event in batch:
+            parts.append((b"[" if first else b"\n,\r\n") + event.data.encode())
+            first = False
+        yield b"".join(parts)
     yield b"]" if not first else b"[]"
 
 

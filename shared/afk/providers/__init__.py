@@ -40,9 +40,10 @@ class Frame:
 
 @dataclass(slots=True, kw_only=True)
 class UpstreamStream:
-    """An opened upstream stream: the status was 200, frames follow."""
+    """An opened upstream stream: the status was 200, frames follow, in batches
+    (what arrived together leaves together)."""
 
-    frames: AsyncIterator[Frame]
+    frames: AsyncIterator[list[Frame]]
     close: Any = field(default=None)  # async callable cancelling the upstream request
     decoder: Any = None  # the codec's StreamDecoder (final state, e.g. the raw final response)
 

@@ -67,13 +67,14 @@ class EchoProvider:
     async def open_stream(self, call: Call) -> UpstreamStream:
         words, usage, stop = self._plan(call)
 
-        async def frames() -> AsyncIterator[Frame]:
-            yield Frame(events=[ir.StreamStart(id=f"echo-{uuid.uuid4().hex[:24]}",
-                                               model=call.model.id, created=int(time.time()))])
+        async def frames() -> AsyncIterator[list[Frame]]:
+            yield [Frame(events=[ir.StreamStart(id=f"echo-{uuid.uuid4().hex[:24]}",
+                                                model=call.model.id, created=int(time.time()))])]
             for i, word in enumerate(words):
                 if self._word_delay:
                     await asyncio.sleep(self._word_delay)
-                yield Frame(events=[ir.TextDelta(index=0, text=word if i == 0 else " " + word)])
-            yield Frame(events=[ir.UsageUpdate(usage=usage), ir.StreamEnd(stop_reason=stop)])
+                yield [Frame(events=[ir.TextDelta(index=0,
+                                                  text=word if i == 0 else " " + word)])]
+            yield [Frame(events=[ir.UsageUpdate(usage=usage), ir.StreamEnd(stop_reason=stop)])]
 
         return UpstreamStream(frames=frames())

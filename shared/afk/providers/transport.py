@@ -80,18 +80,33 @@ async def open_sse(client: httpx.AsyncClient, request: httpx.Request, *, provide
             await response.aclose()
         raise on_error(response)
 
-    async def frames() -> AsyncIterator[Frame]:
+    async def batches(events: list[ServerSentEvent]) -> AsyncIterator[list[Frame]]:
+        """The frames of one network read, as one batch (so the caller gets one
+        write per read, not per event). Frames decoded before an error event in
+        the same read still go out before the error."""
+        batch: list[Frame] = []
+        try:
+            for event in events:
+                batch.append(decode(event))
+        except GatewayError:
+            if batch:
+                yield batch
+            raise
+        if batch:
+            yield batch
+
+    async def frames() -> AsyncIterator[list[Frame]]:
         decoder = SSEDecoder()
         try:
             async with upstream_errors(provider):
                 async for chunk in response.aiter_bytes():
-                    for event in decoder.feed(chunk):
-                        yield decode(event)
-                for event in decoder.close():
-                    yield decode(event)
+                    async for batch in batches(decoder.feed(chunk)):
+                        yield batch
+                async for batch in batches(decoder.close()):
+                    yield batch
             if decoder.pending:
                 raise UpstreamError(f"The {provider} upstream stream ended mid-event.")
-            yield Frame(events=finish())
+            yield [Frame(events=finish())]
         finally:
             await response.aclose()
 
