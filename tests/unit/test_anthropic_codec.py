@@ -26,8 +26,10 @@ from afk.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from afk.sse import ServerSentEvent, SSEDecoder, encode
+from afk.sse import ServerSentEvent, encode
+from tests.unit.transcripts import decode_stream, sse_events
 
+_sse = sse_events
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "anthropic"
 MESSAGE_START = (b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1",'
                  b'"type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],'
@@ -36,21 +38,9 @@ MESSAGE_START = (b'event: message_start\ndata: {"type":"message_start","message"
                  b'"output_tokens":1}}}\n\n')
 
 
-def _sse(data: bytes) -> list[ServerSentEvent]:
-    decoder = SSEDecoder()
-    events = decoder.feed(data)
-    assert not decoder.pending
-    return events
-
 
 def _decode(events: list[ServerSentEvent]) -> list[ir.StreamEvent]:
-    decoder = codec.StreamDecoder()
-    out: list[ir.StreamEvent] = []
-    for event in events:
-        out += decoder.feed(event)
-    out += decoder.finish()
-    assert decoder.done
-    return out
+    return decode_stream(codec.StreamDecoder(), events)
 
 
 def _encode(events: list[ir.StreamEvent], model: str = "claude-sonnet-4-5",

@@ -23,8 +23,10 @@ from afk.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from afk.sse import ServerSentEvent, SSEDecoder, encode
+from afk.sse import ServerSentEvent, encode
+from tests.unit.transcripts import decode_stream, sse_events
 
+_sse = sse_events
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "gemini"
 SIGNATURE = "CiQBc2lnLW9wYXF1ZS1ieXRlcy1kZW1v"
 
@@ -37,21 +39,9 @@ def _json(name: str) -> Any:
     return json.loads(_bytes(name))
 
 
-def _sse(data: bytes) -> list[ServerSentEvent]:
-    decoder = SSEDecoder()
-    events = decoder.feed(data)
-    assert not decoder.pending
-    return events
-
 
 def _decode(events: list[ServerSentEvent]) -> list[ir.StreamEvent]:
-    decoder = gemini.StreamDecoder()
-    out: list[ir.StreamEvent] = []
-    for event in events:
-        out += decoder.feed(event)
-    assert decoder.done
-    out += decoder.finish()
-    return out
+    return decode_stream(gemini.StreamDecoder(), events)
 
 
 def _encode(events: list[ir.StreamEvent], model: str = "gemini-2.5-flash") -> bytes:

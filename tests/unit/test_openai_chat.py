@@ -20,8 +20,10 @@ from afk.errors import (
     RateLimited,
     UpstreamError,
 )
-from afk.sse import ServerSentEvent, SSEDecoder, encode
+from afk.sse import ServerSentEvent, encode
+from tests.unit.transcripts import decode_stream, sse_events
 
+_sse = sse_events
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "openai_chat"
 
 
@@ -29,21 +31,9 @@ def _transcript(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
-def _sse(data: bytes) -> list[ServerSentEvent]:
-    decoder = SSEDecoder()
-    events = decoder.feed(data)
-    assert not decoder.pending
-    return events
-
 
 def _decode(events: list[ServerSentEvent]) -> list[ir.StreamEvent]:
-    decoder = chat.StreamDecoder()
-    out: list[ir.StreamEvent] = []
-    for event in events:
-        out += decoder.feed(event)
-    out += decoder.finish()
-    assert decoder.done
-    return out
+    return decode_stream(chat.StreamDecoder(), events)
 
 
 def _reencode(events: list[ir.StreamEvent], *, include_usage: bool,
