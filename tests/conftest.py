@@ -39,46 +39,28 @@ def store(dynamodb_endpoint: str) -> Store:
     return Store(dynamo)
 
 
-@pytest.fixture(scope="session")
-def fake_openai_server() -> Iterator[tuple[FakeOpenAI, str]]:
-    fake = FakeOpenAI()
-    with serve(fake.app) as url:
-        yield fake, url
+def _served(fake_class, name: str):
+    """A session-wide fake upstream served over real HTTP, and a per-test fixture
+    handing it out with its script and records reset."""
+
+    @pytest.fixture(scope="session")
+    def server():
+        fake = fake_class()
+        with serve(fake.app) as url:
+            yield fake, url
+
+    @pytest.fixture
+    def fresh(request):
+        fake, _ = request.getfixturevalue(f"{name}_server")
+        fake.reset()
+        return fake
+
+    return server, fresh
 
 
-@pytest.fixture
-def fake_openai(fake_openai_server: tuple[FakeOpenAI, str]) -> FakeOpenAI:
-    fake, _ = fake_openai_server
-    fake.reset()
-    return fake
-
-
-@pytest.fixture(scope="session")
-def fake_anthropic_server() -> Iterator[tuple[FakeAnthropic, str]]:
-    fake = FakeAnthropic()
-    with serve(fake.app) as url:
-        yield fake, url
-
-
-@pytest.fixture
-def fake_anthropic(fake_anthropic_server: tuple[FakeAnthropic, str]) -> FakeAnthropic:
-    fake, _ = fake_anthropic_server
-    fake.reset()
-    return fake
-
-
-@pytest.fixture(scope="session")
-def fake_gemini_server() -> Iterator[tuple[FakeGemini, str]]:
-    fake = FakeGemini()
-    with serve(fake.app) as url:
-        yield fake, url
-
-
-@pytest.fixture
-def fake_gemini(fake_gemini_server: tuple[FakeGemini, str]) -> FakeGemini:
-    fake, _ = fake_gemini_server
-    fake.reset()
-    return fake
+fake_openai_server, fake_openai = _served(FakeOpenAI, "fake_openai")
+fake_anthropic_server, fake_anthropic = _served(FakeAnthropic, "fake_anthropic")
+fake_gemini_server, fake_gemini = _served(FakeGemini, "fake_gemini")
 
 
 @pytest.fixture(scope="session")

@@ -49,11 +49,6 @@ class AuthenticationFailed(GatewayError):
     kind = "authentication"
 
 
-class PermissionDenied(GatewayError):
-    status = 403
-    kind = "permission"
-
-
 class InsufficientCredits(GatewayError):
     """402: the balance or the per-call cap cannot cover the request."""
 

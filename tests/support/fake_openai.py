@@ -188,7 +188,9 @@ class FakeOpenAI(FakeUpstream[Reply]):
         return Reply()
 
     # ----- routes ----------------------------------------------------------------------------
-    async def _chat_completions(self, request: Request) -> Response:
+    async def _begin(self, request: Request) -> tuple[dict[str, Any], Reply] | Response:
+        """What every generation route does first: record the request, take the next
+        reply, and answer at once when that reply is an error (or the body is not JSON)."""
         rec = await self.record(request)
         body = rec.body
         if not isinstance(body, dict):
@@ -202,6 +204,13 @@ class FakeOpenAI(FakeUpstream[Reply]):
             return JSONResponse(
                 reply.error_body(), reply.status, headers=self._headers(reply, error=True)
             )
+        return body, reply
+
+    async def _chat_completions(self, request: Request) -> Response:
+        started = await self._begin(request)
+        if isinstance(started, Response):
+            return started
+        body, reply = started
 
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
@@ -223,19 +232,10 @@ class FakeOpenAI(FakeUpstream[Reply]):
         )
 
     async def _responses(self, request: Request) -> Response:
-        rec = await self.record(request)
-        body = rec.body
-        if not isinstance(body, dict):
-            return self._error(
-                400, "We could not parse the JSON body of your request.", "invalid_request_error"
-            )
-        reply = self.next_reply()
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
-        if reply.status != 200:
-            return JSONResponse(
-                reply.error_body(), reply.status, headers=self._headers(reply, error=True)
-            )
+        started = await self._begin(request)
+        if isinstance(started, Response):
+            return started
+        body, reply = started
         script = ResponseScript(reply, str(body.get("model") or DEFAULT_MODEL))
         if body.get("stream") is True:
             return SSEResponse(

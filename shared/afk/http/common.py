@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from afk import observability
 from afk.auth import Principal, key_from
-from afk.errors import GatewayError, InvalidRequest, NotFound, RequestTooLarge
+from afk.errors import GatewayError, InvalidRequest, RequestTooLarge
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 REQUEST_ID_HEADER = "x-afk-request-id"
@@ -104,7 +104,3 @@ def error_response(error: GatewayError, render: ErrorRenderer) -> Response:
     if error.retry_after is not None:
         headers["retry-after"] = str(int(error.retry_after))
     return CompactJSONResponse(render(error), status_code=error.status, headers=headers)
-
-
-def not_found(path: str) -> NotFound:
-    return NotFound(f"Unknown route: {path}", code="unknown_route")

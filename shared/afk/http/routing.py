@@ -9,7 +9,6 @@ Path parameters arrive as keyword arguments, the request as `request`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -47,7 +46,3 @@ class Router:
 
     def delete(self, path: str) -> Callable[[Endpoint], Endpoint]:
         return self.route(path, "DELETE")
-
-
-def routes_of(*routers: Any) -> list[Route]:
-    return [route for router in routers for route in router.routes]
