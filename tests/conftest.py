@@ -17,7 +17,7 @@ from afk.gateway import Gateway
 from afk.http.apps import create_app
 from afk.local.dynamodb import EmbeddedDynamoDB
 from afk.settings import Settings, Upstream
-from afk.store import Account, Dynamo, Store, create_table
+from afk.store import Account, Dynamo, Statement, Store, create_table
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_gemini import FakeGemini
 from tests.support.fake_openai import FakeOpenAI
@@ -95,6 +95,7 @@ class Customer:
     key_id: str
     url: str
     store: Store
+    gateway: Gateway | None = None
 
     def openai(self, **kwargs: object) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.key, max_retries=0,
@@ -107,8 +108,17 @@ class Customer:
     def account(self) -> Account:
         return self.store.accounts.require(self.account_id)
 
+    def statement(self) -> Statement:
+        return self.store.leases.statement(self.account_id)
+
     def balance(self) -> Decimal:
-        return from_pico(self.account().balance)
+        """Credit not yet charged (what `GET /v1/account` calls the balance)."""
+        return from_pico(self.statement().remaining)
+
+    def in_flight(self) -> int:
+        """Calls of this account the gateway has reserved and not yet settled."""
+        assert self.gateway is not None
+        return self.gateway.wallet.in_flight(self.account_id)
 
     def ledger(self) -> list:
         return self.store.ledger.all_entries(self.account_id)
@@ -117,23 +127,26 @@ class Customer:
         return [e for e in self.ledger() if e.type == "charge"]
 
     def assert_books_balance(self) -> None:
-        """balance + open holds + Σ charges − Σ credits = 0, from the ledger itself."""
-        account = self.account()
+        """On the account item: balance + leased + charged − credited = 0; and the
+        statement's charges and credits are the ledger's sums."""
+        statement = self.statement()
+        account = statement.account
         entries = self.ledger()
         charged = sum(e.amount for e in entries if e.type == "charge")
         credited = sum(e.amount for e in entries if e.type == "credit")
         assert account.balance >= 0
-        assert account.balance + account.held + charged - credited == 0
-        assert (account.charged, account.credited) == (charged, credited)
+        assert account.balance + account.leased + account.charged - account.credited == 0
+        assert (statement.charged, account.credited) == (charged, credited)
+        assert account.balance + statement.held + charged - credited == 0
 
 
 @pytest.fixture
-def make_customer(store: Store, gateway_url: str):
+def make_customer(store: Store, gateway: Gateway, gateway_url: str):
     def make(credits: str = "10") -> Customer:
         account = store.accounts.create(f"test-{secrets.token_hex(3)}",
                                         credits=to_pico(parse_usd(credits)))
         key, record = store.keys.create(account.id, "test")
-        return Customer(account.id, key, record.key_id, gateway_url, store)
+        return Customer(account.id, key, record.key_id, gateway_url, store, gateway)
 
     return make
 

@@ -136,5 +136,5 @@ def test_concurrent_requests_never_overdraw(make_customer, fake_openai: FakeOpen
     assert 5 <= ok <= 15, statuses
     charges = account.charges()
     assert len(charges) == ok  # one ledger entry per success, none per refusal
-    assert account.account().holds == {}
+    assert account.in_flight() == 0
     account.assert_books_balance()

@@ -73,5 +73,5 @@ def test_200_concurrent_requests_never_overdraw(make_customer, fake_openai: Fake
     charges = customer.charges()
     assert len(charges) == ok and all(e.status == "ok" for e in charges)
     assert len({e.request_id for e in charges}) == ok
-    assert customer.account().holds == {}
+    assert customer.in_flight() == 0
     customer.assert_books_balance()

@@ -63,7 +63,7 @@ def test_gemini_errors_have_gemini_shape(customer: Customer):
 
 
 def test_count_tokens_moves_no_money(customer: Customer, fake_anthropic, fake_gemini):
-    before = customer.account()
+    before = customer.statement()
     count = anthropic_client(customer).messages.count_tokens(
         model="claude-haiku-4-5", messages=[{"role": "user", "content": "count these words"}])
     assert count.input_tokens > 0
@@ -77,8 +77,9 @@ def test_count_tokens_moves_no_money(customer: Customer, fake_anthropic, fake_ge
     offline = anthropic_client(customer).messages.count_tokens(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "count these words"}])
     assert offline.input_tokens > 0
-    after = customer.account()
-    assert (after.balance, after.charged, after.holds) == (before.balance, 0, {})
+    after = customer.statement()
+    assert (after.remaining, after.charged) == (before.remaining, 0)
+    assert customer.in_flight() == 0
     assert customer.charges() == []
 
 

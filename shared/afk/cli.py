@@ -13,6 +13,7 @@ from typing import Any
 from afk.billing.money import MoneyError, format_usd, parse_usd, to_pico
 from afk.errors import GatewayError
 from afk.settings import Settings
+from afk.store.accounts import _iso
 
 DEMO_CREDITS_USD = "10"
 
@@ -90,13 +91,20 @@ def _catalog_model(model: str) -> str:
     return model
 
 
-def _account_json(account: Any) -> dict[str, Any]:
+def _account_json(store: Any, account_id: str) -> dict[str, Any]:
+    """The account's money as the ledger has it: `balance` (credit not charged) =
+    `available` (not leased) + `held` (in open credit leases, listed)."""
+    statement = store.leases.statement(account_id)
+    account = statement.account
     return {"id": account.id, "name": account.name, "currency": account.currency,
-            "balance": format_usd(account.balance), "held": format_usd(account.held),
-            "open_holds": [{"id": h, "amount": format_usd(v["amount"]), "model": v["model"],
-                            "endpoint": v["endpoint"]} for h, v in account.holds.items()],
+            "balance": format_usd(statement.remaining), "held": format_usd(statement.held),
+            "available": format_usd(account.balance),
+            "open_leases": [{"id": lease.id, "granted": format_usd(lease.granted),
+                             "owner": lease.owner, "expires": _iso(lease.expires_ms),
+                             "reconcile_after": _iso(lease.reconcile_ms)}
+                            for lease in statement.leases],
             "caps": {m: format_usd(c) for m, c in sorted(account.caps.items())},
-            "charged": format_usd(account.charged), "credited": format_usd(account.credited),
+            "charged": format_usd(statement.charged), "credited": format_usd(account.credited),
             "created": account.created}
 
 
@@ -111,9 +119,9 @@ def run_admin(args: argparse.Namespace) -> Any:
     match (args.group, args.action):
         case ("accounts", "create"):
             credits = _usd(args.credits, "credits")
-            return _account_json(store.accounts.create(args.name, credits=credits))
+            return _account_json(store, store.accounts.create(args.name, credits=credits).id)
         case ("accounts", "show"):
-            return _account_json(store.accounts.require(args.account))
+            return _account_json(store, args.account)
         case ("keys", "create"):
             key, record = store.keys.create(args.account, args.name, _rpm(args.rpm))
             return {**_key_json(record), "key": key}
@@ -126,15 +134,15 @@ def run_admin(args: argparse.Namespace) -> Any:
             return _key_json(store.keys.revoke(args.key_id))
         case ("credits", "add"):
             amount = _usd(args.usd, "credit", allow_zero=False)
-            return _account_json(store.accounts.add_credits(args.account, amount,
-                                                            credit_id=args.idempotency_key))
+            store.accounts.add_credits(args.account, amount, credit_id=args.idempotency_key)
+            return _account_json(store, args.account)
         case ("caps", "set"):
             cap = _usd(args.usd, "cap", allow_zero=False)
             store.accounts.set_cap(args.account, _catalog_model(args.model), cap)
-            return _account_json(store.accounts.require(args.account))
+            return _account_json(store, args.account)
         case ("caps", "clear"):
             store.accounts.clear_cap(args.account, _catalog_model(args.model))
-            return _account_json(store.accounts.require(args.account))
+            return _account_json(store, args.account)
         case ("usage", _):
             store.accounts.require(args.account)
             from afk.http.account import render_entry

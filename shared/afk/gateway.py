@@ -7,9 +7,13 @@ function actually touches.
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 import threading
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from afk.auth import Authenticator, Principal, TTLCache
 from afk.catalog import Catalog, Model
@@ -17,6 +21,9 @@ from afk.errors import ModelNotFound
 from afk.providers import Provider
 from afk.settings import Settings, get_settings
 from afk.store import Account, Dynamo, Store
+
+if TYPE_CHECKING:
+    from afk.billing.wallet import Wallet
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +52,16 @@ class Gateway:
                                        endpoint_url=self.settings.dynamodb_endpoint,
                                        region=self.settings.region))
         return self._store
+
+    @cached_property
+    def wallet(self) -> Wallet:
+        """This process's credit leases (billing/wallet.py)."""
+        from afk.billing.wallet import Wallet
+
+        return Wallet(self.store.leases, self.store.keys,
+                      owner=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
+                      max_call_s=self.settings.max_call_seconds,
+                      lease_s=self.settings.lease_seconds)
 
     @cached_property
     def catalog(self) -> Catalog:

@@ -32,9 +32,12 @@ class Settings:
     catalog_path: Path | None = None
     upstreams: Mapping[str, Upstream] = field(default_factory=dict)
     # Seconds a key -> account lookup and an account's caps stay cached in a
-    # warm process. Caps are enforced again inside the reserve write, so a
-    # stale cache can only make a quote more conservative, never overspend.
+    # warm process: a cap change reaches every environment within this long.
     cache_ttl: float = 10.0
+    # The longest a call can run in this function (its Lambda timeout): a credit
+    # lease is folded in only after its expiry plus this (store/leases.py).
+    max_call_seconds: float = 900.0
+    lease_seconds: float = 60.0
     connect_timeout: float = 10.0
     read_timeout: float = 300.0
     # How long a stored Responses-API turn stays retrievable and chainable.
@@ -75,6 +78,8 @@ class Settings:
             cache_ttl=float(env.get("AFK_CACHE_TTL", "10")),
             connect_timeout=float(env.get("AFK_CONNECT_TIMEOUT", "10")),
             read_timeout=float(env.get("AFK_READ_TIMEOUT", "300")),
+            max_call_seconds=float(env.get("AFK_MAX_CALL_SECONDS", "900")),
+            lease_seconds=float(env.get("AFK_LEASE_SECONDS", "60")),
             responses_ttl_days=float(env.get("AFK_RESPONSES_TTL_DAYS", "30")),
             secret_arn=env.get("AFK_SECRET_ARN") or None,
             service=env.get("POWERTOOLS_SERVICE_NAME") or "afk",

@@ -1,11 +1,19 @@
-"""The sweeper: settles holds whose function died before it could.
+"""The sweeper: folds in leases whose environment stopped using them.
 
-A hold older than the longest possible invocation (15 minutes, plus a
-margin) belongs to a request that can no longer settle it. It is settled
-for nothing: the customer is never charged for our failure. The settle is
-the same idempotent transaction as the request path's, so a sweeper racing
-a late settle, or another sweeper, settles each hold exactly once. It never
-relies on DynamoDB TTL deletion.
+A lease is due once its `reconcile_ms` has passed: its expiry (after which no
+call is reserved against it) plus the longest invocation plus a margin, so no
+call of it can still be running and no charge can still arrive. Closing it
+charges exactly the charges recorded under it and returns the rest to the
+balance. The close is conditional on the lease's version, so a sweeper racing
+its environment's own close (or renewal), or another sweeper, folds each
+lease in exactly once.
+
+Due leases come from a Query of gsi1's sparse `LEASES#<shard>` partitions,
+which hold open leases only: the sweeper's cost follows the open leases, not
+the table. A call whose environment crashed mid-call (never a timeout: each
+function settles before its own deadline) recorded no charge, so it is not
+billed: the customer never pays for our crash. That is the only way a call
+goes unbilled, and only a call that had not completed (docs/money.md).
 """
 
 from __future__ import annotations
@@ -14,27 +22,26 @@ import logging
 import time
 from typing import Any
 
-from afk.store import Ledger, Settlement
+from afk.store import Leases
 
 log = logging.getLogger("afk.sweeper")
 
-MAX_INVOCATION_MS = 15 * 60 * 1000
-MARGIN_MS = 5 * 60 * 1000
 
-
-def sweep(ledger: Ledger, *, now_ms: int | None = None,
-          max_age_ms: int = MAX_INVOCATION_MS + MARGIN_MS) -> dict[str, int]:
+def sweep(leases: Leases, *, now_ms: int | None = None,
+          account_id: str | None = None) -> dict[str, int]:
+    """Close every due lease (of one account, with `account_id`)."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    stale = ledger.stale_holds(now_ms - max_age_ms)
-    settled = 0
-    for hold in stale:
-        if ledger.settle(hold, Settlement(charge=0, status="expired")):
-            settled += 1
-    log.info("sweep: %d stale holds, %d settled here", len(stale), settled)
-    return {"stale": len(stale), "settled": settled}
+    due = [lease for lease in leases.due(now_ms)
+           if account_id is None or lease.account_id == account_id]
+    closed = 0
+    for lease in due:
+        if leases.close(lease, due_by_ms=now_ms):
+            closed += 1
+    log.info("sweep: %d leases due, %d closed here", len(due), closed)
+    return {"due": len(due), "closed": closed}
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     from afk.gateway import default_gateway
 
-    return sweep(default_gateway().store.ledger)
+    return sweep(default_gateway().store.leases)

@@ -14,18 +14,23 @@ from afk.errors import InvalidRequest, ModelNotFound
 from afk.gateway import Gateway
 from afk.http.common import CompactJSONResponse, authenticate, json_body
 from afk.http.routing import Router
-from afk.store import Account, KeyRecord, LedgerEntry
+from afk.store import KeyRecord, LedgerEntry, Statement
 
 router = Router()
 
 MAX_USAGE_LIMIT = 1000
 
 
-def render_account(account: Account) -> dict[str, Any]:
+def render_account(statement: Statement) -> dict[str, Any]:
+    """`balance` is the credit not yet charged; `held` the part of it reserved for
+    calls (credit leases of running environments, in-flight calls included);
+    `available` the rest, what a new environment can reserve now."""
+    account = statement.account
     return {
         "object": "account", "id": account.id, "name": account.name,
-        "currency": account.currency, "balance": format_usd(account.balance),
-        "held": format_usd(account.held), "open_holds": len(account.holds),
+        "currency": account.currency, "balance": format_usd(statement.remaining),
+        "held": format_usd(statement.held), "available": format_usd(account.balance),
+        "open_leases": len(statement.leases),
         "caps": {model: format_usd(cap) for model, cap in sorted(account.caps.items())},
         "created": account.created,
     }
@@ -70,9 +75,9 @@ def _gateway(request: Request) -> Gateway:
 @router.get("/v1/account")
 async def get_account(request: Request) -> CompactJSONResponse:
     principal = await authenticate(request)
-    account = await anyio.to_thread.run_sync(_gateway(request).store.accounts.require,
-                                             principal.account_id)
-    return CompactJSONResponse(render_account(account))
+    statement = await anyio.to_thread.run_sync(_gateway(request).store.leases.statement,
+                                               principal.account_id)
+    return CompactJSONResponse(render_account(statement))
 
 
 def _date_ms(value: str | None, name: str, *, end: bool = False) -> int | None:

@@ -3,18 +3,17 @@ package touches boto3.
 
 One table, single-table design. Item layout (PK / SK):
 
-  ACCOUNT#<id> / ACCOUNT        the account: name, balance, caps, open holds, totals
-      balance   N  pico-USD available to spend (never negative: every debit is
-                   conditional on it)
-      holds     M  hold_id -> {amount, created_ms, model, endpoint, key_id}; a
-                   hold lives inside the account item so that reserving is ONE
-                   conditional UpdateItem (balance -= quote, holds.id = quote)
+  ACCOUNT#<id> / ACCOUNT        the account: name, balance, caps, totals. Written
+                                per lease and per operator action, never per call.
+      balance   N  pico-USD not leased (never negative: every debit is conditional)
+      leased    N  Σ granted of the account's open leases
       caps      M  model id -> per-call cap in pico-USD
-      charged   N  sum of every charge ever settled        } kept in the same
-      credited  N  sum of every credit ever added          } writes, so the
-                   invariant balance + Σholds + charged − credited = 0 can be
-                   checked on one item; the ledger holds the details
-  ACCOUNT#<id> / LEDGER#<ms:013>#<id>   one immutable ledger entry (charge or credit)
+      charged   N  Σ charges of closed leases          } so the invariant
+      credited  N  Σ credits                           } balance + leased + charged
+                   − credited = 0 holds on this one item at every instant
+  ACCOUNT#<id> / LEASE#<lease>  a credit lease of one environment (leases.py)
+  LEASE#<lease> / CHARGE#<req>  one call's charge: its ledger entry (leases.py)
+  ACCOUNT#<id> / LEDGER#<ms:013>#<id>   a credit (and v1's charges): ledger entries
   ACCOUNT#<id> / KEY#<key_id>           key metadata for listing (name, prefix,
                                         created, last_used, status);
                                         GSI1PK=KEYID#<key_id> finds it by key id
@@ -28,20 +27,22 @@ Money attributes are integers of pico-USD (see afk.billing.money).
 from afk.store.accounts import Account, Accounts
 from afk.store.dynamo import Dynamo, create_table
 from afk.store.keys import KeyRecord, Keys
+from afk.store.leases import Lease, Leases, Statement
 from afk.store.ledger import Hold, Ledger, LedgerEntry, Settlement
 from afk.store.responses import Responses, StoredResponse
 
 
 class Store:
-    """The three repositories over one table."""
+    """The repositories over one table."""
 
     def __init__(self, dynamo: Dynamo) -> None:
         self.dynamo = dynamo
         self.accounts = Accounts(dynamo)
         self.keys = Keys(dynamo)
         self.ledger = Ledger(dynamo)
+        self.leases = Leases(dynamo)
         self.responses = Responses(dynamo)
 
 
-__all__ = ["Account", "Accounts", "Dynamo", "Hold", "KeyRecord", "Keys", "Ledger",
-           "LedgerEntry", "Responses", "Settlement", "Store", "StoredResponse", "create_table"]
+__all__ = ["Account", "Accounts", "Dynamo", "Hold", "KeyRecord", "Keys", "Lease", "Leases",
+           "Ledger", "LedgerEntry", "Responses", "Statement", "Settlement", "Store", "StoredResponse", "create_table"]

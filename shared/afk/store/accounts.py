@@ -21,7 +21,8 @@ class Account:
     name: str
     balance: int                      # pico-USD
     caps: dict[str, int]              # model id -> pico-USD per call
-    holds: dict[str, dict[str, Any]]  # hold id -> {amount, created_ms, model, ...}
+    holds: dict[str, dict[str, Any]]  # v1's per-call holds (none are created any more)
+    leased: int = 0                   # pico-USD in open leases (see store/leases.py)
     charged: int = 0
     credited: int = 0
     currency: str = "USD"
@@ -45,6 +46,7 @@ class Account:
             balance=get_n(item, "balance"),
             caps={m: int(v["N"]) for m, v in item.get("caps", {}).get("M", {}).items()},
             holds=holds,
+            leased=get_n(item, "leased"),
             charged=get_n(item, "charged"),
             credited=get_n(item, "credited"),
             currency=get_s(item, "currency", "USD") or "USD",
@@ -80,7 +82,7 @@ class Accounts:
         item = {
             **account_key(account_id),
             "account_id": s(account_id), "name": s(name), "currency": s("USD"),
-            "balance": n(credits), "charged": n(0), "credited": n(credits),
+            "balance": n(credits), "leased": n(0), "charged": n(0), "credited": n(credits),
             "caps": {"M": {}}, "holds": {"M": {}}, "created": s(created),
         }
         writes: list[dict[str, Any]] = [{"Put": {

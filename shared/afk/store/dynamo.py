@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from afk.errors import StoreUnavailable
+
+T = TypeVar("T")
+
+RETRY_BUDGET_S = 8.0    # how long one write may keep retrying through contention
+RETRY_BASE_S = 0.01
+RETRY_CAP_S = 0.4
 
 
 class Dynamo:
@@ -19,8 +27,10 @@ class Dynamo:
     """
 
     def __init__(self, table: str, *, endpoint_url: str | None = None,
-                 region: str = "us-east-1", client: Any = None) -> None:
+                 region: str = "us-east-1", client: Any = None,
+                 retry_budget: float = RETRY_BUDGET_S) -> None:
         self.table = table
+        self.retry_budget = retry_budget
         if client is None:
             import boto3
             from botocore.config import Config
@@ -55,6 +65,39 @@ class Dynamo:
         except BotoCoreError as exc:
             raise StoreUnavailable("The account store is unreachable. Nothing was charged; "
                                    "retry the request.") from exc
+
+
+    def retrying(self, call: Callable[[], T], *, budget: float | None = None) -> T:
+        """`call()`, retried with full-jitter exponential backoff while DynamoDB says
+        it is busy (conflicts, throttles), for at most `budget` seconds. A
+        conditional-check failure comes back as the ClientError it is; anything
+        else, or contention that outlasts the budget, is `StoreUnavailable`."""
+        from botocore.exceptions import ClientError
+
+        deadline = time.monotonic() + (self.retry_budget if budget is None else budget)
+        attempt = 0
+        while True:
+            try:
+                with self.errors():
+                    return call()
+            except StoreUnavailable as exc:
+                cause = exc.__cause__
+                if not (isinstance(cause, ClientError) and is_contention(cause)):
+                    raise
+                delay = random.uniform(0, min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt))
+                if time.monotonic() + delay > deadline:
+                    raise
+                attempt += 1
+                time.sleep(delay)
+            except ClientError as exc:
+                if not is_contention(exc):
+                    raise
+                delay = random.uniform(0, min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt))
+                if time.monotonic() + delay > deadline:
+                    raise StoreUnavailable("The account store stayed busy; retry the "
+                                           "request.") from exc
+                attempt += 1
+                time.sleep(delay)
 
 
 def error_code(exc: BaseException) -> str:
@@ -110,3 +153,31 @@ def get_s(item: dict[str, Any], name: str, default: str | None = None) -> str | 
 def get_n(item: dict[str, Any], name: str, default: int = 0) -> int:
     value = item.get(name)
     return int(value["N"]) if value and "N" in value else default
+
+
+def cancellation_reasons(exc: BaseException) -> list[dict[str, Any]]:
+    """The per-item reasons of a cancelled transaction ([] for anything else)."""
+    response = getattr(exc, "response", None) or {}
+    return list(response.get("CancellationReasons") or [])
+
+
+# What real DynamoDB answers when it is busy rather than when the request is
+# wrong: a write racing a transaction on the same item, a partition over its
+# 1,000 WCU / 3,000 RCU a second, a transaction cancelled for either. botocore's
+# standard mode retries the throttles (a few times) but not the conflicts.
+RETRYABLE_CODES = frozenset({
+    "TransactionConflictException", "ProvisionedThroughputExceededException",
+    "ThrottlingException", "RequestLimitExceeded", "InternalServerError",
+    "ServiceUnavailable", "TransactionInProgressException"})
+RETRYABLE_REASONS = frozenset({"TransactionConflict", "ThrottlingError",
+                               "ProvisionedThroughputExceeded", "TransactionInProgress"})
+
+
+def is_contention(exc: BaseException) -> bool:
+    code = error_code(exc)
+    if code in RETRYABLE_CODES:
+        return True
+    if code == "TransactionCanceledException":
+        codes = {r.get("Code") for r in cancellation_reasons(exc)}
+        return bool(codes & RETRYABLE_REASONS) and "ConditionalCheckFailed" not in codes
+    return False

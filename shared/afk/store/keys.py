@@ -173,6 +173,15 @@ class Keys:
                             key_meta_key(record.account_id, key_id))])
         return dataclasses.replace(record, rpm=rpm)
 
+    def touch(self, account_id: str, key_id: str, when: str) -> None:
+        """Record when a key was last used: its own write, never part of a settle
+        (every call of a key would contend on it). Callers rate-limit it."""
+        with self._db.errors():
+            self._db.client.update_item(
+                TableName=self._db.table, Key=key_meta_key(account_id, key_id),
+                UpdateExpression="SET last_used = :t", ConditionExpression="attribute_exists(PK)",
+                ExpressionAttributeValues={":t": s(when)})
+
     def count_request(self, key_id: str, rpm: int, now: float | None = None) -> float | None:
         """Count one request against the key's per-minute limit, atomically (one
         conditional write, so the limit holds across every Lambda container).

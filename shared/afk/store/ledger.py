@@ -1,30 +1,27 @@
-"""Holds and the append-only ledger: the reserve / settle protocol.
+"""The ledger: immutable entries, one per charge and per credit.
 
-reserve: ONE conditional UpdateItem on the account moves the quote from the
-  balance into a hold (a map entry inside the account item). It fails, and
-  returns the account as it is, when the balance or the model's current cap
-  cannot cover the quote.
-settle:  ONE TransactWriteItems charges the actual cost, returns the rest of
-  the hold to the balance, deletes the hold, and appends the ledger entry.
-  The hold itself is the idempotency marker: the account update is
-  conditional on the hold still existing, so a retried settle, a settle
-  racing the sweeper, or two sweepers each settle a hold exactly once.
+Charges are written by the money protocol (billing/wallet.py, store/leases.py)
+under the lease that reserved the call: `LEASE#<l> / CHARGE#<request>`,
+listed per account through gsi1 (`USAGE#<account>#<shard>`). Credits, and
+the charges of v1 (before leases), live in the account's own partition:
+`ACCOUNT#<a> / LEDGER#<ms>#<id>`. Listing merges the two, newest first.
 """
 
 from __future__ import annotations
 
-import time
+import heapq
 from dataclasses import dataclass
 from typing import Any
 
-from afk.errors import NotFound
-from afk.store.accounts import Account, _iso, account_key
+from afk.store.accounts import _iso
 from afk.store.dynamo import Dynamo, get_n, get_s, n, s
-from afk.store.keys import key_meta_key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Hold:
+    """One call's reservation against its environment's lease (in memory only:
+    nothing is written for it until its charge is)."""
+
     id: str  # the request id (x-afk-request-id)
     account_id: str
     amount: int  # pico-USD
@@ -32,8 +29,7 @@ class Hold:
     endpoint: str
     key_id: str
     created_ms: int
-
-
+    lease_id: str = ""
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settlement:
     charge: int  # pico-USD actually charged; never more than the hold
@@ -102,124 +98,71 @@ def credit_marker_item(account_id: str, credit_id: str) -> dict[str, Any]:
     return {"PK": s(f"ACCOUNT#{account_id}"), "SK": s(f"CREDIT#{credit_id}")}
 
 
+def charge_item(hold: Hold, settlement: Settlement, now_ms: int) -> dict[str, Any]:
+    """The ledger entry of a settled call (without its keys: the lease adds them)."""
+    charge = max(0, min(settlement.charge, hold.amount))
+    return {
+        "account_id": s(hold.account_id), "entry_id": s(hold.id), "type": s("charge"),
+        "request_id": s(hold.id), "amount": n(charge), "hold": n(hold.amount),
+        "created_ms": n(now_ms), "created": s(_iso(now_ms)), "model": s(hold.model),
+        "endpoint": s(hold.endpoint), "key_id": s(hold.key_id),
+        "input_tokens": n(settlement.input_tokens),
+        "cached_input_tokens": n(settlement.cached_input_tokens),
+        "output_tokens": n(settlement.output_tokens),
+        "reasoning_tokens": n(settlement.reasoning_tokens),
+        "status": s(settlement.status), "estimated": {"BOOL": settlement.estimated},
+        "uncovered": n(settlement.uncovered),
+    }
+
+
 class Ledger:
     def __init__(self, dynamo: Dynamo) -> None:
         self._db = dynamo
-
-    def reserve(self, hold: Hold) -> Account | None:
-        """Move `hold.amount` from the balance into a hold, atomically.
-
-        Returns None on success. When the balance or the model's cap cannot
-        cover it, nothing changes and the account as it stands is returned so
-        the caller can re-quote without another read.
-        """
-        from botocore.exceptions import ClientError
-
-        try:
-            with self._db.errors():
-                self._db.client.update_item(
-                    TableName=self._db.table, Key=account_key(hold.account_id),
-                    UpdateExpression="SET balance = balance - :a, holds.#h = :hold",
-                    ConditionExpression=(
-                        "attribute_exists(PK) AND balance >= :a AND attribute_not_exists(holds.#h)"
-                        " AND (attribute_not_exists(caps.#m) OR caps.#m >= :a)"),
-                    ExpressionAttributeNames={"#h": hold.id, "#m": hold.model},
-                    ExpressionAttributeValues={":a": n(hold.amount), ":hold": {"M": {
-                        "amount": n(hold.amount), "created_ms": n(hold.created_ms),
-                        "model": s(hold.model), "endpoint": s(hold.endpoint),
-                        "key_id": s(hold.key_id)}}},
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-        except ClientError as exc:
-            item = exc.response.get("Item")
-            if not item:
-                raise NotFound("The account of this key no longer exists.",
-                               code="account_not_found") from None
-            return Account.from_item(item)
-        return None
-
-    def settle(self, hold: Hold, settlement: Settlement, *, attempts: int = 3) -> bool:
-        """Charge, refund the rest, drop the hold, write the ledger entry: one transaction.
-
-        Returns False when the hold was already settled (a retry, or the sweeper).
-        """
-        from botocore.exceptions import ClientError
-
-        from afk.errors import StoreUnavailable
-
-        charge = max(0, min(settlement.charge, hold.amount))
-        now_ms = int(time.time() * 1000)
-        entry = {
-            "PK": s(f"ACCOUNT#{hold.account_id}"), "SK": s(_entry_sk(now_ms, hold.id)),
-            "entry_id": s(hold.id), "type": s("charge"), "request_id": s(hold.id),
-            "amount": n(charge), "hold": n(hold.amount), "created_ms": n(now_ms),
-            "created": s(_iso(now_ms)), "model": s(hold.model), "endpoint": s(hold.endpoint),
-            "key_id": s(hold.key_id), "input_tokens": n(settlement.input_tokens),
-            "cached_input_tokens": n(settlement.cached_input_tokens),
-            "output_tokens": n(settlement.output_tokens),
-            "reasoning_tokens": n(settlement.reasoning_tokens),
-            "status": s(settlement.status), "estimated": {"BOOL": settlement.estimated},
-            "uncovered": n(settlement.uncovered),
-        }
-        writes = [
-            {"Update": {
-                "TableName": self._db.table, "Key": account_key(hold.account_id),
-                "UpdateExpression": ("SET balance = balance + :refund, charged = charged + :c "
-                                     "REMOVE holds.#h"),
-                "ConditionExpression": "attribute_exists(holds.#h)",
-                "ExpressionAttributeNames": {"#h": hold.id},
-                "ExpressionAttributeValues": {":refund": n(hold.amount - charge), ":c": n(charge)},
-            }},
-            {"Put": {"TableName": self._db.table, "Item": entry,
-                     "ConditionExpression": "attribute_not_exists(PK)"}},
-        ]
-        if hold.key_id and settlement.status != "expired":
-            writes.append({"Update": {
-                "TableName": self._db.table, "Key": key_meta_key(hold.account_id, hold.key_id),
-                "UpdateExpression": "SET last_used = :t",
-                "ExpressionAttributeValues": {":t": s(_iso(now_ms))}}})
-        for attempt in range(attempts):
-            try:
-                with self._db.errors():
-                    self._db.client.transact_write_items(TransactItems=writes)
-                return True
-            except ClientError as exc:
-                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-                if reasons and reasons[0] == "ConditionalCheckFailed":
-                    return False  # already settled: exactly-once holds
-                if attempt + 1 == attempts:
-                    raise StoreUnavailable("settling the hold failed") from exc
-            except StoreUnavailable:
-                if attempt + 1 == attempts:
-                    raise
-            time.sleep(0.05 * 2**attempt)
-        return False
 
     def entries(self, account_id: str, *, limit: int = 50, model: str | None = None,
                 since_ms: int | None = None, until_ms: int | None = None,
                 kind: str | None = None) -> list[LedgerEntry]:
         """Newest first. Filters are applied while paging, so `limit` counts matches."""
-        low = _entry_sk(since_ms or 0, "")
-        high = _entry_sk(until_ms if until_ms is not None else 10**13 - 1, "\uffff")
-        kwargs: dict[str, Any] = {
-            "TableName": self._db.table, "ScanIndexForward": False,
-            "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lo AND :hi",
-            "ExpressionAttributeValues": {":pk": s(f"ACCOUNT#{account_id}"), ":lo": s(low),
-                                          ":hi": s(high)},
-        }
+        from afk.store.leases import USAGE_SHARDS, usage_partition
+
+        low_ms = since_ms or 0
+        high_ms = until_ms if until_ms is not None else 10**13 - 1
+        values: dict[str, Any] = {}
+        names: dict[str, str] = {}
         filters = []
         if model:
             filters.append("model = :m")
-            kwargs["ExpressionAttributeValues"][":m"] = s(model)
+            values[":m"] = s(model)
         if kind:
             filters.append("#t = :t")
-            kwargs["ExpressionAttributeValues"][":t"] = s(kind)
-            kwargs["ExpressionAttributeNames"] = {"#t": "type"}
+            values[":t"] = s(kind)
+            names["#t"] = "type"
+        extra: dict[str, Any] = {}
         if filters:
-            kwargs["FilterExpression"] = " AND ".join(filters)
+            extra["FilterExpression"] = " AND ".join(filters)
+        if names:
+            extra["ExpressionAttributeNames"] = names
+        sources = [{"KeyConditionExpression": "PK = :pk AND SK BETWEEN :lo AND :hi",
+                    "ExpressionAttributeValues": {
+                        ":pk": s(f"ACCOUNT#{account_id}"), ":lo": s(_entry_sk(low_ms, "")),
+                        ":hi": s(_entry_sk(high_ms, "\uffff")), **values}}]
+        if kind in (None, "charge"):
+            sources += [{"IndexName": "gsi1",
+                         "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK BETWEEN :lo AND :hi",
+                         "ExpressionAttributeValues": {
+                             ":pk": s(usage_partition(account_id, shard)),
+                             ":lo": s(f"{low_ms:013d}#"), ":hi": s(f"{high_ms:013d}#\uffff"),
+                             **values}}
+                        for shard in range(USAGE_SHARDS)]
+        newest = [self._newest({**source, **extra}, limit) for source in sources]
+        merged = heapq.merge(*newest, key=lambda e: (e.created_ms, e.id), reverse=True)
+        return [entry for entry, _ in zip(merged, range(limit), strict=False)]
+
+    def _newest(self, query: dict[str, Any], limit: int) -> list[LedgerEntry]:
         out: list[LedgerEntry] = []
         with self._db.errors():
-            for page in self._db.client.get_paginator("query").paginate(**kwargs):
+            for page in self._db.client.get_paginator("query").paginate(
+                    TableName=self._db.table, ScanIndexForward=False, **query):
                 out += (LedgerEntry.from_item(i) for i in page["Items"])
                 if len(out) >= limit:
                     break
@@ -227,33 +170,4 @@ class Ledger:
 
     def all_entries(self, account_id: str) -> list[LedgerEntry]:
         """Every entry, credits with idempotency ids included (audits and tests)."""
-        with self._db.errors():
-            pages = self._db.client.get_paginator("query").paginate(
-                TableName=self._db.table,
-                KeyConditionExpression="PK = :pk AND begins_with(SK, :sk)",
-                ExpressionAttributeValues={":pk": s(f"ACCOUNT#{account_id}"),
-                                           ":sk": s("LEDGER#")})
-            return [LedgerEntry.from_item(i) for page in pages for i in page["Items"]]
-
-    def stale_holds(self, older_than_ms: int) -> list[Hold]:
-        """Holds created before `older_than_ms`, found by scanning accounts.
-
-        The sweeper's access pattern (a scheduled job, never the request path).
-        """
-        holds: list[Hold] = []
-        with self._db.errors():
-            pages = self._db.client.get_paginator("scan").paginate(
-                TableName=self._db.table, FilterExpression="SK = :a AND size(holds) > :z",
-                ExpressionAttributeValues={":a": s("ACCOUNT"), ":z": n(0)},
-                ProjectionExpression="account_id, holds")
-            for page in pages:
-                for item in page["Items"]:
-                    account = Account.from_item(item)
-                    for hold_id, h in account.holds.items():
-                        if int(h["created_ms"]) < older_than_ms:
-                            holds.append(Hold(id=hold_id, account_id=account.id,
-                                              amount=int(h["amount"]), model=str(h["model"]),
-                                              endpoint=str(h["endpoint"]),
-                                              key_id=str(h.get("key_id") or ""),
-                                              created_ms=int(h["created_ms"])))
-        return holds
+        return self.entries(account_id, limit=10**9)

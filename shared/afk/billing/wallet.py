@@ -1,0 +1,286 @@
+"""This environment's side of the money protocol: leases held in memory, calls
+reserved against them, charges recorded one item per call.
+
+A Lambda environment serves one request at a time; `afk dev` serves many in
+one process. Either way one `Wallet` per process keeps, per account, the
+lease it is spending from (store/leases.py) and what its calls have reserved
+and spent, under a lock:
+
+    available = granted − spent − reserved
+
+* reserve: no I/O while the lease is live and covers the hold. Otherwise one
+  transaction grants or tops up the lease: at least what the call needs, at
+  most a quarter of the unleased balance unless the call needs more, and
+  doubling with use, so a busy environment writes the account item rarely
+  and an idle one holds little.
+* settle: one PutItem, the call's ledger entry under its lease, idempotent on
+  the request id; `last_used` of the key at most once a minute, best effort,
+  as its own write.
+* A lease is used until `expires_ms` (renewed before then while in use) and
+  rotated after `ROTATE_AFTER_S`; nothing reserves against it afterwards.
+  The sweeper folds it in after `reconcile_ms` (expiry + the longest call +
+  a margin), when no call of it can still be running.
+
+See docs/money.md for the failure analysis.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from afk.errors import StoreUnavailable
+from afk.store import Account, Hold, Settlement
+from afk.store.accounts import _iso
+from afk.store.keys import Keys
+from afk.store.leases import Lease, LeaseGone, Leases, Refused
+from afk.store.ledger import charge_item
+
+log = logging.getLogger("afk.wallet")
+
+LEASE_SECONDS = 60.0         # a lease takes new calls for this long, renewed while in use
+RENEW_BEFORE_S = 15.0        # renew when less than this is left
+ROTATE_AFTER_S = 600.0       # then a fresh lease, so a lease's charges stay few
+RECONCILE_MARGIN_S = 120.0   # clock skew and settle time beyond the longest call
+LEASE_SHARE = 4              # a grant takes at most 1/LEASE_SHARE of the unleased balance
+MIN_CALLS_PER_LEASE = 4      # ... and at least this many of the call's holds, if it can
+LAST_USED_EVERY_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Shortfall:
+    """The balance cannot cover the hold: what this environment could spend."""
+
+    account: Account
+    spendable: int  # the unleased balance plus what the live lease has left
+
+
+@dataclass(slots=True)
+class _Spending:
+    """One lease as this environment uses it."""
+
+    lease: Lease
+    reserved: int = 0   # Σ holds of calls in flight
+    spent: int = 0      # Σ charges recorded
+    in_flight: int = 0
+    started: float = field(default_factory=time.time)
+
+    @property
+    def available(self) -> int:
+        return self.lease.granted - self.spent - self.reserved
+
+
+@dataclass(slots=True)
+class _Book:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    growing: threading.Lock = field(default_factory=threading.Lock)  # one grant at a time
+    current: _Spending | None = None
+    retired: dict[str, _Spending] = field(default_factory=dict)  # rotated, calls in flight
+
+
+class Wallet:
+    def __init__(self, leases: Leases, keys: Keys | None = None, *, owner: str,
+                 max_call_s: float = 900.0, lease_s: float = LEASE_SECONDS,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._leases = leases
+        self._keys = keys
+        self._owner = owner
+        self._max_call_ms = int(max_call_s * 1000)
+        self._lease_ms = int(lease_s * 1000)
+        self._books: dict[str, _Book] = {}
+        self._books_lock = threading.Lock()
+        self._unwritten: list[tuple[Lease, dict]] = []  # charges the store refused for now
+        self._touched: dict[str, float] = {}
+        self._time = clock
+
+    def _book(self, account_id: str) -> _Book:
+        book = self._books.get(account_id)
+        if book is None:
+            with self._books_lock:
+                book = self._books.setdefault(account_id, _Book())
+        return book
+
+    def _now_ms(self) -> int:
+        return int(self._time() * 1000)
+
+    # ------------------------------------------------------------ reserve
+    def reserve_local(self, hold: Hold) -> Lease | None:
+        """Reserve `hold` against the live lease without any I/O, or None."""
+        book = self._book(hold.account_id)
+        with book.lock:
+            spending = book.current
+            if spending is None or not self._usable(spending, renew=True):
+                return None
+            if spending.available < hold.amount:
+                return None
+            spending.reserved += hold.amount
+            spending.in_flight += 1
+            return spending.lease
+
+    def reserve(self, hold: Hold) -> Lease | Shortfall:
+        """Blocking. Reserve `hold`, granting, topping up or renewing the lease as
+        needed. A Shortfall reserves nothing."""
+        book = self._book(hold.account_id)
+        with book.growing:
+            lease = self.reserve_local(hold)
+            if lease is not None:
+                return lease
+            return self._grow(book, hold)
+
+    def _usable(self, spending: _Spending, *, renew: bool) -> bool:
+        left = spending.lease.expires_ms - self._now_ms()
+        if renew:
+            return left > RENEW_BEFORE_S * 1000
+        return left > 0
+
+    def _grow(self, book: _Book, hold: Hold) -> Lease | Shortfall:
+        with book.lock:
+            spending = book.current
+            live = spending is not None and self._usable(spending, renew=False) and (
+                self._time() - spending.started < ROTATE_AFTER_S)
+            if spending is not None and not live:
+                self._retire(book, spending)
+                spending = None
+            available = spending.available if spending is not None else 0
+            granted = spending.lease.granted if spending is not None else 0
+        need = max(0, hold.amount - available)
+        target = max(need, MIN_CALLS_PER_LEASE * hold.amount, granted)
+        floor = target * LEASE_SHARE
+        now_ms = self._now_ms()
+        expires = now_ms + self._lease_ms
+        reconcile = expires + self._max_call_ms + int(RECONCILE_MARGIN_S * 1000)
+        for _ in range(3):
+            try:
+                if spending is None:
+                    result = self._leases.grant(hold.account_id, target, floor=floor,
+                                                expires_ms=expires, reconcile_ms=reconcile,
+                                                owner=self._owner)
+                else:
+                    result = self._leases.extend(spending.lease, target if need else 0,
+                                                 floor=floor, expires_ms=expires,
+                                                 reconcile_ms=reconcile)
+            except LeaseGone:
+                with book.lock:
+                    if spending is not None:
+                        book.retired.pop(spending.lease.id, None)
+                        if book.current is spending:
+                            book.current = None
+                spending, available, need = None, 0, hold.amount
+                target = max(need, MIN_CALLS_PER_LEASE * hold.amount)
+                floor = target * LEASE_SHARE
+                continue
+            if isinstance(result, Refused):
+                balance = result.account.balance
+                if balance < need:
+                    return Shortfall(result.account, balance + available)
+                # Take what this call needs, or a quarter of what is left if more.
+                target = max(need, min(target, balance // LEASE_SHARE))
+                floor = target
+                if target == 0:  # only a renewal was needed and the balance is empty
+                    floor = 0
+                continue
+            with book.lock:
+                if spending is None:
+                    spending = book.current = _Spending(result, started=self._time())
+                else:
+                    spending.lease = result
+                if spending.available < hold.amount:  # cannot happen: we took `need`
+                    raise AssertionError("lease grant did not cover the hold")
+                spending.reserved += hold.amount
+                spending.in_flight += 1
+                return result
+        raise StoreUnavailable("The account store is changing too fast to reserve credits "
+                               "for this request. Nothing was charged; retry it.")
+
+    def _retire(self, book: _Book, spending: _Spending) -> None:
+        """Stop using a lease. With no call in flight nothing more can be charged to
+        it; it is left for the sweeper either way (closing here would put a
+        Query and a transaction before this call's first byte)."""
+        book.current = None
+        if spending.in_flight:
+            book.retired[spending.lease.id] = spending
+
+    # ------------------------------------------------------------ settle
+    def settle(self, hold: Hold, settlement: Settlement) -> bool:
+        """Blocking. Record the call's charge (durable before this returns, unless
+        the store stays down past the retry budget: then it is kept and retried
+        with this environment's next settle) and release its hold locally.
+        Returns whether the charge is durable."""
+        book = self._book(hold.account_id)
+        with book.lock:
+            spending = self._spending(book, hold.lease_id)
+            lease = spending.lease if spending is not None else None
+        item = charge_item(hold, settlement, self._now_ms())
+        charge = int(item["amount"]["N"])
+        durable = False
+        if lease is not None:
+            try:
+                self._flush_unwritten()
+                self._leases.record_charge(lease, item)
+                durable = True
+            except StoreUnavailable:
+                log.exception("recording the charge of %s failed; kept to retry", hold.id)
+                self._unwritten.append((lease, item))
+        with book.lock:
+            spending = self._spending(book, hold.lease_id)
+            if spending is not None:
+                spending.reserved -= hold.amount
+                spending.spent += charge
+                spending.in_flight -= 1
+                if spending is not book.current and spending.in_flight == 0:
+                    book.retired.pop(spending.lease.id, None)
+        if durable and hold.key_id:
+            self._touch(hold.account_id, hold.key_id)
+        return durable
+
+    @staticmethod
+    def _spending(book: _Book, lease_id: str) -> _Spending | None:
+        if book.current is not None and book.current.lease.id == lease_id:
+            return book.current
+        return book.retired.get(lease_id)
+
+    def _flush_unwritten(self) -> None:
+        while self._unwritten:
+            lease, item = self._unwritten[0]
+            self._leases.record_charge(lease, item)
+            self._unwritten.pop(0)
+
+    def _touch(self, account_id: str, key_id: str) -> None:
+        """`last_used` at most once a minute per key per environment; best effort."""
+        now = self._time()
+        if self._keys is None or now - self._touched.get(key_id, 0.0) < LAST_USED_EVERY_S:
+            return
+        self._touched[key_id] = now
+        try:
+            self._keys.touch(account_id, key_id, _iso(int(now * 1000)))
+        except Exception:  # noqa: BLE001 - a timestamp is never worth failing a call
+            log.warning("could not update last_used of %s", key_id, exc_info=True)
+
+    def in_flight(self, account_id: str) -> int:
+        """Calls reserved and not yet settled here (tests, diagnostics)."""
+        book = self._book(account_id)
+        with book.lock:
+            spendings = [*book.retired.values(), *([book.current] if book.current else [])]
+            return sum(s.in_flight for s in spendings)
+
+    # ------------------------------------------------------------ shutdown
+    def release(self, account_id: str | None = None) -> int:
+        """Close this environment's idle leases now (shutdown, tests): the unused
+        money goes back to the balance at once instead of at reconcile time.
+        Leases with calls in flight are left alone. Returns how many closed."""
+        closed = 0
+        accounts = [account_id] if account_id else list(self._books)
+        self._flush_unwritten()
+        for account in accounts:
+            book = self._book(account)
+            with book.growing:
+                with book.lock:
+                    spending = book.current
+                    if spending is None or spending.in_flight:
+                        continue
+                    book.current = None
+                closed += self._leases.close(spending.lease)
+        return closed

@@ -1,0 +1,341 @@
+"""Credit leases and per-call charge records: the store side of the money protocol.
+
+Why leases (docs/money.md has the whole argument and the failure analysis):
+on real DynamoDB, an item every call of a customer writes is an item every
+call waits on (a transaction holding it cancels the others, and one
+partition key takes 1,000 write units a second). So no call writes the
+account item. An execution environment takes a *lease*, a slice of the
+balance, in one transaction, reserves its calls against it in memory, and
+records each call's charge as an item of the lease's own partition, which
+only that environment writes. The account item is written when a lease is
+granted, topped up or closed: per lease, not per call.
+
+Items (PK / SK):
+
+  ACCOUNT#<a> / ACCOUNT         balance (not leased), leased (Σ granted of open
+                                leases), charged (Σ charges of closed leases),
+                                credited. Invariant on this item alone:
+                                balance + leased + charged − credited = 0.
+  ACCOUNT#<a> / LEASE#<l>       one lease: granted, state open|closed, expires_ms
+                                (no call is reserved against it after this),
+                                reconcile_ms (after this no call on it can still be
+                                running: expiry + the longest invocation + margin),
+                                version (optimistic lock), spent/calls once closed.
+                                While open: GSI1PK=LEASES#<shard>,
+                                GSI1SK=<reconcile_ms>#<a>#<l> (the sweeper's sparse index).
+  LEASE#<l> / CHARGE#<request>  one call's charge: the ledger entry. Written once
+                                (conditional on not existing: idempotent on the
+                                request id). GSI1PK=USAGE#<a>#<shard>,
+                                GSI1SK=<created_ms>#<request> (usage, newest first).
+
+Closing a lease is one transaction: the account gets back `granted − Σ
+charges`, `leased` drops by `granted`, `charged` grows by `Σ charges`, and
+the lease becomes closed, conditional on its version, so exactly one closer
+(its environment or the sweeper) folds it in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from afk.errors import NotFound
+from afk.store.accounts import Account, _iso, account_key
+from afk.store.dynamo import Dynamo, cancellation_reasons, get_n, get_s, n, s
+
+LEASE_SHARDS = 8   # GSI partitions of open leases (the sweeper queries each)
+USAGE_SHARDS = 4   # GSI partitions of an account's usage (the listing merges them)
+
+
+def _shard(text: str, shards: int) -> int:
+    return hashlib.blake2s(text.encode(), digest_size=2).digest()[0] % shards
+
+
+def lease_key(account_id: str, lease_id: str) -> dict[str, Any]:
+    return {"PK": s(f"ACCOUNT#{account_id}"), "SK": s(f"LEASE#{lease_id}")}
+
+
+def charge_key(lease_id: str, request_id: str) -> dict[str, Any]:
+    return {"PK": s(f"LEASE#{lease_id}"), "SK": s(f"CHARGE#{request_id}")}
+
+
+def usage_partition(account_id: str, shard: int) -> str:
+    return f"USAGE#{account_id}#{shard}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lease:
+    id: str
+    account_id: str
+    granted: int        # pico-USD moved from the balance into this lease
+    expires_ms: int     # no call may be reserved against it from then on
+    reconcile_ms: int   # the sweeper may fold it in from then on
+    version: int
+    owner: str = ""
+    state: str = "open"
+    spent: int = 0      # Σ charges, known once closed
+    calls: int = 0
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Lease:
+        return cls(id=(get_s(item, "SK") or "").removeprefix("LEASE#"),
+                   account_id=get_s(item, "account_id") or "",
+                   granted=get_n(item, "granted"), expires_ms=get_n(item, "expires_ms"),
+                   reconcile_ms=get_n(item, "reconcile_ms"), version=get_n(item, "version"),
+                   owner=get_s(item, "owner") or "", state=get_s(item, "state") or "open",
+                   spent=get_n(item, "spent"), calls=get_n(item, "calls"))
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A grant the balance could not cover: the account as it stands."""
+
+    account: Account
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """An account's money as a customer reads it, exact at the moment of reading:
+    `balance + held + charged − credited = 0` on every statement."""
+
+    account: Account
+    leases: list[Lease]
+    pending_charges: int  # Σ charges recorded on open leases (not yet folded in)
+
+    @property
+    def charged(self) -> int:
+        return self.account.charged + self.pending_charges
+
+    @property
+    def held(self) -> int:
+        """Leased and not yet charged: in-flight calls and lease money an
+        environment has not used (returned when the lease closes)."""
+        return self.account.leased + self.account.held - self.pending_charges
+
+    @property
+    def remaining(self) -> int:
+        """Credits not charged: what is left to spend once every lease is closed."""
+        return self.account.balance + self.held
+
+
+class Leases:
+    def __init__(self, dynamo: Dynamo) -> None:
+        self._db = dynamo
+
+    # ------------------------------------------------------------ grants
+    def grant(self, account_id: str, amount: int, *, expires_ms: int, reconcile_ms: int,
+              owner: str, floor: int = 0) -> Lease | Refused:
+        """A new lease of `amount`, taken from the balance in one transaction, if
+        the balance is at least `floor` (and `amount`)."""
+        lease = Lease(id=f"lse_{secrets.token_hex(10)}", account_id=account_id,
+                      granted=amount, expires_ms=expires_ms, reconcile_ms=reconcile_ms,
+                      version=1, owner=owner)
+        item = {**lease_key(account_id, lease.id), "account_id": s(account_id),
+                "granted": n(amount), "state": s("open"), "expires_ms": n(expires_ms),
+                "reconcile_ms": n(reconcile_ms), "version": n(1), "owner": s(owner),
+                "created_ms": n(int(time.time() * 1000)), **self._index(lease)}
+        refused = self._write([
+            self._debit(account_id, amount, floor),
+            {"Put": {"TableName": self._db.table, "Item": item,
+                     "ConditionExpression": "attribute_not_exists(SK)"}},
+        ], done=lambda: self._state(account_id, lease.id) is not None)
+        return refused or lease
+
+    def extend(self, lease: Lease, amount: int, *, expires_ms: int, reconcile_ms: int,
+               floor: int = 0) -> Lease | Refused:
+        """Top `lease` up by `amount` from the balance and move its expiry: one
+        transaction, conditional on the lease being as this environment left it."""
+        version = lease.version + 1
+        extended = Lease(id=lease.id, account_id=lease.account_id,
+                         granted=lease.granted + amount, expires_ms=expires_ms,
+                         reconcile_ms=reconcile_ms, version=version, owner=lease.owner)
+        update = {"Update": {
+            "TableName": self._db.table, "Key": lease_key(lease.account_id, lease.id),
+            "UpdateExpression": ("SET granted = granted + :a, expires_ms = :e, "
+                                 "reconcile_ms = :r, version = :v, GSI1SK = :g"),
+            "ConditionExpression": "#st = :open AND version = :was",
+            "ExpressionAttributeNames": {"#st": "state"},
+            "ExpressionAttributeValues": {
+                ":a": n(amount), ":e": n(expires_ms), ":r": n(reconcile_ms), ":v": n(version),
+                ":g": self._index(extended)["GSI1SK"], ":open": s("open"),
+                ":was": n(lease.version)}}}
+        writes = [self._debit(lease.account_id, amount, floor), update] if amount else [update]
+        refused = self._write(writes, done=lambda: (
+            self._state(lease.account_id, lease.id) or {}).get("version") == version)
+        return refused or extended
+
+    def _debit(self, account_id: str, amount: int, floor: int) -> dict[str, Any]:
+        return {"Update": {
+            "TableName": self._db.table, "Key": account_key(account_id),
+            "UpdateExpression": "SET balance = balance - :a, leased = if_not_exists(leased, :z) + :a",
+            "ConditionExpression": "attribute_exists(PK) AND balance >= :f",
+            "ExpressionAttributeValues": {":a": n(amount), ":f": n(max(amount, floor)),
+                                          ":z": n(0)},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+
+    def _write(self, writes: list[dict[str, Any]], *, done: Any) -> Refused | None:
+        """One transaction, retried through conflicts and throttling. An attempt
+        that committed although its caller saw an error (a timeout after the
+        commit) is recognised by `done()` and never applied twice: AWS honours
+        the ClientRequestToken for ten minutes, and the lease's own condition
+        (it must not exist yet / must still have the version we read) fails
+        on a replay either way."""
+        from botocore.exceptions import ClientError
+
+        token = secrets.token_hex(16)
+        try:
+            self._db.retrying(lambda: self._db.client.transact_write_items(
+                TransactItems=writes, ClientRequestToken=token))
+            return None
+        except ClientError as exc:
+            reasons = cancellation_reasons(exc)
+            codes = [r.get("Code") for r in reasons]
+            if not codes:
+                raise
+            if codes[-1] == "ConditionalCheckFailed":
+                if done():
+                    return None  # an earlier attempt committed
+                raise LeaseGone("the lease was closed or changed elsewhere") from None
+            if codes[0] == "ConditionalCheckFailed" and len(writes) > 1:
+                item = reasons[0].get("Item")
+                if not item:
+                    raise NotFound("The account of this key no longer exists.",
+                                   code="account_not_found") from None
+                return Refused(Account.from_item(item))
+            raise
+
+    def _state(self, account_id: str, lease_id: str) -> dict[str, int] | None:
+        with self._db.errors():
+            item = self._db.client.get_item(TableName=self._db.table,
+                                            Key=lease_key(account_id, lease_id),
+                                            ConsistentRead=True).get("Item")
+        return {"version": get_n(item, "version")} if item else None
+
+    @staticmethod
+    def _index(lease: Lease) -> dict[str, Any]:
+        return {"GSI1PK": s(f"LEASES#{_shard(lease.id, LEASE_SHARDS)}"),
+                "GSI1SK": s(f"{lease.reconcile_ms:013d}#{lease.account_id}#{lease.id}")}
+
+    # ------------------------------------------------------------ charges
+    def record_charge(self, lease: Lease, item: dict[str, Any]) -> None:
+        """Write one call's ledger entry under its lease: one PutItem that only this
+        environment makes, so nothing contends with it. Idempotent: a retry (or
+        a replay) of the same request id writes nothing."""
+        from botocore.exceptions import ClientError
+
+        request_id = get_s(item, "request_id") or ""
+        full = {**charge_key(lease.id, request_id), **item, "lease_id": s(lease.id),
+                "GSI1PK": s(usage_partition(lease.account_id,
+                                            _shard(lease.id, USAGE_SHARDS))),
+                "GSI1SK": s(f"{get_n(item, 'created_ms'):013d}#{request_id}")}
+        try:
+            self._db.retrying(lambda: self._db.client.put_item(
+                TableName=self._db.table, Item=full,
+                ConditionExpression="attribute_not_exists(SK)"))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            # Already recorded: an earlier attempt landed. Exactly once.
+
+    def charges(self, lease_id: str) -> list[dict[str, Any]]:
+        """Every charge recorded under a lease (a Query of its own partition)."""
+        with self._db.errors():
+            pages = self._db.client.get_paginator("query").paginate(
+                TableName=self._db.table, ConsistentRead=True,
+                KeyConditionExpression="PK = :pk AND begins_with(SK, :c)",
+                ExpressionAttributeValues={":pk": s(f"LEASE#{lease_id}"), ":c": s("CHARGE#")})
+            return [item for page in pages for item in page["Items"]]
+
+    # ------------------------------------------------------------ closing
+    def close(self, lease: Lease, *, due_by_ms: int | None = None) -> bool:
+        """Fold a lease into its account: refund what was not charged, count what
+        was. With `due_by_ms` (the sweeper), only if it is still due by then: a
+        renewal since the sweeper's query moved it on. Returns False when it was
+        not closed here (someone else closed it, or it moved on)."""
+        from botocore.exceptions import ClientError
+
+        current = self.get(lease.account_id, lease.id)
+        if current is None or current.state != "open":
+            return False
+        if due_by_ms is not None and current.reconcile_ms > due_by_ms:
+            return False
+        charges = self.charges(lease.id)
+        spent = sum(get_n(c, "amount") for c in charges)
+        refund = current.granted - spent
+        try:
+            self._db.retrying(lambda: self._db.client.transact_write_items(TransactItems=[
+                {"Update": {
+                    "TableName": self._db.table, "Key": account_key(lease.account_id),
+                    "UpdateExpression": ("SET balance = balance + :r, leased = leased - :g, "
+                                         "charged = charged + :c"),
+                    "ExpressionAttributeValues": {":r": n(refund), ":g": n(current.granted),
+                                                  ":c": n(spent)}}},
+                {"Update": {
+                    "TableName": self._db.table, "Key": lease_key(lease.account_id, lease.id),
+                    "UpdateExpression": ("SET #st = :closed, spent = :c, calls = :k, "
+                                         "closed = :t, version = :v, expires_at = :x "
+                                         "REMOVE GSI1PK, GSI1SK"),
+                    "ConditionExpression": "#st = :open AND version = :was",
+                    "ExpressionAttributeNames": {"#st": "state"},
+                    "ExpressionAttributeValues": {
+                        ":closed": s("closed"), ":open": s("open"), ":c": n(spent),
+                        ":k": n(len(charges)), ":t": s(_iso(int(time.time() * 1000))),
+                        ":v": n(current.version + 1), ":was": n(current.version),
+                        ":x": n(int(time.time()) + 400 * 86_400)}}},
+            ]))
+        except ClientError as exc:
+            if "ConditionalCheckFailed" in [r.get("Code") for r in cancellation_reasons(exc)]:
+                return False
+            raise
+        return True
+
+    # ------------------------------------------------------------ reads
+    def get(self, account_id: str, lease_id: str) -> Lease | None:
+        with self._db.errors():
+            item = self._db.client.get_item(TableName=self._db.table,
+                                            Key=lease_key(account_id, lease_id),
+                                            ConsistentRead=True).get("Item")
+        return Lease.from_item(item) if item else None
+
+    def open_leases(self, account_id: str) -> list[Lease]:
+        with self._db.errors():
+            pages = self._db.client.get_paginator("query").paginate(
+                TableName=self._db.table, ConsistentRead=True,
+                KeyConditionExpression="PK = :pk AND begins_with(SK, :l)",
+                FilterExpression="#st = :open", ExpressionAttributeNames={"#st": "state"},
+                ExpressionAttributeValues={":pk": s(f"ACCOUNT#{account_id}"),
+                                           ":l": s("LEASE#"), ":open": s("open")})
+            return [Lease.from_item(i) for page in pages for i in page["Items"]]
+
+    def due(self, now_ms: int) -> list[Lease]:
+        """Open leases whose reconcile time has passed, from the sparse index:
+        the cost follows the open leases, never the table."""
+        due: list[Lease] = []
+        with self._db.errors():
+            for shard in range(LEASE_SHARDS):
+                pages = self._db.client.get_paginator("query").paginate(
+                    TableName=self._db.table, IndexName="gsi1",
+                    KeyConditionExpression="GSI1PK = :p AND GSI1SK < :t",
+                    ExpressionAttributeValues={":p": s(f"LEASES#{shard}"),
+                                               ":t": s(f"{now_ms:013d}")})
+                due += (Lease.from_item(i) for page in pages for i in page["Items"])
+        return due
+
+    def statement(self, account_id: str) -> Statement:
+        with self._db.errors():
+            item = self._db.client.get_item(TableName=self._db.table,
+                                            Key=account_key(account_id),
+                                            ConsistentRead=True).get("Item")
+        if not item:
+            raise NotFound(f"No account with id {account_id!r}.", code="account_not_found")
+        leases = self.open_leases(account_id)
+        pending = sum(get_n(c, "amount") for lease in leases for c in self.charges(lease.id))
+        return Statement(Account.from_item(item), leases, pending)
+
+
+class LeaseGone(Exception):
+    """The lease is no longer this environment's to extend (closed by the sweeper
+    or changed by another writer): take a new one."""
