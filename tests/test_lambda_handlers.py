@@ -77,4 +77,4 @@ def test_a_bad_key_is_401_in_openai_shape(lambda_env):
 
 def test_sweeper_function_runs(lambda_env, customer: Customer):
     result = load_function("sweeper").handler({"source": "aws.events"}, Context())
-    assert set(result) == {"stale", "settled"}
+    assert set(result) == {"due", "closed"}

@@ -7,11 +7,13 @@ import os
 import re
 import secrets
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from afk import cli
+from afk.billing.wallet import Wallet
 from afk.cli import main
 from afk.store import Dynamo, Hold, Settlement, Store, create_table
 
@@ -77,7 +79,8 @@ def test_accounts_create_json(store: Store, capsys: pytest.CaptureFixture[str]) 
     assert created["name"] == "acme" and created["id"].startswith("acct_")
     assert store.accounts.require(created["id"]).balance == 5 * 10**12
     shown = run_json(capsys, "accounts", "show", "--account", created["id"])
-    assert shown["balance"] == "5.00" and shown["open_holds"] == []
+    assert shown["balance"] == "5.00" and shown["open_leases"] == []
+    assert shown["held"] == "0.00" and shown["available"] == "5.00"
 
 
 def test_accounts_create_fractional_credits(store: Store,
@@ -202,8 +205,10 @@ def test_usage_json_lists_entries(store: Store, account: str,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     hold = Hold(id="req_cli_usage", account_id=account, amount=10**9, model="echo",
                 endpoint="/v1/chat/completions", key_id="", created_ms=int(time.time() * 1000))
-    assert store.ledger.reserve(hold) is None
-    store.ledger.settle(hold, Settlement(charge=300_000, input_tokens=3, output_tokens=4))
+    wallet = Wallet(store.leases, owner="cli-test")
+    lease = wallet.reserve(hold)
+    wallet.settle(replace(hold, lease_id=lease.id),
+                  Settlement(charge=300_000, input_tokens=3, output_tokens=4))
     entries = run_json(capsys, "usage", "--account", account)
     assert [e["type"] for e in entries] == ["charge", "credit"]
     charge, credit = entries

@@ -1,12 +1,17 @@
 """Metering: what a call actually used, and what to charge for it.
 
-The charge policy, one place:
-* completed: the provider's usage, exactly. A provider that reported none is
-  billed on an estimate (and the ledger entry says `estimated`).
-* upstream failure (error, timeout, truncated stream): only usage the provider
-  reported. A failure of theirs or ours never costs the customer an estimate.
-* client disconnect: what was generated. The provider's usage if it reported
-  any, with output no less than the text already produced; else an estimate.
+The charge policy, one place. What the provider bills is billed:
+* ok (completed): the provider's usage, exactly. A provider that reported none
+  is billed on an estimate (and the ledger entry says `estimated`).
+* error (the upstream failed): the usage the provider reported with the
+  failure, if any (it bills it). If output had already flowed, the call is
+  billed like a disconnect: the provider generated it and bills it.
+  A failure before any output, with no usage reported, costs nothing.
+* timeout (an upstream read timeout, or this function's own deadline): the
+  provider was working: billed like a disconnect, the prompt at least.
+* disconnected (the caller went away): what was generated. The provider's
+  usage if it reported any, with output no less than the text already
+  produced; else an estimate (prompt + output so far).
 * every charge is clipped to the hold, which never exceeds the per-call cap.
 """
 
@@ -64,19 +69,22 @@ class Meter:
 
     def settlement(self, model: Model, *, hold: int, outcome: str,
                    prompt_tokens_estimate: int) -> Settlement:
-        """`outcome` is ok | error | disconnected."""
+        """`outcome` is ok | error | timeout | disconnected."""
         usage = self.usage
         estimated = False
-        if outcome == "error":
+        cut = outcome in ("disconnected", "timeout") or (
+            outcome == "error" and self.output_deltas > 0)
+        if outcome == "error" and not cut:
             usage = usage or ir.Usage()
-        elif outcome == "disconnected":
+        elif cut and not self.completed:
             if usage is None:
                 usage = ir.Usage(input_tokens=prompt_tokens_estimate,
                                  output_tokens=self.estimated_output_tokens)
                 estimated = True
-            elif usage.output_tokens < self.estimated_output_tokens and not self.completed:
+            elif usage.output_tokens < self.estimated_output_tokens:
                 usage = ir.Usage(input_tokens=usage.input_tokens,
                                  cached_input_tokens=usage.cached_input_tokens,
+                                 cache_write_tokens=usage.cache_write_tokens,
                                  reasoning_tokens=usage.reasoning_tokens,
                                  output_tokens=self.estimated_output_tokens)
                 estimated = True

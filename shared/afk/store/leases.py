@@ -311,7 +311,7 @@ class Leases:
             return [Lease.from_item(i) for page in pages for i in page["Items"]]
 
     def due(self, now_ms: int) -> list[Lease]:
-        """Open leases whose reconcile time has passed, from the sparse index:
+        """Open leases whose reconcile time is `now_ms` or earlier, from the sparse index:
         the cost follows the open leases, never the table."""
         due: list[Lease] = []
         with self._db.errors():
@@ -320,7 +320,8 @@ class Leases:
                     TableName=self._db.table, IndexName="gsi1",
                     KeyConditionExpression="GSI1PK = :p AND GSI1SK < :t",
                     ExpressionAttributeValues={":p": s(f"LEASES#{shard}"),
-                                               ":t": s(f"{now_ms:013d}")})
+                                               ":t": s(f"{now_ms:013d}$")})  # '#' < '$'
+
                 due += (Lease.from_item(i) for page in pages for i in page["Items"])
         return due
 
