@@ -47,6 +47,9 @@ def serve(
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=shutdown_timeout,
+        # Providers keep connections open for a minute or more; uvicorn's 5 s default
+        # races the client's reuse of an idle connection (a ReadError under load).
+        timeout_keep_alive=75,
     )
     server = uvicorn.Server(config)
     errors: list[BaseException] = []
