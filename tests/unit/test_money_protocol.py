@@ -32,6 +32,7 @@ from tests.support.dynamodb_semantics import DynamoDBSemantics
 
 CENT = 10**10
 TABLE = "afk-protocol"
+MAX_CALL_S = 60
 WRITES = frozenset({"put_item", "update_item", "transact_write_items", "delete_item"})
 
 
@@ -88,7 +89,7 @@ class MoneyProtocol(RuleBasedStateMachine):
         self.clock = Clock()
         self.envs: dict[int, tuple[Wallet, MortalClient]] = {}
         self.next_env = 0
-        self.in_flight: list[tuple[int, Hold]] = []
+        self.in_flight: list[tuple[int, Hold, float]] = []  # env, hold, started
         self.billed: dict[str, int] = {}      # request id -> charge, settle returned
         self.maybe: dict[str, int] = {}       # settle's write landed, process died
         for _ in range(2):
@@ -98,13 +99,13 @@ class MoneyProtocol(RuleBasedStateMachine):
         client = MortalClient(Dynamo(TABLE, endpoint_url=self.semantics.endpoint).client)
         store = Store(Dynamo(TABLE, client=client, retry_budget=2.0))
         wallet = Wallet(store.leases, store.keys, owner=f"env{self.next_env}",
-                        max_call_s=60, clock=self.clock)
+                        max_call_s=MAX_CALL_S, clock=self.clock)
         self.envs[self.next_env] = (wallet, client)
         self.next_env += 1
 
     def die(self, env: int) -> None:
         self.envs.pop(env)
-        self.in_flight = [(e, h) for e, h in self.in_flight if e != env]  # crashed calls
+        self.in_flight = [c for c in self.in_flight if c[0] != env]  # crashed calls
 
     # ------------------------------------------------------------ rules
     @precondition(lambda self: len(self.envs) < 4)
@@ -133,14 +134,16 @@ class MoneyProtocol(RuleBasedStateMachine):
             return
         assert isinstance(result, Lease)
         self.in_flight.append((env, Hold(**{**{f: getattr(hold, f) for f in hold.__slots__},
-                                            "lease_id": result.id})))
+                                            "lease_id": result.id}), self.clock.now))
 
     @precondition(lambda self: self.in_flight)
     @rule(data=st.data(), fraction=st.integers(0, 120), crash=st.booleans())
     def finish_call(self, data, fraction: int, crash: bool) -> None:
-        env, hold = self.in_flight.pop(data.draw(st.integers(0, len(self.in_flight) - 1)))
+        env, hold, _ = self.in_flight.pop(data.draw(st.integers(0, len(self.in_flight) - 1)))
+        self.settle(env, hold, hold.amount * fraction // 100, crash)  # > 100%: above the hold
+
+    def settle(self, env: int, hold: Hold, charge: int, crash: bool = False) -> None:
         wallet, client = self.envs[env]
-        charge = hold.amount * fraction // 100  # above 100%: more than the hold
         client.armed = crash
         try:
             durable = wallet.settle(hold, Settlement(charge=charge))
@@ -167,6 +170,11 @@ class MoneyProtocol(RuleBasedStateMachine):
 
     @rule(seconds=st.sampled_from([5, 30, 61, 200, 700]))
     def time_passes(self, seconds: int) -> None:
+        # No call outlives its function: the pipeline stops and settles it before
+        # the deadline (MAX_CALL_S), as a cut call billed for what it used.
+        for call in [c for c in self.in_flight if c[2] + MAX_CALL_S < self.clock.now + seconds]:
+            self.in_flight.remove(call)
+            self.settle(call[0], call[1], call[1].amount // 3)
         self.clock.now += seconds
 
     @rule()
