@@ -7,6 +7,8 @@ boundary where they happen; each dialect renders them in its own shape
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GatewayError(Exception):
     """An error with an HTTP status and a message safe to show the caller."""
@@ -17,6 +19,9 @@ class GatewayError(Exception):
     # a connection that never opened); only such errors are retried, and only
     # before any byte reached the caller.
     retryable: bool = False
+    # What the provider reported it billed for the failed call (an ir.Usage), if
+    # anything: the provider charges it, so it is charged (billing/meter.py).
+    usage: Any = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
                  status: int | None = None, retry_after: float | None = None) -> None:

@@ -90,7 +90,11 @@ def parse_response(body: Any) -> ir.Response:
                                  lambda call: output_call_id(response_id, next(ordinal), call),
                                  [])
         has_calls = any(isinstance(b, ir.ToolCall) for b in blocks)
-        stop = stop_reason(candidate.get("finishReason"), has_calls=has_calls)
+        try:
+            stop = stop_reason(candidate.get("finishReason"), has_calls=has_calls)
+        except UpstreamError as error:
+            error.usage = parse_usage(body.get("usageMetadata"))  # billed all the same
+            raise
     elif (body.get("promptFeedback") or {}).get("blockReason"):
         stop = "content_filter"  # the prompt itself was blocked
     else:

@@ -80,7 +80,13 @@ class StreamDecoder:
             for part in (candidate.get("content") or {}).get("parts") or []:
                 out += self._feed_part(part)
             if candidate.get("finishReason"):
-                self._stop = stop_reason(candidate["finishReason"], has_calls=self._calls > 0)
+                try:
+                    self._stop = stop_reason(candidate["finishReason"],
+                                             has_calls=self._calls > 0)
+                except UpstreamError as error:
+                    if chunk.get("usageMetadata"):  # billed all the same
+                        error.usage = parse_usage(chunk["usageMetadata"])
+                    raise
         elif (chunk.get("promptFeedback") or {}).get("blockReason"):
             self._stop = "content_filter"
         if chunk.get("usageMetadata"):

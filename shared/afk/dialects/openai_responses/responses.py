@@ -37,8 +37,11 @@ def parse_response(body: dict[str, Any]) -> ir.Response:
     status = body.get("status") or "completed"
     if status in ("failed", "cancelled"):
         error = body.get("error") or {}
-        raise UpstreamError(str(error.get("message") or f"The upstream response {status}."),
-                            code=error.get("code"))
+        failure = UpstreamError(str(error.get("message") or f"The upstream response {status}."),
+                                code=error.get("code"))
+        if body.get("usage"):
+            failure.usage = parse_usage(body["usage"])  # billed all the same
+        raise failure
     if status not in ("completed", "incomplete"):
         raise UpstreamError(f"The upstream response is {status}, not finished.")
     blocks: list[ir.Block] = []
