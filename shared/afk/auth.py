@@ -39,7 +39,8 @@ def key_from(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None
 
 
 class TTLCache(Generic[T]):
-    """A small thread-safe cache whose entries expire after `ttl` seconds."""
+    """A small thread-safe cache whose entries expire after `ttl` seconds. Full,
+    it drops its oldest entry: a flood of new keys cannot flush the rest at once."""
 
     def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
         self._ttl = ttl
@@ -57,9 +58,13 @@ class TTLCache(Generic[T]):
 
     def put(self, key: str, value: T) -> None:
         with self._lock:
-            if len(self._items) >= self._max:
-                self._items.clear()
+            self._items.pop(key, None)
+            while len(self._items) >= self._max:
+                del self._items[next(iter(self._items))]
             self._items[key] = (time.monotonic() + self._ttl, value)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def discard(self, key: str) -> None:
         with self._lock:
@@ -71,17 +76,29 @@ class TTLCache(Generic[T]):
 
 
 class Authenticator:
+    """Key -> caller, cached for `ttl` seconds. Keys the store does not know are
+    remembered as unknown too (a bounded negative cache), so replaying a junk or
+    deleted key costs no store read per request. A key cannot exist before it is
+    created (it is a random secret the store hands out), so caching its absence
+    never hides a real key."""
+
+    UNKNOWN_KEYS = 10_000  # entries: ~1 MB at most
+
     def __init__(self, keys: Keys, ttl: float) -> None:
         self._keys = keys
         self._cache: TTLCache[KeyRecord] = TTLCache(ttl)
+        self._unknown: TTLCache[bool] = TTLCache(ttl, max_entries=self.UNKNOWN_KEYS)
 
     def cached(self, key: str | None) -> Principal | None:
         """The caller behind `key` if this process knows it already (no I/O), else
-        None; a cached revoked key is still a 401."""
+        None; a cached revoked or unknown key is still a 401."""
         if not key or not looks_like_key(key):
             return None
-        record = self._cache.get(hash_key(key))
+        digest = hash_key(key)
+        record = self._cache.get(digest)
         if record is None:
+            if self._unknown.get(digest):
+                raise AuthenticationFailed(_incorrect(key), code="invalid_api_key")
             return None
         if not record.active:
             raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
@@ -98,8 +115,11 @@ class Authenticator:
         digest = hash_key(key)
         record = self._cache.get(digest)
         if record is None:
+            if self._unknown.get(digest):
+                raise AuthenticationFailed(_incorrect(key), code="invalid_api_key")
             record = self._keys.lookup(key)
             if record is None:
+                self._unknown.put(digest, True)
                 raise AuthenticationFailed(_incorrect(key), code="invalid_api_key")
             self._cache.put(digest, record)
         if not record.active:
@@ -110,6 +130,7 @@ class Authenticator:
         """Drop every cached key, so a revocation made by this process applies at once
         (other warm processes see it within the cache TTL)."""
         self._cache.clear()
+        self._unknown.clear()
 
 
 def _incorrect(key: str) -> str:

@@ -47,12 +47,30 @@ def run_dev(args: argparse.Namespace) -> int:
     print(f"afk gateway on http://{args.host}:{args.port}  (dashboard: /, API: /v1)",
           flush=True)
     try:
-        uvicorn.run(create_app("local", gateway), host=args.host, port=args.port,
-                    log_level=args.log_level, access_log=args.log_level == "debug")
+        config = uvicorn.Config(create_app("local", gateway), host=args.host, port=args.port,
+                                log_level=args.log_level, access_log=args.log_level == "debug")
+        _dev_logging(args.log_level)  # after uvicorn configured (and replaced) its handlers
+        uvicorn.Server(config).run()
     finally:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _dev_logging(level: str) -> None:
+    """The gateway's own log lines on stderr next to uvicorn's, every handler
+    redacting (the app's startup redoes this for whatever a server installs later)."""
+    import logging
+
+    from afk import observability
+
+    root = logging.getLogger()
+    if not root.handlers:  # else Python's last-resort handler, which nothing filters
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        root.addHandler(handler)
+    logging.getLogger("afk").setLevel(level.upper())
+    observability.install_redaction()
 
 
 # ---------------------------------------------------------------- afk admin

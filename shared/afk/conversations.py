@@ -5,6 +5,15 @@ account's only), whose items become the history in front of this turn's
 input, for whichever provider serves the model. After: the turn (its input
 items, output items and response object) is stored under a response id of
 ours, unless the caller said `store: false`.
+
+Storing is bounded, and refused before any money moves: a turn whose input
+(with the request fields its response repeats) exceeds
+`responses_max_turn_bytes` is a 400 unless the caller says `store: false`
+(the output is bounded by the model's output cap), and an account keeps at
+most `responses_quota_bytes` of stored turns (a 400 naming the quota). The
+usage figure is read at most once per `cache_ttl` per process and account
+(store/responses.py keeps it without a hot item), so concurrent processes can
+overshoot the quota by what they store within that window.
 """
 
 from __future__ import annotations
@@ -65,10 +74,43 @@ class ResponsesTurn:
         self.chain: list[StoredResponse] = []
         self._upstream_id: str | None = None
 
+    async def check_storage(self) -> None:
+        """A 400 now if this turn is to be stored and cannot be (see the module's
+        docstring)."""
+        if not self.store:
+            return
+        settings = self.gateway.settings
+        size = len(json.dumps({"input": self.items, "echo": self.codec.echo_fields(self.body)},
+                              separators=(",", ":"), ensure_ascii=False).encode())
+        if size > settings.responses_max_turn_bytes:
+            raise InvalidRequest(
+                f"This turn's input is {size} bytes, and the gateway stores turns of at most "
+                f"{settings.responses_max_turn_bytes} bytes. Send it with \"store\": false, "
+                "or send less.", param="store", code="stored_turn_too_large")
+        used = await self._stored_bytes()
+        if used + size > settings.responses_quota_bytes:
+            raise InvalidRequest(
+                f"Storing this turn ({size} bytes) would exceed this account's quota for "
+                f"stored responses: {used} of {settings.responses_quota_bytes} bytes are in "
+                "use. Delete stored responses (DELETE /v1/responses/{id}), or send "
+                "\"store\": false.", param="store", code="storage_quota_exceeded")
+
+    async def _stored_bytes(self) -> int:
+        cache, account = self.gateway.responses_usage, self.principal.account_id
+        entry = cache.get(account)
+        if entry is None:
+            ttl_s = int(self.gateway.settings.responses_ttl_days * 86400)
+            used = await anyio.to_thread.run_sync(
+                lambda: self.gateway.store.responses.usage(account, ttl_s=ttl_s))
+            entry = [used]
+            cache.put(account, entry)
+        return entry[0]
+
     async def prepare(self) -> tuple[ir.Request, dict[str, Any], Turn]:
         """The IR request with its history, the body a same-dialect upstream gets
         (history inlined, since the upstream never saw our ids), and the hooks."""
         request: ir.Request = parse_caller(self.codec, self.codec.parse_request, self.body)
+        await self.check_storage()
         history_items: list[dict[str, Any]] = []
         if self.previous_id is not None:
             if not isinstance(self.previous_id, str):
@@ -129,4 +171,7 @@ class ResponsesTurn:
             previous_response_id=self.previous_id,
             ancestors=[t.id for t in self.chain], input_items=self.items, output_items=output,
             response=obj)
-        await anyio.to_thread.run_sync(self.gateway.store.responses.put, record)
+        size = await anyio.to_thread.run_sync(self.gateway.store.responses.put, record)
+        entry = self.gateway.responses_usage.get(self.principal.account_id)
+        if entry is not None:  # this process's own additions count before the next read
+            entry[0] += size

@@ -32,6 +32,10 @@ class AccountView:
 
     caps: dict[str, int]
     models: frozenset[str] | None
+    # Credit not yet charged, as of the read (unleased balance + open leases; an
+    # open lease's own charges are not subtracted): whether free calls (token
+    # counting) may run. Never used to decide what a call may spend.
+    credit: int | None = None
 
 
 class Gateway:
@@ -44,6 +48,9 @@ class Gateway:
         self._providers = providers or {}
         self._providers_lock = threading.Lock()
         self.accounts_cache: TTLCache[AccountView] = TTLCache(settings.cache_ttl)
+        # Bytes of stored Responses turns per account, as read (plus what this process
+        # stored since): the quota check's figure, at most cache_ttl old.
+        self.responses_usage: TTLCache[list[int]] = TTLCache(settings.cache_ttl)
 
     @cached_property
     def store(self) -> Store:
@@ -65,7 +72,14 @@ class Gateway:
 
     @cached_property
     def catalog(self) -> Catalog:
-        return self._catalog or Catalog.load(self.settings.catalog_path)
+        if self._catalog is not None:
+            return self._catalog
+        catalog = Catalog.load(self.settings.catalog_path)
+        if self.settings.catalog_path is None and not self.settings.echo_models:
+            # The built-in catalog's offline models serve `afk dev` and tests; a
+            # deployed gateway lists what the operator's catalog lists.
+            catalog = Catalog([m for m in catalog if m.provider != "echo"])
+        return catalog
 
     @cached_property
     def auth(self) -> Authenticator:
@@ -93,7 +107,7 @@ class Gateway:
     def remember(self, account: Account) -> AccountView:
         view = AccountView(caps=dict(account.caps),
                            models=frozenset(account.models) if account.models is not None
-                           else None)
+                           else None, credit=account.balance + account.leased)
         self.accounts_cache.put(account.id, view)
         return view
 

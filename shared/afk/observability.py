@@ -13,9 +13,19 @@ The whole API:
   ClientErrors (4xx), flushed as one EMF line at once, so the uvicorn-based
   streaming functions, which have no Lambda handler to decorate, emit per request.
 * `observe_settlement(model, route, usage, cost_pico, upstream_ms)`: a generation
-  was billed: InputTokens, OutputTokens, CostNanoUSD, UpstreamLatency.
+  was billed: InputTokens, OutputTokens, CostNanoUSD, UpstreamLatency; and, when
+  usage exceeded the hold (a quoting bug), UncoveredNanoUSD and an error log.
 * `redact(text)`: what every log line goes through: no caller or provider key
-  (`Authorization`, `x-api-key`, `x-goog-api-key`, `?key=`) ever reaches a log.
+  (`Authorization`, `x-api-key`, `x-goog-api-key`, `?key=`, a key by its shape,
+  or a provider key the gateway was configured with, `register_secret`) ever
+  reaches a log.
+* `install_redaction()`: puts the redaction on every handler there is now. Log
+  records are redacted three times over, so no order of setup can skip it:
+  when they are created (a record factory: every record of every logger, even
+  one that reaches Python's last-resort handler), by a filter on every handler
+  (arguments, extras, tracebacks), and as whole formatted lines (a formatter
+  wrapper). uvicorn replaces its handlers when it configures logging, which
+  `afk dev` does after the app is built, so the app runs this again at startup.
 
 Traces: the template turns on X-Ray active tracing (API Gateway and Lambda
 segments, free of code); the Powertools Tracer would add aws-xray-sdk to every
@@ -52,10 +62,67 @@ _PATTERNS = (
 )
 
 
+_secrets: set[str] = set()
+_secret_pattern: re.Pattern[str] | None = None
+
+
+def register_secret(value: str | None) -> None:
+    """Redact `value` (a provider key the gateway holds) wherever it appears,
+    whatever its shape. Short values are ignored: they would redact words."""
+    global _secret_pattern
+    if not value or len(value) < 8 or value in _secrets:
+        return
+    _secrets.add(value)
+    _secret_pattern = re.compile("|".join(re.escape(v) for v in
+                                          sorted(_secrets, key=len, reverse=True)))
+
+
 def redact(text: str) -> str:
+    if _secret_pattern is not None:
+        text = _secret_pattern.sub(REDACTED, text)
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group("keep") + REDACTED, text)
     return text
+
+
+def _redacted_args(args: Any) -> Any:
+    """A record's arguments with every key redacted, keeping their number and
+    order (uvicorn's access formatter unpacks them)."""
+    if isinstance(args, tuple):
+        out = []
+        for arg in args:
+            if isinstance(arg, (int, float, type(None))):
+                out.append(arg)
+            else:
+                text = arg if isinstance(arg, str) else str(arg)
+                cleaned = redact(text)
+                out.append(arg if cleaned == text else cleaned)
+        return tuple(out)
+    if isinstance(args, dict):
+        return {k: _redacted_args((v,))[0] for k, v in args.items()}
+    return args
+
+
+def _redact_record(record: logging.LogRecord) -> None:
+    """Redact a record's message and arguments in place, keeping the arguments
+    where that suffices; else the message is rendered and redacted whole."""
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string: let logging report it, redacted
+        record.msg, record.args = redact(str(record.msg)), None
+        return
+    if redact(message) == message:
+        return
+    if record.args:
+        msg, args = redact(str(record.msg)), _redacted_args(record.args)
+        try:
+            rendered = msg % args
+        except Exception:
+            rendered = None
+        if rendered is not None and redact(rendered) == rendered:
+            record.msg, record.args = msg, args
+            return
+    record.msg, record.args = redact(message), None
 
 
 # LogRecord's own attributes; anything else on a record is an `extra` field.
@@ -67,8 +134,7 @@ class RedactingFilter(logging.Filter):
     every record before any formatter sees it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        record.msg, record.args = redact(message), None
+        _redact_record(record)
         for name, value in list(vars(record).items()):
             if name not in _RECORD_ATTRS and isinstance(value, str):
                 setattr(record, name, redact(value))
@@ -77,6 +143,53 @@ class RedactingFilter(logging.Filter):
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True
+
+
+class RedactingFormatter(logging.Formatter):
+    """Wraps a handler's formatter: the whole formatted line is redacted once more,
+    so nothing a formatter adds (extras, a traceback, a prefix) carries a key out."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self.inner.format(record))
+
+
+_factory_installed = False
+
+
+def _install_record_factory() -> None:
+    global _factory_installed
+    if _factory_installed:
+        return
+    make = logging.getLogRecordFactory()
+
+    def redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        _redact_record(record)
+        return record
+
+    logging.setLogRecordFactory(redacting_factory)
+    _factory_installed = True
+
+
+def install_redaction() -> None:
+    """Redaction on every handler of every logger there is now (idempotent; run
+    again whenever something may have replaced handlers, e.g. uvicorn)."""
+    _install_record_factory()
+    loggers = [logging.getLogger(), *(logger for logger in
+                                      list(logging.root.manager.loggerDict.values())
+                                      if isinstance(logger, logging.Logger))]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(_ScopeFilter())
+                handler.addFilter(RedactingFilter())
+            if not isinstance(handler.formatter, RedactingFormatter) and \
+                    not isinstance(handler, _JsonHandler):
+                handler.setFormatter(RedactingFormatter(handler.formatter))
 
 
 # ------------------------------------------------------------------ request scope
@@ -175,7 +288,16 @@ class Usage(Protocol):
 
 def observe_settlement(model: str, route: str, usage: Usage, cost_pico: int,
                        upstream_ms: float) -> None:
+    """`usage` is the settlement; its `uncovered` (the cost above the hold, which
+    the account was not charged) must always be 0. When it is not, the error log
+    and the UncoveredNanoUSD metric (dimension `service` only, so one alarm in
+    template.yaml watches every route and model) tell the operator."""
     bind(model=model)
+    uncovered = int(getattr(usage, "uncovered", 0) or 0)
+    if uncovered > 0:
+        logging.getLogger("afk.billing").error(
+            "usage exceeded the hold: %d pico-USD of %s's cost on %s was not charged",
+            uncovered, model, route)
     metrics = _metrics()
     if metrics is None:
         return
@@ -186,6 +308,12 @@ def observe_settlement(model: str, route: str, usage: Usage, cost_pico: int,
         ("CostNanoUSD", "Count", cost_pico // 1000),
         ("UpstreamLatency", "Milliseconds", upstream_ms),
     ])
+    if uncovered > 0:
+        alarm = _metrics()
+        assert alarm is not None
+        alarm.add_metric(name="UncoveredNanoUSD", unit="Count", value=-(-uncovered // 1000))
+        alarm.flush_metrics()
+        sys.stdout.flush()
 
 
 # ------------------------------------------------------------------ setup
@@ -201,12 +329,10 @@ def configure(settings: Settings) -> None:
                 root.removeHandler(handler)
             root.addHandler(_JsonHandler(settings.service))
             root.setLevel(settings.log_level)
+    for upstream in settings.upstreams.values() if not settings.secret_arn else ():
+        register_secret(upstream.api_key)  # keys from the secret register when read
     # uvicorn's own loggers do not propagate to the root: guard their handlers too.
-    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):
-        for handler in logging.getLogger(name).handlers:
-            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-                handler.addFilter(_ScopeFilter())
-                handler.addFilter(RedactingFilter())
+    install_redaction()
 
 
 class _JsonHandler(logging.StreamHandler):

@@ -42,6 +42,24 @@ class Settings:
     read_timeout: float = 300.0
     # How long a stored Responses-API turn stays retrievable and chainable.
     responses_ttl_days: float = 30.0
+    # Stored Responses state: a turn whose input is larger than this is not stored
+    # (400 unless the caller says `store: false`); an account keeps at most
+    # `responses_quota_bytes` of unexpired turns (store/responses.py).
+    responses_max_turn_bytes: int = 1024 * 1024
+    responses_quota_bytes: int = 256 * 1024 * 1024
+    # Token counting (never billed): per key, at most this many counts a minute
+    # (besides the key's own rpm), each body at most this large.
+    count_tokens_rpm: int = 60
+    count_tokens_max_bytes: int = 2 * 1024 * 1024
+    # Image URLs fetched for a provider that takes images only inline (Gemini),
+    # per request: at most this many, this many bytes in all, within this many seconds.
+    image_fetch_max_images: int = 16
+    image_fetch_max_bytes: int = 20 * 1024 * 1024
+    image_fetch_seconds: float = 10.0
+    # The offline `echo` models of the built-in catalog: on for `afk dev` and tests,
+    # off on Lambda (AWS_LAMBDA_FUNCTION_NAME set) unless AFK_ECHO_MODELS=1. A
+    # catalog named by AFK_CATALOG is taken as written.
+    echo_models: bool = True
     # Deployment (afk.secrets, afk.observability): the Secrets Manager secret holding
     # provider keys absent from the environment; metrics and JSON logs are on when a
     # metrics namespace is set (the template sets one; local runs do not).
@@ -81,6 +99,15 @@ class Settings:
             max_call_seconds=float(env.get("AFK_MAX_CALL_SECONDS", "900")),
             lease_seconds=float(env.get("AFK_LEASE_SECONDS", "60")),
             responses_ttl_days=float(env.get("AFK_RESPONSES_TTL_DAYS", "30")),
+            responses_max_turn_bytes=_count(env, "AFK_RESPONSES_MAX_TURN_BYTES", 1024 * 1024),
+            responses_quota_bytes=_count(env, "AFK_RESPONSES_QUOTA_BYTES", 256 * 1024 * 1024),
+            count_tokens_rpm=_count(env, "AFK_COUNT_TOKENS_RPM", 60),
+            count_tokens_max_bytes=_count(env, "AFK_COUNT_TOKENS_MAX_BYTES", 2 * 1024 * 1024),
+            image_fetch_max_images=_count(env, "AFK_IMAGE_FETCH_MAX_IMAGES", 16),
+            image_fetch_max_bytes=_count(env, "AFK_IMAGE_FETCH_MAX_BYTES", 20 * 1024 * 1024),
+            image_fetch_seconds=float(env.get("AFK_IMAGE_FETCH_SECONDS", "10")),
+            echo_models=_flag(env, "AFK_ECHO_MODELS",
+                              default=not env.get("AWS_LAMBDA_FUNCTION_NAME")),
             secret_arn=env.get("AFK_SECRET_ARN") or None,
             service=env.get("POWERTOOLS_SERVICE_NAME") or "afk",
             metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or None,
@@ -94,6 +121,24 @@ class Settings:
             settings = replace(settings, upstreams=with_secret_keys(settings.upstreams,
                                                                     settings.secret_arn))
         return settings
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    if not value.isdigit():
+        raise ValueError(f"{name} must be a whole number (got {value!r})")
+    return int(value)
+
+
+def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    value = (env.get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(f"{name} must be 1 or 0 (got {value!r})")
+    return value in ("1", "true", "yes", "on")
 
 
 @lru_cache(maxsize=1)

@@ -8,11 +8,14 @@ everywhere else (our own account API follows OpenAI's).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
@@ -40,10 +43,26 @@ def create_app(name: str, gateway: Gateway | None = None) -> Starlette:
     routes = [route for app_name in names
               for route in importlib.import_module(f"afk.http.{app_name}").router.routes]
     app = Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)],
-                    exception_handlers=_error_handlers())
+                    exception_handlers=_error_handlers(), lifespan=_lifespan)
     app.state.gateway = gateway or default_gateway()
     observability.configure(app.state.gateway.settings)
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    # A server may configure logging after the app is built (uvicorn.run does,
+    # replacing its loggers' handlers): redact on whatever handlers it installed.
+    observability.install_redaction()
+    yield
+    # Shutting down (afk dev; on Lambda, SIGTERM when the environment is retired):
+    # return this process's idle credit leases now rather than at reconcile time.
+    gateway = app.state.gateway
+    if "wallet" in vars(gateway):
+        try:
+            await anyio.to_thread.run_sync(gateway.wallet.release)
+        except Exception:  # noqa: BLE001 - the sweeper folds them in anyway
+            log.warning("could not return the credit leases at shutdown", exc_info=True)
 
 
 def error_codec(request: Request) -> ModuleType:

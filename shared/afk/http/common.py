@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from afk import observability
 from afk.auth import Principal, key_from
 from afk.errors import GatewayError, InvalidRequest, RequestTooLarge
+from afk.http.json_input import parse_json
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 REQUEST_ID_HEADER = "x-afk-request-id"
@@ -61,20 +62,22 @@ class CompactJSONResponse(JSONResponse):
         return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-async def json_body(request: Request) -> Any:
-    """The request's JSON body, or a 400/413 the caller can act on."""
+async def json_body(request: Request, *, max_bytes: int = MAX_BODY_BYTES) -> Any:
+    """The request's JSON body, or a 400/413 the caller can act on (strict JSON:
+    see afk.http.json_input)."""
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise RequestTooLarge(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise RequestTooLarge(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
+    if length and length.isdigit() and int(length) > max_bytes:
+        raise RequestTooLarge(f"The request body exceeds {max_bytes} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():  # a chunked upload stops at the limit too
+        size += len(chunk)
+        if size > max_bytes:
+            raise RequestTooLarge(f"The request body exceeds {max_bytes} bytes.")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw.strip():
         raise InvalidRequest("The request body is empty; send a JSON object.")
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
+    return parse_json(raw)
 
 
 def caller_key(request: Request) -> str | None:

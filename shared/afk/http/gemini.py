@@ -13,7 +13,13 @@ from starlette.responses import Response
 from afk import pipeline
 from afk.dialects import gemini
 from afk.errors import NotFound
-from afk.http.common import CompactJSONResponse, authenticate, json_body, request_id
+from afk.http.common import (
+    MAX_BODY_BYTES,
+    CompactJSONResponse,
+    authenticate,
+    json_body,
+    request_id,
+)
 from afk.http.routing import Router
 from afk.http.streaming import respond
 
@@ -29,9 +35,11 @@ async def model_method(version: str, target: str, request: Request) -> Response:
     if version not in VERSIONS or method not in METHODS or not model:
         raise NotFound(f"Unknown route: POST {request.url.path}", code="unknown_route")
     principal = await authenticate(request)
-    body = await json_body(request)
     gateway = request.app.state.gateway
-    if method == "countTokens":
+    counting = method == "countTokens"  # free of charge, so smaller bodies only
+    body = await json_body(request, max_bytes=gateway.settings.count_tokens_max_bytes
+                           if counting else MAX_BODY_BYTES)
+    if counting:
         count = await pipeline.count_tokens(gateway, gemini, principal, body,
                                             pipeline.parse_caller(
                                                 gemini, gemini.parse_count_tokens, body,

@@ -52,10 +52,11 @@ async def get_response(response_id: str, request: Request) -> Response:
 @router.delete("/v1/responses/{response_id}")
 async def delete_response(response_id: str, request: Request) -> Response:
     principal = await authenticate(request)
-    store = request.app.state.gateway.store
-    if not await anyio.to_thread.run_sync(store.responses.delete, principal.account_id,
+    gateway = request.app.state.gateway
+    if not await anyio.to_thread.run_sync(gateway.store.responses.delete, principal.account_id,
                                           response_id):
         raise _not_found(response_id)
+    gateway.responses_usage.discard(principal.account_id)  # room made: read it afresh
     return CompactJSONResponse({"id": response_id, "object": "response", "deleted": True})
 
 

@@ -2,20 +2,113 @@
 
 A provider subclass says only what differs: the URL, the headers, the body
 for a passthrough or an IR call, and how the upstream's error bodies read.
+
+Upstream errors reach the caller in our own words (`reworded`): the provider,
+the HTTP status and the upstream's error type (and an identifier-shaped code
+and param) are kept; the upstream's message never is. It is the operator's
+business, not the caller's: it names the operator's organization, its limits,
+sometimes a fragment of its key. The operator's log gets the provider's
+request id to look the error up with the provider.
 """
 
 from __future__ import annotations
 
+import copy
+import json
+import logging
+import re
 from types import ModuleType
 from typing import Any
 
 import httpx
 
+from afk import observability
 from afk.errors import GatewayError, UpstreamError
 from afk.providers import Call, Completion, Frame, UpstreamStream
 from afk.providers.transport import client_for_loop, json_body, open_sse, upstream_errors
 from afk.settings import Settings
 from afk.sse import ServerSentEvent
+
+log = logging.getLogger("afk.providers")
+
+# What may pass from an upstream error body to the caller: identifiers, never text.
+_TYPE = re.compile(r"^(?:[a-z][a-z0-9_]{0,63}|[A-Z][A-Z0-9_]{0,63})$")
+_PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\[\]]{0,79}$")
+_WHAT = {  # error kind -> what happened, what to do
+    "rate_limit": ("is rate-limiting the gateway", " Retry later."),
+    "overloaded": ("is overloaded", " Retry later."),
+    "invalid_request": ("refused the request as invalid", ""),
+    "request_too_large": ("refused the request as too large", ""),
+    "timeout": ("timed out", " Retry later."),
+}
+
+
+def _identifier(value: Any, pattern: re.Pattern[str]) -> str | None:
+    if isinstance(value, str) and pattern.match(value) and observability.redact(value) == value:
+        return value
+    return None
+
+
+def _detail(body: Any) -> dict[str, Any]:
+    """The error object of an upstream error body, in any provider's shape: an HTTP
+    body `{"error": {...}}`, a flat in-stream error event, or a failed response."""
+    if not isinstance(body, dict):
+        return {}
+    for candidate in (body.get("error"), (body.get("response") or {}).get("error")
+                      if isinstance(body.get("response"), dict) else None):
+        if isinstance(candidate, dict):
+            return candidate
+    return body
+
+
+def upstream_type(body: Any) -> str | None:
+    """The upstream's own error type (Anthropic and OpenAI `type`, Gemini `status`,
+    else an OpenAI `code`), if it is an identifier."""
+    detail = _detail(body)
+    for name in ("type", "status", "code"):
+        found = _identifier(detail.get(name), _TYPE)
+        if found is not None and found != "error":
+            return found
+    return None
+
+
+def _upstream_text(body: Any) -> str | None:
+    detail = _detail(body)
+    for text in (detail.get("message"), body.get("error") if isinstance(body, dict) else None):
+        if isinstance(text, str) and text.strip():
+            return text.strip()
+    return None
+
+
+def reworded(error: GatewayError, *, provider: str, status: int, body: Any) -> GatewayError:
+    """`error` (what a codec made of an upstream error body) in our own words: same
+    class, HTTP status, kind and retry hints; the upstream's status, type, and an
+    identifier-shaped code and param named; the upstream's message dropped. An
+    error the codec already worded itself (a refused credential) keeps its words."""
+    detail = _detail(body)
+    mapped = copy.copy(error)
+    mapped.code = _identifier(error.code, _TYPE) or _identifier(detail.get("code"), _TYPE)
+    mapped.param = _identifier(error.param, _PARAM)
+    text = _upstream_text(body)
+    if text is None or text not in error.message:
+        return mapped
+    kind = upstream_type(body)
+    said = ", ".join(x for x in (
+        f"HTTP {status}" if status else None, kind,
+        f"code {mapped.code}" if mapped.code and mapped.code != kind else None,
+        f"param {mapped.param}" if mapped.param else None) if x)
+    what, advice = _WHAT.get(error.kind, ("failed", ""))
+    mapped.message = f"The {provider} upstream {what}" + (f" ({said})." if said else ".") \
+        + advice
+    mapped.args = (mapped.message,)
+    return mapped
+
+
+def _event_body(event: ServerSentEvent) -> Any:
+    try:
+        return json.loads(event.data)
+    except ValueError:
+        return None
 
 
 class HTTPProvider:
@@ -26,6 +119,7 @@ class HTTPProvider:
         upstream = settings.upstreams[self.name]
         self.base_url = upstream.base_url
         self.api_key = upstream.api_key
+        observability.register_secret(self.api_key)  # never in a log line, whatever its shape
         self._settings = settings
 
     @property
@@ -42,6 +136,12 @@ class HTTPProvider:
     def body(self, call: Call, *, stream: bool) -> dict[str, Any]:
         raise NotImplementedError
 
+    async def prepare(self, call: Call) -> None:
+        """Make `call` what will be sent (before the hold: its body is what is quoted)."""
+
+    def upstream_body(self, call: Call, *, stream: bool) -> dict[str, Any] | None:
+        return self.body(call, stream=stream)
+
     # -------------------------------------------------------- shared
     def client(self) -> httpx.AsyncClient:
         return client_for_loop(self._settings.connect_timeout, self._settings.read_timeout)
@@ -50,14 +150,19 @@ class HTTPProvider:
         try:
             body = response.json()
         except ValueError:
-            body = {"error": {"message": response.text[:300] or response.reason_phrase}}
+            body = {}
         status = response.status_code
+        log.warning("the %s upstream answered HTTP %s (%s; upstream request id %s)", self.name,
+                    status, upstream_type(body) or "no error type",
+                    response.headers.get("x-request-id") or response.headers.get("request-id")
+                    or "none")
         if status in (401, 403):
             # The provider refused OUR credentials: a gateway fault, not the caller's.
             return UpstreamError(f"The gateway's {self.name} credentials were refused upstream.")
         if status == 404:
             return UpstreamError(f"The {self.name} upstream does not serve this model.")
-        error = self.codec.error_from_body(body, status=status)
+        error = reworded(self.codec.error_from_body(body, status=status), provider=self.name,
+                         status=status, body=body)
         # Overload, rate limits, timeouts and conflicts say "try again", unless the
         # provider's own x-should-retry (OpenAI, Anthropic) says not to. A request
         # the provider found invalid is never sent again.
@@ -76,7 +181,10 @@ class HTTPProvider:
         if response.status_code >= 300:
             raise self.error(response)
         raw = json_body(response, self.name)
-        return Completion(response=self.codec.parse_response(raw), raw=raw)
+        try:
+            return Completion(response=self.codec.parse_response(raw), raw=raw)
+        except GatewayError as error:  # a 200 reporting a failed response
+            raise reworded(error, provider=self.name, status=0, body=raw) from None
 
     async def open_stream(self, call: Call) -> UpstreamStream:
         decoder = self.codec.StreamDecoder()
@@ -84,7 +192,11 @@ class HTTPProvider:
         codec = self.codec
 
         def decode(event: ServerSentEvent) -> Frame:
-            events = decoder.feed(event)
+            try:
+                events = decoder.feed(event)
+            except GatewayError as error:  # an in-stream error event, or a broken stream
+                raise reworded(error, provider=self.name, status=0,
+                               body=_event_body(event)) from None
             return Frame(events=events, raw=event,
                          relay=codec.passthrough_keep(decoder, include_usage=include_usage))
 

@@ -6,8 +6,15 @@ fetch is bounded in every direction:
   private, link-local, multicast or reserved targets), and the connection goes
   to the address that was checked (no DNS-rebinding window), with TLS still
   verified against the host name;
-* at most MAX_BYTES, within TIMEOUT seconds, no redirects followed;
+* at most MAX_BYTES per image, no redirects followed;
 * the answer must say it is an image.
+
+It is also work the gateway does for free (a request whose fetch fails is
+billed nothing), so each request has a budget (`ImageBudget`): at most so many
+images, so many bytes in all, and one wall-clock deadline over the whole
+fetch (a slow server trickling bytes cannot stretch it read by read). The
+images of a request are fetched concurrently, a few at a time; the first
+failure cancels the rest.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import anyio
 import httpx
 
 from afk import ir
@@ -27,6 +35,8 @@ from afk.errors import InvalidRequest
 
 MAX_BYTES = 20 * 1024 * 1024
 TIMEOUT = 10.0
+MAX_IMAGES = 16
+CONCURRENCY = 4
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -44,23 +54,92 @@ async def resolve(host: str, port: int) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageBudget:
+    """What one request may have fetched: images, bytes in all, seconds in all."""
+
+    images: int = MAX_IMAGES
+    bytes: int = MAX_BYTES
+    seconds: float = TIMEOUT
+
+
+@dataclass(slots=True)
+class _Spent:
+    """Bytes left of a request's budget, shared by its concurrent fetches."""
+
+    bytes_left: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
 class ImageFetcher:
     resolver: Resolver = resolve
     is_allowed: Callable[[str], bool] = is_public_address
     schemes: tuple[str, ...] = ("https",)
-    max_bytes: int = MAX_BYTES
-    timeout: float = TIMEOUT
+    max_bytes: int = MAX_BYTES  # per image
+    timeout: float = TIMEOUT  # one fetch on its own, wall clock
+    concurrency: int = CONCURRENCY
 
     async def fetch(self, url: str) -> ir.Image:
+        """One image, within `max_bytes` and `timeout` seconds in all."""
+        with anyio.move_on_after(self.timeout) as scope:
+            return await self._fetch(url, _Spent(self.max_bytes, self.max_bytes))
+        assert scope.cancelled_caught
+        raise _refusal(url)(f"it took longer than {self.timeout:g} s to fetch")
+
+    async def inline(self, request: ir.Request, keep: Callable[[str], bool],
+                     budget: ImageBudget | None = None) -> None:
+        """Replace every image URL in `request` that `keep` rejects by its bytes,
+        within `budget` for the whole request."""
+        budget = budget or ImageBudget()
+        targets = [(message, i, block) for message in request.messages
+                   for i, block in enumerate(message.content)
+                   if isinstance(block, ir.Image) and block.url and block.data is None
+                   and not block.url.startswith("data:") and not keep(block.url)]
+        if not targets:
+            return
+        if len(targets) > budget.images:
+            raise InvalidRequest(
+                f"The request has {len(targets)} image URLs for a model that takes images "
+                f"only inline; the gateway fetches at most {budget.images} per request. "
+                "Send the others as base64 data.", param="messages", code="image_fetch_failed")
+        spent = _Spent(budget.bytes, budget.bytes)
+        fetched: dict[int, ir.Image] = {}
+        failures: list[InvalidRequest] = []
+        limiter = anyio.CapacityLimiter(self.concurrency)
+
+        async def fetch_one(index: int, url: str, group: anyio.abc.TaskGroup) -> None:
+            async with limiter:
+                try:
+                    fetched[index] = await self._fetch(url, spent)
+                except InvalidRequest as error:
+                    failures.append(error)
+                    group.cancel_scope.cancel()  # the request fails: stop the others
+
+        with anyio.move_on_after(budget.seconds) as deadline:
+            async with anyio.create_task_group() as group:
+                for index, (_, _, block) in enumerate(targets):
+                    group.start_soon(fetch_one, index, block.url, group)
+        if failures:
+            raise failures[0]
+        if deadline.cancelled_caught:
+            raise InvalidRequest(
+                f"The request's image URLs could not be fetched within {budget.seconds:g} s "
+                "in all. Send the images as base64 data.", param="messages",
+                code="image_fetch_failed")
+        for index, (message, i, block) in enumerate(targets):
+            image = fetched[index]
+            image.detail = block.detail
+            message.content[i] = image
+
+    async def _fetch(self, url: str, spent: _Spent) -> ir.Image:
         parts = urlsplit(url)
         refuse = _refusal(url)
         if parts.scheme not in self.schemes or not parts.hostname:
             raise refuse("only https image URLs can be fetched")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            addresses = await asyncio.wait_for(self.resolver(parts.hostname, port),
-                                               self.timeout)
-        except (OSError, TimeoutError):
+            addresses = await self.resolver(parts.hostname, port)
+        except OSError:
             raise refuse("its host does not resolve") from None
         if not addresses or not all(self.is_allowed(a) for a in addresses):
             raise refuse("its host is not a public address")
@@ -81,21 +160,15 @@ class ImageFetcher:
                 body = bytearray()
                 async for chunk in resp.aiter_bytes():
                     body += chunk
+                    spent.bytes_left -= len(chunk)
                     if len(body) > self.max_bytes:
                         raise refuse(f"it is larger than {self.max_bytes} bytes")
+                    if spent.bytes_left < 0:
+                        raise refuse(f"the request's images are larger than {spent.limit} "
+                                     "bytes in all")
         except httpx.HTTPError as exc:
             raise refuse(f"fetching it failed ({type(exc).__name__})") from None
         return ir.Image(data=base64.b64encode(bytes(body)).decode(), media_type=media_type)
-
-    async def inline(self, request: ir.Request, keep: Callable[[str], bool]) -> None:
-        """Replace every image URL in `request` that `keep` rejects by its bytes."""
-        for message in request.messages:
-            for i, block in enumerate(message.content):
-                if isinstance(block, ir.Image) and block.url and block.data is None \
-                        and not block.url.startswith("data:") and not keep(block.url):
-                    fetched = await self.fetch(block.url)
-                    fetched.detail = block.detail
-                    message.content[i] = fetched
 
 
 def _refusal(url: str) -> Callable[[str], InvalidRequest]:
