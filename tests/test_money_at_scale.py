@@ -45,7 +45,8 @@ endpoint, upstream, port, table = sys.argv[1], sys.argv[2], int(sys.argv[3]), sy
 settings = replace(Settings.from_env({}), table=table, dynamodb_endpoint=endpoint,
                    upstreams={"openai": Upstream(upstream + "/v1", "k")})
 gateway = Gateway(settings, store=Store(Dynamo(table, endpoint_url=endpoint)))
-uvicorn.run(create_app("local", gateway), host="127.0.0.1", port=port, log_level="warning")
+uvicorn.run(create_app("local", gateway), host="127.0.0.1", port=port, log_level="warning",
+            timeout_keep_alive=75)
 """
 
 
