@@ -134,14 +134,16 @@ def test_upstream_unreachable_is_502(make_customer, settings, store):
     customer.assert_books_balance()
 
 
-def test_mid_stream_error_reaches_the_caller_and_bills_nothing(customer: Customer,
-                                                               fake_openai: FakeOpenAI):
+def test_mid_stream_error_after_output_bills_what_was_generated(customer: Customer,
+                                                                fake_openai: FakeOpenAI):
+    """The provider bills the output it generated before its error (issue 19)."""
     fake_openai.push(Reply(text="partial answer", mid_stream_error="upstream exploded"))
     with pytest.raises(openai.APIError):
         list(customer.openai().chat.completions.create(model=MODEL, messages=MESSAGES,
                                                        stream=True))
     [entry] = customer.charges()
-    assert (entry.amount, entry.status) == (0, "error")
+    assert entry.status == "error" and entry.estimated
+    assert entry.output_tokens >= 2 and entry.amount > 0
     customer.assert_books_balance()
 
 
