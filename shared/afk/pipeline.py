@@ -8,6 +8,7 @@ auth -> model lookup -> inbound codec: wire -> IR -> quote -> reserve hold
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import json
 import logging
 import random
@@ -25,13 +26,14 @@ from afk.auth import Principal
 from afk.billing.meter import Meter
 from afk.billing.money import format_usd
 from afk.billing.quote import Quote, estimate_input_tokens, make_quote
+from afk.billing.wallet import Shortfall
 from afk.catalog import Model
 from afk.errors import (
     GatewayError,
     InsufficientCredits,
     InvalidRequest,
     RateLimited,
-    StoreUnavailable,
+    UpstreamTimeout,
 )
 from afk.gateway import Gateway
 from afk.providers import Call
@@ -60,47 +62,54 @@ class Reservation:
     quote: Quote
     model: Model
     fair_input_tokens: int  # billed for the prompt if the provider never reports usage
+    settlement: Settlement | None = None  # set once: a reservation settles exactly once
 
 
 async def reserve(gateway: Gateway, principal: Principal, model: Model, request: ir.Request,
                   *, cap: int | None, endpoint: str, request_id: str) -> Reservation:
-    """Quote the worst case and hold it: one conditional write on the happy path.
+    """Quote the worst case and reserve it against this environment's credit lease:
+    no I/O while the lease covers it (billing/wallet.py).
 
-    The first attempt quotes without reading the balance. If the write is
-    refused, the account it returns (balance and current cap) is used to
-    re-quote: lowering max tokens to what the balance affords, or a 402.
+    The first attempt quotes without knowing the balance. If the balance cannot
+    cover it, the account the refusal returns is used to re-quote: lowering
+    max tokens to what is spendable, or a 402.
     """
     input_tokens = estimate_input_tokens(request)
     balance: int | None = None
+    wallet = gateway.wallet
     for _ in range(RESERVE_ATTEMPTS):
         quote = make_quote(model, input_tokens=input_tokens,
                            requested=request.max_output_tokens, cap=cap, balance=balance)
         hold = Hold(id=request_id, account_id=principal.account_id, amount=quote.amount,
                     model=model.id, endpoint=endpoint, key_id=principal.key_id,
                     created_ms=int(time.time() * 1000))
-        refused = await anyio.to_thread.run_sync(gateway.store.ledger.reserve, hold)
-        if refused is None:
-            return Reservation(hold=hold, quote=quote, model=model,
-                               fair_input_tokens=estimate_input_tokens(request, fair=True))
-        gateway.remember(refused)
-        cap, balance = refused.caps.get(model.id), refused.balance
+        lease = wallet.reserve_local(hold)
+        if lease is None:
+            result = await anyio.to_thread.run_sync(wallet.reserve, hold)
+            if isinstance(result, Shortfall):
+                view = gateway.remember(result.account)
+                cap, balance = view.caps.get(model.id), result.spendable
+                continue
+            lease = result
+        return Reservation(hold=dataclasses.replace(hold, lease_id=lease.id), quote=quote,
+                           model=model,
+                           fair_input_tokens=estimate_input_tokens(request, fair=True))
     raise InsufficientCredits("The balance is changing too fast to reserve credits for this "
                               "request; retry it.", code="insufficient_credits")
 
 
 async def settle(gateway: Gateway, reservation: Reservation, meter: Meter,
                  outcome: str) -> Settlement:
-    """Charge what the meter says and release the rest. Never raises: if the store
-    stays down, the hold is left for the sweeper and the caller still gets the answer."""
-    settlement = meter.settlement(reservation.model, hold=reservation.hold.amount,
-                                  outcome=outcome,
-                                  prompt_tokens_estimate=reservation.fair_input_tokens)
+    """Charge what the meter says and release the rest, once: a second call returns
+    the first settlement. Never raises: if the store stays down past its retry
+    budget, the charge is kept and retried by this environment's next settle."""
+    if reservation.settlement is not None:
+        return reservation.settlement
+    settlement = reservation.settlement = meter.settlement(
+        reservation.model, hold=reservation.hold.amount, outcome=outcome,
+        prompt_tokens_estimate=reservation.fair_input_tokens)
     with anyio.CancelScope(shield=True):
-        try:
-            await anyio.to_thread.run_sync(gateway.store.ledger.settle, reservation.hold,
-                                           settlement)
-        except StoreUnavailable:
-            log.exception("settle failed; hold %s left for the sweeper", reservation.hold.id)
+        await anyio.to_thread.run_sync(gateway.wallet.settle, reservation.hold, settlement)
     observability.observe_settlement(  # upstream time ~ since the hold was taken
         reservation.model.id, reservation.hold.endpoint, settlement, settlement.charge,
         int(time.time() * 1000) - reservation.hold.created_ms)
@@ -272,15 +281,45 @@ async def _with_retries(call: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")
 
 
+def call_budget(max_call_seconds: float) -> float:
+    """Seconds a call may run in a function whose timeout is `max_call_seconds`:
+    each function stops its upstream call a margin before its own timeout (20 s,
+    or a tenth of a short one) and settles, so a call is billed by the function
+    that made it, never left for the sweeper (which meets only crashes)."""
+    return max(1.0, max_call_seconds - min(20.0, max(2.0, max_call_seconds / 10)))
+
+
+def _deadline(gateway: Gateway, reservation: Reservation) -> float:
+    """The monotonic time by which the call must be over (settled, answered)."""
+    spent = time.time() - reservation.hold.created_ms / 1000
+    return time.monotonic() + call_budget(gateway.settings.max_call_seconds) - spent
+
+
+def _deadline_error(gateway: Gateway) -> UpstreamTimeout:
+    return UpstreamTimeout(
+        f"The model did not finish within this gateway's time limit "
+        f"({call_budget(gateway.settings.max_call_seconds):.0f} s); the call was "
+        "stopped and billed for what it used.", code="deadline_exceeded")
+
+
+def _failure_outcome(error: GatewayError) -> str:
+    return "timeout" if isinstance(error, UpstreamTimeout) else "error"
+
+
 async def _settling_on_failure(gateway: Gateway, reservation: Reservation,
                                upstream_call: Callable[[], Awaitable[T]]) -> T:
-    """Make the upstream call (retried where that is safe); if it fails for good
-    (or the caller goes away), settle the hold for nothing before the failure
-    propagates."""
+    """Make the upstream call (retried where that is safe) within the function's
+    deadline; if it fails for good (or the caller goes away), settle the hold
+    for what the provider bills of it before the failure propagates."""
     try:
-        return await _with_retries(upstream_call)
-    except GatewayError:
-        await settle(gateway, reservation, Meter(), "error")
+        with anyio.fail_after(max(0.0, _deadline(gateway, reservation) - time.monotonic())):
+            return await _with_retries(upstream_call)
+    except TimeoutError:
+        error = _deadline_error(gateway)
+        await settle(gateway, reservation, Meter(), "timeout")
+        raise error from None
+    except GatewayError as error:
+        await settle(gateway, reservation, Meter(usage=error.usage), _failure_outcome(error))
         raise
     except BaseException:
         await settle(gateway, reservation, Meter(), "disconnected")
@@ -317,11 +356,21 @@ async def _stream(gateway: Gateway, codec: ModuleType, provider: Any, call: Call
                                   **turn.codec_options)
     seen: list[ir.StreamEvent] = []
 
+    deadline = _deadline(gateway, reservation)
+
     async def relay() -> AsyncIterator[list[sse.ServerSentEvent]]:
         settled = False
         outcome = "disconnected"  # until proven otherwise: a cancel lands in `finally`
+        frames = upstream.frames.__aiter__()
         try:
-            async for batch in upstream.frames:
+            while True:
+                # The deadline bounds each wait only (a cancel scope never spans a yield).
+                with anyio.move_on_after(deadline - time.monotonic()) as waiting:
+                    batch = await anext(frames, None)
+                if waiting.cancelled_caught:
+                    raise _deadline_error(gateway)
+                if batch is None:
+                    break
                 out: list[sse.ServerSentEvent] = []
                 for frame in batch:
                     for event in frame.events:
@@ -348,7 +397,9 @@ async def _stream(gateway: Gateway, codec: ModuleType, provider: Any, call: Call
                     yield out
             outcome = "ok" if meter.completed else outcome
         except GatewayError as error:
-            outcome = "error"
+            outcome = _failure_outcome(error)
+            if error.usage is not None and meter.usage is None:
+                meter.usage = error.usage
             if not settled:
                 await settle(gateway, reservation, meter, outcome)
                 settled = True
@@ -371,8 +422,31 @@ async def count_tokens(gateway: Gateway, codec: ModuleType, principal: Principal
                        body: Any, request: ir.Request,
                        caller_headers: dict[str, str] | None = None) -> int:
     """The prompt's input tokens: the provider's own count where it has one, else
-    the offline estimate. Never bills and never runs a generation."""
-    model, _ = await anyio.to_thread.run_sync(gateway.model_for, principal, request.model)
+    the offline estimate. Never bills and never runs a generation, but is not a
+    free path: it needs credit on the account (402), and counts against the
+    key's rpm and against a per-key counting rpm of its own (429), checked in
+    that order, before anything reaches the provider. (Its body size has its own
+    limit too, at the route.)"""
+    if gateway.accounts_cache.get(principal.account_id) is not None:
+        model, view = gateway.model_for(principal, request.model)  # cached: no I/O, no hop
+    else:
+        model, view = await anyio.to_thread.run_sync(gateway.model_for, principal,
+                                                     request.model)
+    observability.bind(model=model.id)
+    if view.credit is not None and view.credit <= 0:
+        raise InsufficientCredits("Counting tokens needs credit on the account, and its "
+                                  "balance is $0. Add credits to continue.",
+                                  code="insufficient_credits")
+    if principal.rpm is not None:
+        await enforce_rate_limit(gateway, principal)
+    limit = gateway.settings.count_tokens_rpm
+    if limit:
+        wait = await anyio.to_thread.run_sync(gateway.store.keys.count_request,
+                                              f"{principal.key_id}#count", limit)
+        if wait is not None:
+            raise RateLimited(f"This key may count tokens {limit} times a minute. Retry in "
+                              f"{max(1, round(wait))} s.", code="rate_limit_exceeded",
+                              retry_after=max(1.0, wait))
     provider = gateway.provider(model.provider)
     call = Call(request=request, model=model, caller_headers=caller_headers or {})
     if provider.dialect == codec.DIALECT:
