@@ -27,6 +27,7 @@ lint: install
 
 bench: install
 	cd bench && ../$(BIN)/python run.py
+	$(BIN)/python -m bench.money_at_scale
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info shared/*.egg-info
