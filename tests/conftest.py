@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from afk import observability
 from afk.billing.money import from_pico, parse_usd, to_pico
 from afk.gateway import Gateway
 from afk.http.apps import create_app
@@ -24,6 +25,26 @@ from tests.support.fake_openai import FakeOpenAI
 from tests.support.servers import serve
 
 UPSTREAM_KEY = "sk-upstream-secret"
+
+
+@pytest.fixture(autouse=True)
+def holds_bound_the_bill(request, monkeypatch) -> Iterator[list]:
+    """Every settlement of every test: the hold covered the provider's bill for what
+    was forwarded, so nothing went `uncovered` (usage cost above the hold, not
+    charged). The fakes report what the real provider would bill; a test that
+    drives usage above the hold on purpose says so with `uncovered_allowed`."""
+    uncovered: list[tuple[str, str, int]] = []
+    observe = observability.observe_settlement
+
+    def watched(model, route, settlement, cost_pico, upstream_ms) -> None:
+        if getattr(settlement, "uncovered", 0):
+            uncovered.append((model, route, settlement.uncovered))
+        observe(model, route, settlement, cost_pico, upstream_ms)
+
+    monkeypatch.setattr(observability, "observe_settlement", watched)
+    yield uncovered
+    if request.node.get_closest_marker("uncovered_allowed") is None:
+        assert uncovered == [], f"usage exceeded the hold (model, route, pico-USD): {uncovered}"
 
 
 @pytest.fixture(scope="session")

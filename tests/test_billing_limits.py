@@ -19,8 +19,10 @@ PRICES = Catalog.load().get(MODEL).prices
 MESSAGES = [{"role": "user", "content": "Write a long poem."}]
 
 
+@pytest.mark.uncovered_allowed
 def test_cap_lowers_max_tokens_upstream_and_bounds_the_charge(customer: Customer,
-                                                              fake_openai: FakeOpenAI):
+                                                              fake_openai: FakeOpenAI,
+                                                              holds_bound_the_bill: list):
     with customer.http() as http:
         assert http.put(f"/v1/account/caps/{MODEL}", json={"usd": "0.001"}).status_code == 200
         listed = {m["id"]: m for m in http.get("/v1/models").json()["data"]}
@@ -38,6 +40,10 @@ def test_cap_lowers_max_tokens_upstream_and_bounds_the_charge(customer: Customer
     assert sent * PRICES.output / 1_000_000 <= Decimal("0.001")
     assert (sent + 1) * PRICES.output / 1_000_000 > Decimal("0.001") - Decimal("0.0001")
     assert Decimal(raw.headers["x-afk-cost"]) <= Decimal("0.001")
+    # No real provider bills output above the cap it was sent; this fake did, and the
+    # shortfall is the operator's alarm (UncoveredNanoUSD), never the customer's bill.
+    assert [(model, uncovered > 0) for model, _, uncovered in holds_bound_the_bill] == [
+        (MODEL, True)]
     customer.assert_books_balance()
 
     with customer.http() as http:

@@ -140,15 +140,14 @@ def test_gemini_cli(clis, model: str, customer: Customer, fakes: dict, tmp_path:
 @pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.5-flash"])
 def test_codex(clis, model: str, customer: Customer, fakes: dict, tmp_path: Path):
     """Codex speaks the Responses API: developer messages, namespaced tools, reasoning
-    settings and the hosted web_search tool. Only OpenAI models can run hosted web
-    search, so for other providers Codex is configured without it (web_search =
+    settings and the hosted web_search tool. Hosted web search is not priced by the
+    gateway (on any provider), so Codex is configured without it (web_search =
     "disabled"); otherwise the gateway answers a 400 naming the tool."""
     provider = CATALOG.get(model).provider
     usage = script(provider, fakes)
     (tmp_path / ".codex").mkdir()
-    web_search = "" if provider == "openai" else 'web_search = "disabled"\n'
     (tmp_path / ".codex" / "config.toml").write_text(
-        f'model = "{model}"\nmodel_provider = "afk"\n{web_search}\n'
+        f'model = "{model}"\nmodel_provider = "afk"\nweb_search = "disabled"\n\n'
         "[model_providers.afk]\n"
         'name = "afk gateway"\n'
         f'base_url = "{customer.url}/v1"\n'
@@ -172,11 +171,14 @@ def test_codex(clis, model: str, customer: Customer, fakes: dict, tmp_path: Path
     assert_billed(customer, model, len(requests), usage)
 
 
-def test_codex_web_search_on_another_provider_is_a_clear_400(clis, customer: Customer,
-                                                               fakes: dict, tmp_path: Path):
+@pytest.mark.parametrize("model", ["claude-haiku-4-5", "gpt-4o-mini"])
+def test_codex_web_search_is_a_clear_400(clis, model: str, customer: Customer, fakes: dict,
+                                         tmp_path: Path):
+    """Hosted web search bills per search at prices the gateway does not have: a 400
+    naming the tool on every provider (OpenAI's own included), before any upstream call."""
     (tmp_path / ".codex").mkdir()
     (tmp_path / ".codex" / "config.toml").write_text(
-        'model = "claude-haiku-4-5"\nmodel_provider = "afk"\n\n'
+        f'model = "{model}"\nmodel_provider = "afk"\n\n'
         "[model_providers.afk]\n"
         'name = "afk gateway"\n'
         f'base_url = "{customer.url}/v1"\n'
@@ -188,5 +190,5 @@ def test_codex_web_search_on_another_provider_is_a_clear_400(clis, customer: Cus
                             stdin=subprocess.DEVNULL)
     assert result.returncode != 0
     assert "web_search" in result.stdout + result.stderr
-    assert fakes["anthropic"].requests == []
+    assert fakes[CATALOG.get(model).provider].requests == []
     assert customer.charges() == []

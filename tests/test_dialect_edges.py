@@ -108,10 +108,20 @@ def test_gemini_json_array_stream_without_alt_sse(customer: Customer, fake_gemin
 def test_image_urls_reach_gemini_inline_and_private_ones_are_refused(customer: Customer,
                                                                      fake_gemini,
                                                                      monkeypatch):
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
     from afk.providers.gemini import GeminiProvider
     from afk.providers.images import ImageFetcher
+    from tests.support.media import png
     from tests.support.servers import serve
-    from tests.unit.test_images import PNG, image_server
+
+    PNG = png(2, 2)  # a real image: its size is read to price it before the call
+
+    def image_server() -> Starlette:
+        return Starlette(routes=[
+            Route("/cat.png", lambda r: Response(PNG, media_type="image/png"))])
 
     client = customer.openai()
     image_message = [{"role": "user", "content": [
@@ -123,7 +133,7 @@ def test_image_urls_reach_gemini_inline_and_private_ones_are_refused(customer: C
         client.chat.completions.create(model="gemini-2.5-flash", messages=image_message)
     assert "not a public address" in caught.value.message
     assert fake_gemini.requests == []
-    assert customer.charges()[0].amount == 0
+    assert customer.charges() == []  # fetched (and refused) before any credit was held
 
     with serve(image_server()) as url:
         async def local(host: str, port: int) -> list[str]:

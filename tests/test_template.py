@@ -263,7 +263,10 @@ def test_powertools_is_configured_for_every_function(template: dict[str, Any]) -
 def _alarm_metrics(alarm: dict[str, Any]) -> set[tuple[str, str]]:
     props = alarm["Properties"]
     if "MetricName" in props:
-        return {(props["Namespace"], props["MetricName"])}
+        namespace = props["Namespace"]
+        if isinstance(namespace, dict):  # !Sub afk/${AWS::StackName}
+            namespace = namespace["Fn::Sub"]
+        return {(namespace, props["MetricName"])}
     return {(m["MetricStat"]["Metric"]["Namespace"], m["MetricStat"]["Metric"]["MetricName"])
             for m in props["Metrics"] if "MetricStat" in m}
 
@@ -282,6 +285,19 @@ def test_alarms_cover_5xx_throttles_and_the_sweeper(template: dict[str, Any]) ->
                  for m in template["Resources"]["LambdaThrottlesAlarm"]["Properties"]["Metrics"]
                  if "MetricStat" in m}
     assert throttled == set(_functions(template))
+
+
+def test_an_uncovered_charge_alarms(template: dict[str, Any]) -> None:
+    """Usage above the hold (a quoting bug) is an operator alarm, on the metric
+    observe_settlement emits with the service dimension only."""
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    alarm = template["Resources"]["UncoveredChargesAlarm"]["Properties"]
+    assert _alarm_metrics({"Properties": alarm}) == {
+        (env["POWERTOOLS_METRICS_NAMESPACE"]["Fn::Sub"], "UncoveredNanoUSD")}
+    assert alarm["Dimensions"] == [{"Name": "service",
+                                    "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "Sum", 0, "GreaterThanThreshold")
 
 
 # ------------------------------------------------------------------ what SAM deploys

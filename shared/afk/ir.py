@@ -153,6 +153,10 @@ class Request:
     thinking_budget: int | None = None  # tokens (Anthropic budget_tokens, Gemini thinkingBudget)
     user: str | None = None
     metadata: dict[str, str] | None = None
+    # An upper bound of the input tokens the provider can bill for the body the
+    # gateway forwards (tools, media and all), set before the hold is quoted;
+    # None: estimated from this request (offline models).
+    input_bound: int | None = None
 
 
 def effort_for_budget(budget: int) -> str:
@@ -171,13 +175,15 @@ def effort_for_budget(budget: int) -> str:
 @dataclass(slots=True, kw_only=True)
 class Usage:
     """`input_tokens` includes cached reads and cache writes; `output_tokens`
-    includes reasoning."""
+    includes reasoning; `cache_write_1h_tokens` are the part of the cache writes
+    held for an hour (priced apart)."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

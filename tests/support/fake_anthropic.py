@@ -71,6 +71,7 @@ class Reply:
     input_tokens: int = 12
     output_tokens: int | None = None  # default: #text pieces + 1, or 42 with tool calls
     cache_creation_input_tokens: int = 0
+    cache_creation_1h_input_tokens: int | None = None  # set: usage.cache_creation by TTL
     cache_read_input_tokens: int = 0
     thinking_tokens: int | None = None  # sent as usage.output_tokens_details when set
     stop_reason: str | None = None  # default "end_turn", or "tool_use" with tool calls
@@ -119,6 +120,11 @@ class Reply:
             "cache_read_input_tokens": self.cache_read_input_tokens,
             "output_tokens": 1 if start else output,
         }
+        if self.cache_creation_1h_input_tokens is not None:
+            hour = self.cache_creation_1h_input_tokens
+            usage["cache_creation"] = {
+                "ephemeral_5m_input_tokens": self.cache_creation_input_tokens - hour,
+                "ephemeral_1h_input_tokens": hour}
         if self.thinking_tokens is not None and not start:
             usage["output_tokens_details"] = {"thinking_tokens": self.thinking_tokens}
         return usage

@@ -1,12 +1,15 @@
 """Quotes: the worst-case cost of a call, and the output cap that makes it fit.
 
-worst case = estimated input tokens × input price + max output tokens × output price
+worst case = input bound × the highest input-side price + max output tokens × output price
 
-The estimate is conservative and offline: no tokenizer on the hot path.
-Tokenizers produce at most one token per byte for text and in practice far
-fewer (≈4 bytes per token for English); half a token per UTF-8 byte stays
-above the real count for any natural language and most code, and any
-overestimate is returned at settle time anyway.
+The input bound is the pipeline's, taken over the very body forwarded upstream
+(billing/prompt.py: every byte at one token per byte, media by the provider's
+own rule, clamped to the context window); a request without one (an offline
+model) is estimated from the IR at half a token per byte. The input is priced
+at the most an input token can cost (a cache write, where the provider charges
+more for those), and at the long-context tier when the bound reaches it, so the
+provider's bill for what is sent never exceeds the hold. Any overestimate is
+returned at settle time.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ IMAGE_TOKENS = 1_600  # above the largest single-tile image cost of the catalog'
 
 
 def estimate_input_tokens(request: ir.Request, *, fair: bool = False) -> int:
-    """Conservative by default (the quote: must not undershoot). With `fair`, the
-    best guess instead (≈4 bytes per token): what a caller who hung up before
-    the provider reported usage is billed for the prompt."""
+    """Conservative by default (the quote: must not undershoot): the request's input
+    bound when the pipeline set one. With `fair`, the best guess instead (≈4 bytes
+    per token): what a caller who hung up before the provider reported usage is
+    billed for the prompt."""
+    if not fair and request.input_bound is not None:
+        return request.input_bound
     size = 0
     images = 0
     for message in request.messages:
@@ -64,14 +70,17 @@ class Quote:
 
 
 def usage_cost(model: Model, usage: ir.Usage) -> int:
-    """Exact cost in pico-USD: cache reads at the cached price, cache writes at the
-    cache-write price (the input price where the catalog has none), the rest at list."""
+    """Exact cost in pico-USD, at the tier the prompt's size selects: cache reads at
+    the cached price, cache writes at the cache-write price (one-hour writes at
+    theirs; the input price where the catalog has none), the rest at list."""
     cached = min(usage.cached_input_tokens, usage.input_tokens)
     written = min(usage.cache_write_tokens, usage.input_tokens - cached)
-    prices = model.prices
+    written_1h = min(usage.cache_write_1h_tokens, written)
+    prices = model.prices.tier(usage.input_tokens)
     return ((usage.input_tokens - cached - written) * prices.input_pico
             + cached * prices.cached_input_pico
-            + written * prices.cache_write_pico
+            + (written - written_1h) * prices.cache_write_pico
+            + written_1h * prices.cache_write_1h_pico
             + usage.output_tokens * prices.output_pico)
 
 
@@ -85,7 +94,8 @@ def make_quote(model: Model, *, input_tokens: int, requested: int | None,
       Without an explicit `requested`, the output cap is lowered to what the
       balance affords; with one, an unaffordable request is refused (402).
     """
-    in_price, out_price = model.prices.input_pico, model.prices.output_pico
+    prices = model.prices.tier(input_tokens)  # the bound may reach the long-context tier
+    in_price, out_price = prices.highest_input_pico, prices.output_pico
     input_cost = input_tokens * in_price
     default = model.max_output_tokens
     tokens = min(requested, default) if requested is not None else default

@@ -60,6 +60,14 @@ class Provider(Protocol):
     name: str
     dialect: str | None  # the wire dialect it speaks upstream; None for offline models
 
+    async def prepare(self, call: Call) -> None:
+        """Make `call` what will be sent (fetch what must travel inline), before the
+        hold is quoted."""
+
+    def upstream_body(self, call: Call, *, stream: bool) -> dict[str, Any] | None:
+        """The body the upstream will get for `call` (what the hold must cover), or
+        None for an offline provider."""
+
     async def complete(self, call: Call) -> Completion: ...
 
     async def open_stream(self, call: Call) -> UpstreamStream: ...

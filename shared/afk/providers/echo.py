@@ -55,6 +55,12 @@ class EchoProvider:
                          output_tokens=len(words))
         return words, usage, stop
 
+    async def prepare(self, call: Call) -> None:
+        return None
+
+    def upstream_body(self, call: Call, *, stream: bool) -> None:
+        return None  # offline: the quote estimates from the request itself
+
     async def count_tokens(self, call: Call) -> int | None:
         return sum(len(_words(t)) for t in _prompt_text(call.request))
 

@@ -27,6 +27,12 @@ class GeminiProvider(HTTPProvider):
         if call.passthrough_body is None:
             await self.images.inline(call.request, keep=takes_by_reference)
 
+    async def prepare(self, call: Call) -> None:
+        """Images by URL travel inline (Gemini fetches none itself): fetched before the
+        hold, so the quote prices them from their real size; `complete` and
+        `open_stream` then find nothing left to fetch."""
+        await self._inline_images(call)
+
     async def complete(self, call: Call) -> Completion:
         await self._inline_images(call)
         return await super().complete(call)

@@ -29,16 +29,20 @@ STOP_TO_WIRE: dict[str, str] = {
 
 
 def parse_usage(usage: dict[str, Any] | None) -> ir.Usage:
-    """Anthropic's input_tokens excludes the cache; the IR's includes it."""
+    """Anthropic's input_tokens excludes the cache; the IR's includes it. One-hour
+    cache writes (`cache_creation.ephemeral_1h_input_tokens`) are priced apart."""
     usage = usage or {}
     cache_write = int(usage.get("cache_creation_input_tokens") or 0)
     cache_read = int(usage.get("cache_read_input_tokens") or 0)
     details = usage.get("output_tokens_details") or {}
+    by_ttl = usage.get("cache_creation") if isinstance(usage.get("cache_creation"), dict) \
+        else {}
     return ir.Usage(
         input_tokens=int(usage.get("input_tokens") or 0) + cache_write + cache_read,
         output_tokens=int(usage.get("output_tokens") or 0),
         cached_input_tokens=cache_read,
         cache_write_tokens=cache_write,
+        cache_write_1h_tokens=int(by_ttl.get("ephemeral_1h_input_tokens") or 0),
         reasoning_tokens=int(details.get("thinking_tokens") or 0),
     )
 
@@ -51,6 +55,10 @@ def render_usage(usage: ir.Usage) -> dict[str, Any]:
         "cache_read_input_tokens": usage.cached_input_tokens,
         "output_tokens": usage.output_tokens,
     }
+    if usage.cache_write_1h_tokens:
+        out["cache_creation"] = {
+            "ephemeral_5m_input_tokens": usage.cache_write_tokens - usage.cache_write_1h_tokens,
+            "ephemeral_1h_input_tokens": usage.cache_write_1h_tokens}
     if usage.reasoning_tokens:
         out["output_tokens_details"] = {"thinking_tokens": usage.reasoning_tokens}
     return out

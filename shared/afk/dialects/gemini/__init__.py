@@ -13,12 +13,14 @@ is camelCase. By responsibility:
 * `responses`: response bodies, usage, finish reasons;
 * `streams`: stream state machines and the JSON-array framing;
 * `errors`: error bodies, both ways;
+* `forwarding`: what a passthrough body may carry (priced, or refused);
 * `models`: the model-list shape.
 """
 
 from __future__ import annotations
 
 from afk.dialects.gemini.errors import error_from_body, render_error, render_stream_error
+from afk.dialects.gemini.forwarding import check_forwardable
 from afk.dialects.gemini.keys import normalize_keys
 from afk.dialects.gemini.models import render_model, render_model_list
 from afk.dialects.gemini.parts import PROVIDER, render_function_call
@@ -48,7 +50,8 @@ from afk.dialects.gemini.streams import (
 
 __all__ = ["strip_reasoning",
     "DIALECT", "JSON_ARRAY_CLOSE", "MAX_STOP_SEQUENCES", "PROVIDER", "StreamDecoder",
-    "StreamEncoder", "check_translatable", "error_from_body", "normalize_keys",
+    "StreamEncoder", "check_forwardable", "check_translatable", "error_from_body",
+    "normalize_keys",
     "parse_count_tokens", "parse_request", "parse_response", "parse_usage",
     "passthrough_keep", "patch_request", "render_count_tokens", "render_error",
     "render_function_call", "render_json_array_chunk", "render_model", "render_model_list",

@@ -65,7 +65,8 @@ def parse_part(part: Any, where: str, call_id: Callable[[dict[str, Any]], str],
         return blocks + ([ir.Text(text=part["text"])] if part["text"] else [])
     if isinstance(part.get("inlineData"), dict):
         data = part["inlineData"]
-        return blocks + [ir.Image(data=data.get("data"), media_type=data.get("mimeType"))]
+        return blocks + [ir.Image(data=standard_base64(data.get("data")),
+                                  media_type=data.get("mimeType"))]
     if isinstance(part.get("fileData"), dict):
         data = part["fileData"]
         return blocks + [ir.Image(url=data.get("fileUri"), media_type=data.get("mimeType"))]
@@ -78,6 +79,12 @@ def parse_part(part: Any, where: str, call_id: Callable[[dict[str, Any]], str],
         raise InvalidRequest(f"{where}: unsupported part ({found})", param=where)
     skipped.append(f"{where} ({', '.join(kinds)})")
     return blocks
+
+
+def standard_base64(data: Any) -> Any:
+    """Gemini's bytes fields take URL-safe base64 too (google-genai sends it); the IR
+    carries the standard alphabet, which every other provider requires."""
+    return data.replace("-", "+").replace("_", "/") if isinstance(data, str) else data
 
 
 def args_object(arguments: str) -> dict[str, Any] | None:

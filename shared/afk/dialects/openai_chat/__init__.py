@@ -1,6 +1,7 @@
 """OpenAI Chat Completions (`POST /v1/chat/completions`), both directions."""
 
 from afk.dialects.openai_chat.errors import error_from_body, render_error, render_stream_error
+from afk.dialects.openai_chat.forwarding import check_forwardable, check_translatable
 from afk.dialects.openai_chat.requests import (
     parse_request,
     patch_request,
@@ -18,7 +19,8 @@ from afk.dialects.openai_chat.streams import StreamDecoder, StreamEncoder, passt
 from afk.dialects.openai_chat.wire import DIALECT, DONE
 
 __all__ = [
-    "DIALECT", "DONE", "StreamDecoder", "StreamEncoder", "error_from_body", "parse_request",
+    "DIALECT", "DONE", "StreamDecoder", "StreamEncoder", "check_forwardable",
+    "check_translatable", "error_from_body", "parse_request",
     "parse_response", "parse_usage", "passthrough_keep", "patch_request", "render_error",
     "render_request", "render_response", "render_stream_error", "render_usage",
     "requested_max_tokens", "strip_reasoning",

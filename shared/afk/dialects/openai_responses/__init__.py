@@ -12,7 +12,8 @@ responsibility:
   the upstream body, `echo_fields`;
 * `responses`: response objects both ways, output items, the input-items list;
 * `decoder` / `encoder`: the stream state machines;
-* `errors`: error bodies and in-stream failures.
+* `errors`: error bodies and in-stream failures;
+* `forwarding`: what a passthrough body may carry (priced, or refused).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from afk.dialects.openai_responses.decoder import StreamDecoder, passthrough_keep
 from afk.dialects.openai_responses.encoder import StreamEncoder, render_stream_error
 from afk.dialects.openai_responses.errors import error_from_body, render_error
+from afk.dialects.openai_responses.forwarding import check_forwardable
 from afk.dialects.openai_responses.items import parse_items, render_items
 from afk.dialects.openai_responses.requests import (
     check_translatable,
@@ -38,7 +40,8 @@ from afk.dialects.openai_responses.responses import (
 from afk.dialects.openai_responses.wire import DIALECT, PROVIDER, parse_usage, render_usage
 
 __all__ = [
-    "DIALECT", "PROVIDER", "StreamDecoder", "StreamEncoder", "check_translatable",
+    "DIALECT", "PROVIDER", "StreamDecoder", "StreamEncoder", "check_forwardable",
+    "check_translatable",
     "echo_fields", "error_from_body", "parse_items", "parse_request", "parse_response",
     "parse_usage", "passthrough_keep", "patch_request", "render_error",
     "render_input_items_list", "render_items", "render_output_items", "render_request",
