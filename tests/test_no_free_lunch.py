@@ -105,12 +105,13 @@ def test_responses_allowed_tools_bills_every_forwarded_tool(customer: Customer,
 def test_gemini_allowed_function_names_bills_every_declaration(customer: Customer,
                                                                  fake_gemini) -> None:
     """Before: the same 4 MB through `allowedFunctionNames` on gemini-2.5-pro was quoted
-    as one declaration. 800,049 tokens is past Pro's 200k threshold: long-context prices."""
+    as the allowed declarations only ($0.125 held, $2.00 billed upstream). 800,049
+    tokens is past Pro's 200k threshold: long-context prices."""
     fake_gemini.push(GeminiReply(text="ok", prompt_tokens=800_049, candidates_tokens=7))
     body = {"contents": [{"role": "user", "parts": [{"text": "Look it up."}]}],
             "tools": [{"functionDeclarations": big_tools()}],
-            "toolConfig": {"functionCallingConfig": {"mode": "ANY",
-                                                     "allowedFunctionNames": ["tool_0"]}},
+            "toolConfig": {"functionCallingConfig": {
+                "mode": "ANY", "allowedFunctionNames": ["tool_0", "tool_1"]}},
             "generationConfig": {"maxOutputTokens": 16}}
     response = post(customer, "/v1beta/models/gemini-2.5-pro:generateContent", body)
     assert response.status_code == 200, response.text
