@@ -25,6 +25,7 @@ from afk import ir, observability, sse
 from afk.auth import Principal
 from afk.billing.meter import Meter
 from afk.billing.money import format_usd
+from afk.billing.prompt import bound_input_tokens
 from afk.billing.quote import Quote, estimate_input_tokens, make_quote
 from afk.billing.wallet import Shortfall
 from afk.catalog import Model
@@ -224,6 +225,22 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
             # Coding CLIs send thinking / effort settings to every model; for a model
             # without reasoning they are hints it cannot take (its API would 400).
             request.reasoning_effort = request.thinking_budget = None
+    # The hold must cover what is forwarded: the upstream body itself (for a
+    # passthrough, the caller's, patched), every part of it priced or refused.
+    probe = Call(request=request, model=model, caller_headers=caller_headers or {})
+    if passthrough:
+        probe.passthrough_body = codec.patch_request(
+            body, model=model.upstream,
+            max_tokens=request.max_output_tokens or model.max_output_tokens, stream_usage=True)
+        if not model.reasoning:
+            probe.passthrough_body = codec.strip_reasoning(probe.passthrough_body)
+    await provider.prepare(probe)  # Gemini: image URLs fetched now, priced by their size
+    upstream = provider.upstream_body(probe, stream=request.stream)
+    if upstream is not None:
+        if passthrough:
+            parse_caller(codec, codec.check_forwardable, upstream, model=model,
+                         headers=probe.caller_headers)
+        request.input_bound = parse_caller(codec, bound_input_tokens, upstream, model)
     requested = request.max_output_tokens
     reservation = await reserve(gateway, principal, model, request,
                                 cap=view.caps.get(model.id), endpoint=endpoint,

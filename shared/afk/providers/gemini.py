@@ -7,7 +7,7 @@ from typing import Any
 from afk.dialects import gemini
 from afk.providers import Call, Completion, UpstreamStream
 from afk.providers.base import HTTPProvider
-from afk.providers.images import ImageFetcher
+from afk.providers.images import ImageBudget, ImageFetcher
 from afk.providers.transport import json_body, upstream_errors
 
 API_VERSION = "v1beta"
@@ -25,7 +25,10 @@ class GeminiProvider(HTTPProvider):
 
     async def _inline_images(self, call: Call) -> None:
         if call.passthrough_body is None:
-            await self.images.inline(call.request, keep=takes_by_reference)
+            settings = self._settings
+            await self.images.inline(call.request, keep=takes_by_reference, budget=ImageBudget(
+                images=settings.image_fetch_max_images, bytes=settings.image_fetch_max_bytes,
+                seconds=settings.image_fetch_seconds))
 
     async def prepare(self, call: Call) -> None:
         """Images by URL travel inline (Gemini fetches none itself): fetched before the
