@@ -3,12 +3,12 @@
 The charge policy, one place. What the provider bills is billed:
 * ok (completed): the provider's usage, exactly. A provider that reported none
   is billed on an estimate (and the ledger entry says `estimated`).
-* error (the upstream failed): the usage the provider reported with the
-  failure, if any (it bills it). If output had already flowed, the call is
-  billed like a disconnect: the provider generated it and bills it.
-  A failure before any output, with no usage reported, costs nothing.
-* timeout (an upstream read timeout, or this function's own deadline): the
-  provider was working: billed like a disconnect, the prompt at least.
+* error or timeout (the upstream failed or went quiet, or this function's own
+  deadline came): the usage the provider reported with the failure, if any
+  (it bills it). If output had already flowed, the call is billed like a
+  disconnect: the provider generated it and bills it. A failure before any
+  output, with no usage reported, costs nothing (a connect timeout never
+  reached the provider).
 * disconnected (the caller went away): what was generated. The provider's
   usage if it reported any, with output no less than the text already
   produced; else an estimate (prompt + output so far).
@@ -17,6 +17,7 @@ The charge policy, one place. What the provider bills is billed:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from afk import ir
@@ -72,9 +73,9 @@ class Meter:
         """`outcome` is ok | error | timeout | disconnected."""
         usage = self.usage
         estimated = False
-        cut = outcome in ("disconnected", "timeout") or (
-            outcome == "error" and self.output_deltas > 0)
-        if outcome == "error" and not cut:
+        cut = outcome == "disconnected" or (
+            outcome in ("error", "timeout") and self.output_deltas > 0)
+        if outcome in ("error", "timeout") and not cut:
             usage = usage or ir.Usage()
         elif cut and not self.completed:
             if usage is None:
@@ -82,11 +83,7 @@ class Meter:
                                  output_tokens=self.estimated_output_tokens)
                 estimated = True
             elif usage.output_tokens < self.estimated_output_tokens:
-                usage = ir.Usage(input_tokens=usage.input_tokens,
-                                 cached_input_tokens=usage.cached_input_tokens,
-                                 cache_write_tokens=usage.cache_write_tokens,
-                                 reasoning_tokens=usage.reasoning_tokens,
-                                 output_tokens=self.estimated_output_tokens)
+                usage = dataclasses.replace(usage, output_tokens=self.estimated_output_tokens)
                 estimated = True
         elif usage is None:
             usage = ir.Usage(input_tokens=prompt_tokens_estimate,
