@@ -36,7 +36,7 @@ from afk.errors import (
     RateLimited,
     UpstreamTimeout,
 )
-from afk.gateway import Gateway
+from afk.gateway import AccountView, Gateway
 from afk.providers import Call
 from afk.store import Hold, Settlement
 
@@ -126,6 +126,25 @@ async def enforce_rate_limit(gateway: Gateway, principal: Principal) -> None:
                           retry_after=max(1.0, wait))
 
 
+async def _model_for(gateway: Gateway, principal: Principal,
+                     model_id: str) -> tuple[Model, AccountView]:
+    """The caller's model and account view: no I/O and no thread hop when cached."""
+    if gateway.accounts_cache.get(principal.account_id) is not None:
+        model, view = gateway.model_for(principal, model_id)
+    else:
+        model, view = await anyio.to_thread.run_sync(gateway.model_for, principal, model_id)
+    observability.bind(model=model.id)
+    return model, view
+
+
+def _require_credit(view: AccountView, what: str) -> None:
+    """A 402 before any work the operator pays for (an upstream count, image
+    fetches) when the account has no credit at all."""
+    if view.credit is not None and view.credit <= 0:
+        raise InsufficientCredits(f"{what} needs credit on the account, and its balance is "
+                                  "$0. Add credits to continue.", code="insufficient_credits")
+
+
 def parse_caller(codec: ModuleType, parse: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a codec's parser on a caller's body. The codecs validate what callers get
     wrong in practice, with precise messages; a body malformed in a way they do not
@@ -210,12 +229,7 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
     if principal.rpm is not None:
         await enforce_rate_limit(gateway, principal)
     turn = turn or Turn()
-    if gateway.accounts_cache.get(principal.account_id) is not None:
-        model, view = gateway.model_for(principal, request.model)  # cached: no I/O, no hop
-    else:
-        model, view = await anyio.to_thread.run_sync(gateway.model_for, principal,
-                                                     request.model)
-    observability.bind(model=model.id)
+    model, view = await _model_for(gateway, principal, request.model)
     provider = gateway.provider(model.provider, dialect=codec.DIALECT)
     passthrough = provider.dialect == codec.DIALECT
     if not passthrough:
@@ -234,6 +248,7 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
             max_tokens=request.max_output_tokens or model.max_output_tokens, stream_usage=True)
         if not model.reasoning:
             probe.passthrough_body = codec.strip_reasoning(probe.passthrough_body)
+    _require_credit(view, "This request")  # before any image is fetched for it
     await provider.prepare(probe)  # Gemini: image URLs fetched now, priced by their size
     upstream = provider.upstream_body(probe, stream=request.stream)
     if upstream is not None:
@@ -444,16 +459,8 @@ async def count_tokens(gateway: Gateway, codec: ModuleType, principal: Principal
     key's rpm and against a per-key counting rpm of its own (429), checked in
     that order, before anything reaches the provider. (Its body size has its own
     limit too, at the route.)"""
-    if gateway.accounts_cache.get(principal.account_id) is not None:
-        model, view = gateway.model_for(principal, request.model)  # cached: no I/O, no hop
-    else:
-        model, view = await anyio.to_thread.run_sync(gateway.model_for, principal,
-                                                     request.model)
-    observability.bind(model=model.id)
-    if view.credit is not None and view.credit <= 0:
-        raise InsufficientCredits("Counting tokens needs credit on the account, and its "
-                                  "balance is $0. Add credits to continue.",
-                                  code="insufficient_credits")
+    model, view = await _model_for(gateway, principal, request.model)
+    _require_credit(view, "Counting tokens")
     if principal.rpm is not None:
         await enforce_rate_limit(gateway, principal)
     limit = gateway.settings.count_tokens_rpm

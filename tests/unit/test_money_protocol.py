@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -133,8 +134,7 @@ class MoneyProtocol(RuleBasedStateMachine):
             assert result.spendable < amount
             return
         assert isinstance(result, Lease)
-        self.in_flight.append((env, Hold(**{**{f: getattr(hold, f) for f in hold.__slots__},
-                                            "lease_id": result.id}), self.clock.now))
+        self.in_flight.append((env, replace(hold, lease_id=result.id), self.clock.now))
 
     @precondition(lambda self: self.in_flight)
     @rule(data=st.data(), fraction=st.integers(0, 120), crash=st.booleans())
@@ -249,7 +249,7 @@ def test_a_replayed_charge_after_a_crash_is_recorded_once() -> None:
     hold = Hold(id="req_replay", account_id=account, amount=CENT // 2, model="echo",
                 endpoint="/v1/chat/completions", key_id="", created_ms=1)
     lease = wallet.reserve(hold)
-    settled = Hold(**{**{f: getattr(hold, f) for f in hold.__slots__}, "lease_id": lease.id})
+    settled = replace(hold, lease_id=lease.id)
     wallet.settle(settled, Settlement(charge=100))
     store.leases.record_charge(lease, charge_item(settled, Settlement(charge=100), 2))
     assert [e.amount for e in store.ledger.all_entries(account) if e.type == "charge"] == [100]

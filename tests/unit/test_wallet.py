@@ -8,6 +8,7 @@ import secrets
 import threading
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -79,7 +80,7 @@ def _hold(account_id: str, amount: int, *, key_id: str = "") -> Hold:
 def _reserve(wallet: Wallet, hold: Hold) -> Hold:
     lease = wallet.reserve_local(hold) or wallet.reserve(hold)
     assert isinstance(lease, Lease), lease
-    return Hold(**{**{f: getattr(hold, f) for f in hold.__slots__}, "lease_id": lease.id})
+    return replace(hold, lease_id=lease.id)
 
 
 def assert_books(store: Store, account_id: str) -> None:
@@ -106,7 +107,7 @@ def test_a_warm_call_makes_no_call_before_upstream_and_one_write_after(table) ->
         lease = wallet.reserve_local(hold)  # the pipeline's fast path
         assert lease is not None
         assert client.calls == Counter(put_item=done)  # nothing before the upstream call
-        held = Hold(**{**{f: getattr(hold, f) for f in hold.__slots__}, "lease_id": lease.id})
+        held = replace(hold, lease_id=lease.id)
         wallet.settle(held, Settlement(charge=CENT // 4))
     assert client.calls == Counter(put_item=3)  # one write per call, to the lease's partition
     assert_books(store, account)

@@ -93,6 +93,7 @@ class Wallet:
         self._books: dict[str, _Book] = {}
         self._books_lock = threading.Lock()
         self._unwritten: list[tuple[Lease, dict]] = []  # charges the store refused for now
+        self._unwritten_lock = threading.Lock()
         self._touched: dict[str, float] = {}
         self._time = clock
 
@@ -223,7 +224,8 @@ class Wallet:
                 durable = True
             except StoreUnavailable:
                 log.exception("recording the charge of %s failed; kept to retry", hold.id)
-                self._unwritten.append((lease, item))
+                with self._unwritten_lock:
+                    self._unwritten.append((lease, item))
         with book.lock:
             spending = self._spending(book, hold.lease_id)
             if spending is not None:
@@ -243,10 +245,11 @@ class Wallet:
         return book.retired.get(lease_id)
 
     def _flush_unwritten(self) -> None:
-        while self._unwritten:
-            lease, item = self._unwritten[0]
-            self._leases.record_charge(lease, item)
-            self._unwritten.pop(0)
+        with self._unwritten_lock:  # idempotent writes; the lock keeps the list whole
+            while self._unwritten:
+                lease, item = self._unwritten[0]
+                self._leases.record_charge(lease, item)
+                self._unwritten.pop(0)
 
     def _touch(self, account_id: str, key_id: str) -> None:
         """`last_used` at most once a minute per key per environment; best effort."""

@@ -141,7 +141,7 @@ class Leases:
             self._debit(account_id, amount, floor),
             {"Put": {"TableName": self._db.table, "Item": item,
                      "ConditionExpression": "attribute_not_exists(SK)"}},
-        ], done=lambda: self._state(account_id, lease.id) is not None)
+        ], done=lambda: self.get(account_id, lease.id) is not None)
         return refused or lease
 
     def extend(self, lease: Lease, amount: int, *, expires_ms: int, reconcile_ms: int,
@@ -163,8 +163,8 @@ class Leases:
                 ":g": self._index(extended)["GSI1SK"], ":open": s("open"),
                 ":was": n(lease.version)}}}
         writes = [self._debit(lease.account_id, amount, floor), update] if amount else [update]
-        refused = self._write(writes, done=lambda: (
-            self._state(lease.account_id, lease.id) or {}).get("version") == version)
+        refused = self._write(writes, done=lambda: getattr(
+            self.get(lease.account_id, lease.id), "version", None) == version)
         return refused or extended
 
     def _debit(self, account_id: str, amount: int, floor: int) -> dict[str, Any]:
@@ -206,13 +206,6 @@ class Leases:
                                    code="account_not_found") from None
                 return Refused(Account.from_item(item))
             raise
-
-    def _state(self, account_id: str, lease_id: str) -> dict[str, int] | None:
-        with self._db.errors():
-            item = self._db.client.get_item(TableName=self._db.table,
-                                            Key=lease_key(account_id, lease_id),
-                                            ConsistentRead=True).get("Item")
-        return {"version": get_n(item, "version")} if item else None
 
     @staticmethod
     def _index(lease: Lease) -> dict[str, Any]:
