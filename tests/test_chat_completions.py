@@ -75,6 +75,21 @@ def test_stream_without_include_usage_hides_usage_but_bills_it(customer: Custome
     customer.assert_books_balance()
 
 
+def test_stream_without_include_usage_has_no_usage_key_on_the_wire(customer: Customer,
+                                                                   fake_openai: FakeOpenAI):
+    """Issue 13: OpenAI leaves `usage` out of every chunk of a stream that did not ask
+    for it; the gateway relayed the upstream's `"usage": null` (it always asks)."""
+    fake_openai.push(Reply(text="Hi there", prompt_tokens=5, completion_tokens=2))
+    with customer.http() as http, http.stream(
+            "POST", "/v1/chat/completions",
+            json={"model": MODEL, "messages": MESSAGES, "stream": True}) as response:
+        lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+    chunks = [json.loads(line[6:]) for line in lines[:-1]]
+    assert lines[-1] == "data: [DONE]"
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == "Hi there"
+    assert [c for c in chunks if "usage" in c] == []
+
+
 def test_stream_with_include_usage_passes_the_usage_chunk(customer: Customer,
                                                           fake_openai: FakeOpenAI):
     fake_openai.push(Reply(text="Hi!", prompt_tokens=9, completion_tokens=2))

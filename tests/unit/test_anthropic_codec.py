@@ -155,8 +155,7 @@ def test_passthrough_relays_everything() -> None:
     decoder = codec.StreamDecoder()
     for event in _sse((FIXTURES / "stream_text.sse").read_bytes()):
         decoder.feed(event)
-        assert codec.passthrough_keep(decoder, include_usage=False)
-    assert decoder.last_was_usage_only is False
+        assert codec.passthrough_event(decoder, event, include_usage=False) is event
 
 
 # ================================================================ streams: encode

@@ -199,7 +199,8 @@ def test_encoder_rejects_events_after_the_end() -> None:
 
 
 def test_passthrough_relays_everything() -> None:
-    assert gemini.passthrough_keep(gemini.StreamDecoder(), include_usage=False) is True
+    event = ServerSentEvent(data="{}")
+    assert gemini.passthrough_event(gemini.StreamDecoder(), event, include_usage=False) is event
 
 
 def test_json_array_framing() -> None:

@@ -181,14 +181,22 @@ def test_data_after_done_raises() -> None:
         decoder.feed(ServerSentEvent(data="{}"))
 
 
-def test_usage_only_chunk_is_flagged_for_passthrough() -> None:
+def test_passthrough_leaves_usage_out_unless_asked() -> None:
     decoder = chat.StreamDecoder()
-    kept = []
+    relayed = []
     for event in _sse(_transcript("stream_text.sse")):
         decoder.feed(event)
-        kept.append(chat.passthrough_keep(decoder, include_usage=False))
-    # every event but the usage-only chunk (second to last) is relayed
-    assert kept == [True, True, True, True, False, True]
+        relayed.append(chat.passthrough_event(decoder, event, include_usage=False))
+    # every event but the usage-only chunk (second to last) is relayed...
+    assert [r is not None for r in relayed] == [True, True, True, True, False, True]
+    # ...without a `usage` key, as OpenAI streams to a caller who did not ask for it
+    chunks = [json.loads(r.data) for r in relayed[:4]]
+    assert all("usage" not in c for c in chunks)
+    assert [c["choices"][0]["delta"].get("content") for c in chunks] == ["", "Hello", "!", None]
+    decoder = chat.StreamDecoder()
+    for event in _sse(_transcript("stream_text.sse")):
+        decoder.feed(event)
+        assert chat.passthrough_event(decoder, event, include_usage=True) is event
 
 
 def test_encoder_refuses_events_after_end() -> None:

@@ -197,8 +197,8 @@ class HTTPProvider:
             except GatewayError as error:  # an in-stream error event, or a broken stream
                 raise reworded(error, provider=self.name, status=0,
                                body=_event_body(event)) from None
-            return Frame(events=events, raw=event,
-                         relay=codec.passthrough_keep(decoder, include_usage=include_usage))
+            relayed = codec.passthrough_event(decoder, event, include_usage=include_usage)
+            return Frame(events=events, raw=relayed, relay=relayed is not None)
 
         client = self.client()
         request = client.build_request("POST", self.url(call, stream=True),

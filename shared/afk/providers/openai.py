@@ -32,7 +32,7 @@ class OpenAIProvider(HTTPProvider):
             body.pop("stream_options", None)
             return body
         # Always ask for usage: billing needs it. The caller sees the usage chunk
-        # only if it asked (see openai_chat.passthrough_keep).
+        # only if it asked (see openai_chat.passthrough_event).
         return {**body, "stream": True,
                 "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
 

@@ -10,7 +10,7 @@ from afk.dialects.anthropic.codec import (
     parse_count_tokens,
     parse_request,
     parse_response,
-    passthrough_keep,
+    passthrough_event,
     patch_request,
     render_count_tokens,
     render_error,
@@ -27,7 +27,7 @@ __all__ = [
     "DIALECT", "PROVIDER", "StreamDecoder", "StreamEncoder", "check_forwardable",
     "check_translatable",
     "error_from_body", "parse_count_tokens", "parse_request", "parse_response", "parse_usage",
-    "passthrough_keep", "patch_request", "render_count_tokens", "render_error",
+    "passthrough_event", "patch_request", "render_count_tokens", "render_error",
     "render_request", "render_response", "render_stream_error", "render_usage",
     "strip_reasoning",
 ]

@@ -35,7 +35,7 @@ from afk.sse import ServerSentEvent
 __all__ = [
     "DIALECT", "PROVIDER", "StreamDecoder", "StreamEncoder", "check_translatable",
     "error_from_body", "parse_count_tokens", "parse_request", "parse_response", "parse_usage",
-    "passthrough_keep", "patch_request", "render_count_tokens", "render_error",
+    "passthrough_event", "patch_request", "render_count_tokens", "render_error",
     "render_request", "render_response", "render_stream_error", "render_usage",
 ]
 
@@ -332,9 +332,10 @@ def render_response(response: ir.Response) -> dict[str, Any]:
 
 
 # ================================================================ streams
-def passthrough_keep(decoder: StreamDecoder, *, include_usage: bool) -> bool:
-    """Every upstream event is relayed: Anthropic streams always carry usage."""
-    return True
+def passthrough_event(decoder: StreamDecoder, event: ServerSentEvent, *,
+                      include_usage: bool) -> ServerSentEvent | None:
+    """Every upstream event is relayed as is: Anthropic streams always carry usage."""
+    return event
 
 
 # ================================================================ errors

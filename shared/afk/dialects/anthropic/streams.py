@@ -52,7 +52,6 @@ class StreamDecoder:
         self._usage: dict[str, Any] = {}
         self._kinds: dict[int, str] = {}  # wire block index -> block type
         # Anthropic streams never carry a usage-only event a caller did not ask for.
-        self.last_was_usage_only = False
 
     @property
     def done(self) -> bool:

@@ -39,7 +39,6 @@ class StreamDecoder:
         self._blocks = 0
         self._open: tuple[str, int] | None = None  # (kind, index) of an extendable block
         self._calls = 0
-        self.last_was_usage_only = False  # Gemini has no usage-only event to drop
 
     def _block(self, kind: str) -> int:
         """The open block of this kind, or a new one."""
@@ -229,9 +228,10 @@ class StreamEncoder:
         raise TypeError(f"unknown stream event {event!r}")
 
 
-def passthrough_keep(decoder: StreamDecoder, *, include_usage: bool) -> bool:
-    """Every upstream event is relayed: Gemini callers always get usage."""
-    return True
+def passthrough_event(decoder: StreamDecoder, event: ServerSentEvent, *,
+                      include_usage: bool) -> ServerSentEvent | None:
+    """Every upstream event is relayed as is: Gemini callers always get usage."""
+    return event
 
 
 def render_json_array_chunk(response: dict[str, Any], *, first: bool) -> str:

@@ -15,13 +15,13 @@ from afk.dialects.openai_chat.responses import (
     render_response,
     render_usage,
 )
-from afk.dialects.openai_chat.streams import StreamDecoder, StreamEncoder, passthrough_keep
+from afk.dialects.openai_chat.streams import StreamDecoder, StreamEncoder, passthrough_event
 from afk.dialects.openai_chat.wire import DIALECT, DONE
 
 __all__ = [
     "DIALECT", "DONE", "StreamDecoder", "StreamEncoder", "check_forwardable",
     "check_translatable", "error_from_body", "parse_request",
-    "parse_response", "parse_usage", "passthrough_keep", "patch_request", "render_error",
+    "parse_response", "parse_usage", "passthrough_event", "patch_request", "render_error",
     "render_request", "render_response", "render_stream_error", "render_usage",
     "requested_max_tokens", "strip_reasoning",
 ]

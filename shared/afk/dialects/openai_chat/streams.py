@@ -30,9 +30,9 @@ class StreamDecoder:
         self._thinking_index: int | None = None
         self._tool_index: dict[int, int] = {}
         self._blocks = 0
-        # Whether the last chunk fed was the usage-only chunk (`choices: []`);
-        # a passthrough drops it when the caller did not ask for usage.
-        self.last_was_usage_only = False
+        # The last chunk fed, parsed; a passthrough drops its usage (and the
+        # usage-only chunk, `choices: []`) when the caller did not ask for usage.
+        self.last_chunk: dict[str, Any] | None = None
 
     def _block(self, current: int | None) -> int:
         if current is not None:
@@ -43,7 +43,7 @@ class StreamDecoder:
     def feed(self, event: ServerSentEvent) -> list[ir.StreamEvent]:
         if self._done:
             raise UpstreamError("The upstream sent data after [DONE].")
-        self.last_was_usage_only = False
+        self.last_chunk = None
         if event.data == DONE:
             self._done = True
             return [ir.StreamEnd(stop_reason=self._stop or "stop")]
@@ -55,6 +55,7 @@ class StreamDecoder:
             raise UpstreamError("The upstream sent a malformed stream event.")
         if chunk.get("error"):
             raise error_from_body(chunk, status=502)
+        self.last_chunk = chunk
         out: list[ir.StreamEvent] = []
         if not self._started:
             self._started = True
@@ -67,7 +68,6 @@ class StreamDecoder:
                 self._stop = STOP_FROM_WIRE.get(choice["finish_reason"], "stop")
         if chunk.get("usage"):
             out.append(ir.UsageUpdate(usage=parse_usage(chunk["usage"])))
-            self.last_was_usage_only = not choices
         return out
 
     def _feed_delta(self, delta: dict[str, Any]) -> list[ir.StreamEvent]:
@@ -165,6 +165,17 @@ class StreamEncoder:
         raise TypeError(f"unknown stream event {event!r}")
 
 
-def passthrough_keep(decoder: StreamDecoder, *, include_usage: bool) -> bool:
-    """Whether the event the decoder just read is relayed to the caller."""
-    return include_usage or not decoder.last_was_usage_only
+def passthrough_event(decoder: StreamDecoder, event: ServerSentEvent, *,
+                      include_usage: bool) -> ServerSentEvent | None:
+    """The event the decoder just read as the caller gets it, or None to drop it.
+
+    The gateway always asks the upstream for usage (it bills from it). A caller
+    who did not ask gets what OpenAI sends such a caller: no usage-only chunk,
+    and no `usage` key at all in the other chunks (not `"usage": null`).
+    """
+    chunk = decoder.last_chunk
+    if include_usage or chunk is None or "usage" not in chunk:
+        return event
+    if not chunk.get("choices"):
+        return None
+    return ServerSentEvent(data=dumps({k: v for k, v in chunk.items() if k != "usage"}))

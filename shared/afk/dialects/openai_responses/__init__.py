@@ -18,7 +18,7 @@ responsibility:
 
 from __future__ import annotations
 
-from afk.dialects.openai_responses.decoder import StreamDecoder, passthrough_keep
+from afk.dialects.openai_responses.decoder import StreamDecoder, passthrough_event
 from afk.dialects.openai_responses.encoder import StreamEncoder, render_stream_error
 from afk.dialects.openai_responses.errors import error_from_body, render_error
 from afk.dialects.openai_responses.forwarding import check_forwardable
@@ -43,7 +43,7 @@ __all__ = [
     "DIALECT", "PROVIDER", "StreamDecoder", "StreamEncoder", "check_forwardable",
     "check_translatable",
     "echo_fields", "error_from_body", "parse_items", "parse_request", "parse_response",
-    "parse_usage", "passthrough_keep", "patch_request", "render_error",
+    "parse_usage", "passthrough_event", "patch_request", "render_error",
     "render_input_items_list", "render_items", "render_output_items", "render_request",
     "render_response", "render_stream_error", "render_usage", "strip_reasoning",
 ]

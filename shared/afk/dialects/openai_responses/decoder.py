@@ -55,7 +55,6 @@ class StreamDecoder:
         self._summary: dict[int, int] = {}  # reasoning output_index -> last summary_index
         self._calls = 0
         self.final_response: dict[str, Any] | None = None
-        self.last_was_usage_only = False  # usage only comes with the terminal event
 
     @property
     def done(self) -> bool:
@@ -202,8 +201,9 @@ _DELTAS = ("response.output_text.delta", "response.refusal.delta",
            "response.reasoning_summary_text.delta")
 
 
-def passthrough_keep(decoder: StreamDecoder, *, include_usage: bool) -> bool:
-    """Every upstream event is relayed: Responses streams carry usage only in the
-    terminal event, which the caller always gets."""
-    return True
+def passthrough_event(decoder: StreamDecoder, event: ServerSentEvent, *,
+                      include_usage: bool) -> ServerSentEvent | None:
+    """Every upstream event is relayed as is: Responses streams carry usage only in
+    the terminal event, which the caller always gets."""
+    return event
 
