@@ -75,6 +75,14 @@ class ModelNotFound(NotFound):
         )
 
 
+class Conflict(GatewayError):
+    """409: the request contradicts what was already done under the same
+    idempotency key (Stripe's `idempotency_error`)."""
+
+    status = 409
+    kind = "conflict"
+
+
 class RateLimited(GatewayError):
     status = 429
     kind = "rate_limit"

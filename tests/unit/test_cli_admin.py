@@ -138,6 +138,16 @@ def test_credits_add_idempotent(account: str, capsys: pytest.CaptureFixture[str]
     assert result["balance"] == "6.00"
 
 
+def test_credits_add_reused_key_with_other_terms_fails(
+        account: str, store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    run_json(capsys, "credits", "add", "--account", account, "--usd", "1",
+             "--idempotency-key", "evt-strict")
+    code, out, err = run(capsys, "credits", "add", "--account", account, "--usd", "2",
+                         "--idempotency-key", "evt-strict")
+    assert code == 1 and out == "" and "evt-strict" in err and "$1.00" in err
+    assert store.accounts.require(account).balance == 6 * 10**12
+
+
 @pytest.mark.parametrize("usd", ["0", "-1", "abc", "0.05f"])
 def test_credits_add_bad_amount(account: str, capsys: pytest.CaptureFixture[str],
                                 usd: str) -> None:

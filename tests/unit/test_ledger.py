@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from afk.billing.wallet import Wallet
-from afk.errors import NotFound
+from afk.errors import Conflict, NotFound
 from afk.store import Dynamo, Hold, Settlement, Store, create_table
 from afk.store.keys import KEY_PREFIX, hash_key
 
@@ -76,6 +76,25 @@ def test_add_credits_with_same_credit_id_credits_once(store: Store) -> None:
     store.accounts.add_credits(account_id, 5 * USD, credit_id="stripe-evt-2")
     assert store.accounts.require(account_id).balance == 11 * USD
     assert_books(store, account_id)
+
+
+def test_reusing_a_credit_id_for_another_amount_or_account_is_a_conflict(
+        store: Store) -> None:
+    """Issue 14: an idempotency key names one credit. Replayed with other terms it is
+    refused (409), never a silent no-op, and nothing moves."""
+    account_id, other = _account(store), _account(store)
+    store.accounts.add_credits(account_id, 5 * USD, credit_id="invoice-7")
+    with pytest.raises(Conflict) as caught:
+        store.accounts.add_credits(account_id, 6 * USD, credit_id="invoice-7")
+    assert caught.value.status == 409 and "$5.00" in caught.value.message
+    with pytest.raises(Conflict, match="another account"):
+        store.accounts.add_credits(other, 5 * USD, credit_id="invoice-7")
+    assert store.accounts.require(account_id).balance == 6 * USD
+    assert store.accounts.require(other).balance == USD
+    store.accounts.add_credits(account_id, 5 * USD, credit_id="invoice-7")  # same terms
+    assert store.accounts.require(account_id).balance == 6 * USD
+    assert_books(store, account_id)
+    assert_books(store, other)
 
 
 def test_add_credits_without_id_credits_every_time(store: Store) -> None:

@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from afk.errors import NotFound
+from afk.billing.money import format_usd
+from afk.errors import Conflict, NotFound
 from afk.store.dynamo import Dynamo, get_n, get_s, n, s
 
 
@@ -100,39 +101,71 @@ class Accounts:
 
     def add_credits(self, account_id: str, amount: int, *, note: str = "credit",
                     credit_id: str | None = None) -> Account:
-        """Add `amount` pico-USD. With a `credit_id`, retrying the same credit is a no-op."""
-        from botocore.exceptions import ClientError
-
-        from afk.store.ledger import credit_entry_item, credit_marker_item
+        """Add `amount` pico-USD in one transaction. With a `credit_id` (an idempotency
+        key), replaying the same credit is a no-op, and reusing the key for another
+        account or amount is a `Conflict` (409), never a silent no-op."""
+        from afk.store.ledger import credit_claim_item, credit_entry_item, credit_marker_item
 
         if amount <= 0:
             raise ValueError("a credit must be positive")
-        entry = credit_entry_item(account_id, amount, int(time.time() * 1000), note=note,
-                                  credit_id=credit_id)
+        now_ms = int(time.time() * 1000)
+        entry = credit_entry_item(account_id, amount, now_ms, note=note, credit_id=credit_id)
+        writes: list[dict[str, Any]] = [
+            {"Update": {
+                "TableName": self._db.table, "Key": account_key(account_id),
+                "UpdateExpression": "SET balance = balance + :a, credited = credited + :a",
+                "ConditionExpression": "attribute_exists(PK)",
+                "ExpressionAttributeValues": {":a": n(amount)}}},
+            {"Put": {"TableName": self._db.table, "Item": entry,
+                     "ConditionExpression": "attribute_not_exists(PK)"}}]
+        if credit_id:
+            writes += [{"Put": {"TableName": self._db.table, "Item": item,
+                                "ConditionExpression": "attribute_not_exists(PK)",
+                                "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+                       for item in (credit_marker_item(account_id, credit_id),
+                                    credit_claim_item(account_id, credit_id, amount, now_ms))]
+        self._transact_credit(account_id, writes, credit_id=credit_id, amount=amount)
+        return self.require(account_id)
+
+    def _transact_credit(self, account_id: str, writes: list[dict[str, Any]], *,
+                         credit_id: str | None, amount: int) -> None:
+        from botocore.exceptions import ClientError
+
+        from afk.store.dynamo import cancellation_reasons
+
         try:
-            with self._db.errors():
-                self._db.client.transact_write_items(TransactItems=[
-                    {"Update": {
-                        "TableName": self._db.table, "Key": account_key(account_id),
-                        "UpdateExpression": "SET balance = balance + :a, credited = credited + :a",
-                        "ConditionExpression": "attribute_exists(PK)",
-                        "ExpressionAttributeValues": {":a": n(amount)}}},
-                    {"Put": {"TableName": self._db.table, "Item": entry,
-                             "ConditionExpression": "attribute_not_exists(PK)"}},
-                    *([{"Put": {"TableName": self._db.table,
-                                "Item": credit_marker_item(account_id, credit_id),
-                                "ConditionExpression": "attribute_not_exists(PK)"}}]
-                      if credit_id else []),
-                ])
+            self._db.retrying(lambda: self._db.client.transact_write_items(
+                TransactItems=writes))
         except ClientError as exc:
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
+            reasons = cancellation_reasons(exc)
+            codes = [r.get("Code") for r in reasons]
+            if codes and codes[0] == "ConditionalCheckFailed":
                 raise NotFound(f"No account with id {account_id!r}.",
                                code="account_not_found") from None
-            if "ConditionalCheckFailed" in reasons[1:]:
-                return self.require(account_id)  # this credit was already applied
+            if credit_id and "ConditionalCheckFailed" in codes[2:]:
+                claim = reasons[3].get("Item") if len(reasons) > 3 else None
+                if claim is None and codes[3:4] == ["ConditionalCheckFailed"]:
+                    claim = self._claim(credit_id)
+                if claim is None:
+                    return  # credited before claims carried their terms: applied once
+                if get_s(claim, "account_id") == account_id and get_n(claim, "amount") == amount:
+                    return  # this very credit was already applied
+                raise Conflict(
+                    f"The idempotency key {credit_id!r} was already used for a credit of "
+                    f"${format_usd(get_n(claim, 'amount'))} to "
+                    + ("this account" if get_s(claim, "account_id") == account_id
+                       else "another account")
+                    + "; use a new key for a different credit.",
+                    code="idempotency_key_reused") from None
             raise
-        return self.require(account_id)
+
+    def _claim(self, credit_id: str) -> dict[str, Any] | None:
+        from afk.store.ledger import credit_claim_key
+
+        with self._db.errors():
+            return self._db.client.get_item(TableName=self._db.table,
+                                            Key=credit_claim_key(credit_id),
+                                            ConsistentRead=True).get("Item")
 
     def set_cap(self, account_id: str, model: str, amount: int) -> None:
         self._update_caps(account_id, "SET caps.#m = :c", model, {":c": n(amount)})

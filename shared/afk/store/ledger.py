@@ -93,9 +93,21 @@ def credit_entry_item(account_id: str, amount: int, created_ms: int, *, note: st
 
 
 def credit_marker_item(account_id: str, credit_id: str) -> dict[str, Any]:
-    """The idempotency marker of a credit with a caller-chosen id: replaying the
-    credit collides with it, so the credit is applied once."""
+    """The per-account marker of a credit with a caller-chosen id (written since v1)."""
     return {"PK": s(f"ACCOUNT#{account_id}"), "SK": s(f"CREDIT#{credit_id}")}
+
+
+def credit_claim_key(credit_id: str) -> dict[str, Any]:
+    return {"PK": s(f"CREDIT#{credit_id}"), "SK": s("CREDIT")}
+
+
+def credit_claim_item(account_id: str, credit_id: str, amount: int,
+                      created_ms: int) -> dict[str, Any]:
+    """The table-wide claim of an idempotency key: which account it credited and by
+    how much. Replaying the key with the same account and amount is a no-op; with
+    anything else it is a conflict (Stripe's rule for idempotency keys)."""
+    return {**credit_claim_key(credit_id), "account_id": s(account_id), "amount": n(amount),
+            "created_ms": n(created_ms), "created": s(_iso(created_ms))}
 
 
 def charge_item(hold: Hold, settlement: Settlement, now_ms: int) -> dict[str, Any]:

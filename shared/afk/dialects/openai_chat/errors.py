@@ -21,6 +21,7 @@ _ERROR_TYPES = {
     "permission": ("invalid_request_error", "permission_denied"),
     "billing": ("insufficient_quota", "insufficient_credits"),
     "not_found": ("invalid_request_error", "not_found"),
+    "conflict": ("invalid_request_error", "idempotency_error"),
     "rate_limit": ("requests", "rate_limit_exceeded"),
     "upstream": ("server_error", "upstream_error"),
     "timeout": ("server_error", "upstream_timeout"),
