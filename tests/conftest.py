@@ -23,6 +23,7 @@ from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_gemini import FakeGemini
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.servers import serve
+from tests.support.stage import StagePrefix
 
 UPSTREAM_KEY = "sk-upstream-secret"
 
@@ -105,6 +106,14 @@ def gateway(settings: Settings, store: Store) -> Gateway:
 def gateway_url(gateway: Gateway) -> Iterator[str]:
     with serve(create_app("local", gateway)) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def staged_url(gateway: Gateway) -> Iterator[str]:
+    """The gateway as deployed: only under API Gateway's `/prod` stage (the stack's
+    ApiUrl output), a 403 `{"message":"Forbidden"}` anywhere else."""
+    with serve(StagePrefix(create_app("local", gateway))) as url:
+        yield url + "/prod"
 
 
 @dataclass

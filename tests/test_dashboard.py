@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import openai
@@ -49,9 +50,10 @@ class Dashboard:
     page: Page
     watch: PageWatch
     label: str
+    home: str
 
     def sign_in(self, key: str) -> None:
-        self.page.goto(self.watch.origin + "/")
+        self.page.goto(self.home)
         self.page.locator("#key-input").fill(key)
         self.page.locator("#key-input").press("Enter")
         expect(self.page.locator("#app-view")).to_be_visible()
@@ -78,14 +80,16 @@ def open_dashboard(browser: Browser, gateway_url: str) -> Iterator:
     console error, threw, violated the CSP or asked another origin for anything."""
     opened: list[Dashboard] = []
 
-    def open_(viewport: dict[str, int] = DESKTOP, label: str = "desktop") -> Dashboard:
+    def open_(viewport: dict[str, int] = DESKTOP, label: str = "desktop",
+              home: str = gateway_url + "/") -> Dashboard:
         context = browser.new_context(viewport=viewport, locale="en-US", timezone_id="UTC",
                                       color_scheme="light")
         context.set_default_timeout(5_000)
         page = context.new_page()
-        watch = PageWatch(gateway_url)
+        parts = urlsplit(home)
+        watch = PageWatch(f"{parts.scheme}://{parts.netloc}")
         watch.attach(page)
-        opened.append(dashboard := Dashboard(page, watch, label))
+        opened.append(dashboard := Dashboard(page, watch, label, home))
         return dashboard
 
     yield open_
@@ -169,6 +173,43 @@ def test_sign_in_then_a_completion_shows_in_overview_and_usage(open_dashboard, m
     expect(row).to_contain_text("1,200")
     expect(row).to_contain_text("$0.00036")
     expect(page.locator("#export-csv")).to_be_enabled()
+
+
+@pytest.mark.parametrize("home", ["/", ""], ids=["prod-slash", "prod"])
+def test_dashboard_works_at_the_deployed_url_under_the_stage(open_dashboard, staged_url: str,
+                                                             make_customer, home: str,
+                                                             fake_openai: FakeOpenAI):
+    """Regression (issue 12): at the stack's DashboardUrl (`…/prod/`) the page called
+    `/v1/account`, outside the stage; API Gateway answers that 403, so signing in
+    failed with "Request failed (HTTP 403)". Every call must stay under the stage."""
+    origin = staged_url.removesuffix("/prod")
+    outside = httpx.get(origin + "/v1/account")
+    assert (outside.status_code, outside.json()) == (403, {"message": "Forbidden"})
+
+    customer = make_customer("10")
+    request_id = complete(customer, staged_url, fake_openai).headers["x-afk-request-id"]
+    dashboard = open_dashboard(home=staged_url + home)
+    page = dashboard.page
+    dashboard.sign_in(customer.key)
+    expect(page.locator("#balance")).to_have_text(shown_usd(account_api(customer)["balance"]))
+    expect(page.locator("#recent-table")).to_contain_text(request_id)
+
+    dashboard.open_tab("models")
+    dashboard.testid(f"cap-input-{MODEL}").fill("0.02")
+    dashboard.testid(f"cap-save-{MODEL}").click()
+    expect(dashboard.testid(f"cap-status-{MODEL}")).to_have_text("Cap saved")
+    assert listed_cap(customer) == "0.02"
+
+    dashboard.open_tab("keys")
+    page.locator("#new-key-name").fill("deployed")
+    page.locator("#create-key").click()
+    expect(page.locator("#new-key-box")).to_be_visible()
+    assert "deployed" in {k["name"] for k in account_api(customer, "/v1/account/keys")["data"]}
+
+    dashboard.open_tab("usage")
+    expect(page.locator("#usage-table")).to_contain_text(request_id)
+    calls = [urlsplit(url).path for url in dashboard.watch.requests if "/v1/" in url]
+    assert calls and all(path.startswith("/prod/v1/") for path in calls), calls
 
 
 def test_cap_set_in_models_tab_lowers_max_tokens_upstream_then_clears(
