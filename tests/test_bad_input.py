@@ -146,6 +146,54 @@ def test_bad_input_is_a_clear_error_in_the_callers_dialect(dialect: str, case: s
     assert customer.charges() == []
 
 
+# Each dialect's everyday body (a system prompt and an output cap, each in its own
+# words), and the route it belongs to.
+NATIVE = {
+    "openai": ({"model": "echo", "max_completion_tokens": 50, "messages": [
+        {"role": "developer", "content": "Be brief."}, {"role": "user", "content": "hi"}]},
+        "POST /v1/chat/completions"),
+    "responses": ({"model": "echo", "instructions": "Be brief.", "input": "hi",
+                   "max_output_tokens": 50}, "POST /v1/responses"),
+    "anthropic": ({"model": "echo", "max_tokens": 50, "system": "Be brief.",
+                   "messages": [{"role": "user", "content": "hi"}]}, "POST /v1/messages"),
+    "gemini": ({"systemInstruction": {"parts": [{"text": "Be brief."}]},
+                "contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
+               "POST /v1beta/models/{model}:generateContent"),
+}
+
+
+@pytest.mark.parametrize(("route", "written_for"), [
+    (route, other) for route in DIALECTS for other in NATIVE if other != route])
+def test_a_body_in_another_dialect_is_told_its_route(route: str, written_for: str,
+                                                     customer: Customer):
+    """Issue 13: a body written for one API posted to another was half read (its
+    system prompt silently ignored); now a 400 names the route it belongs to."""
+    d = DIALECTS[route]
+    body, belongs = NATIVE[written_for]
+    response = httpx.post(f"{customer.url}{d.path}", json=body,
+                          headers=d.headers(customer.key))
+    assert response.status_code == 400, response.text
+    assert belongs in d.error_message(response)
+    assert customer.charges() == []
+    # ...and on its own route the very same body is answered.
+    own = DIALECTS[written_for]
+    assert httpx.post(f"{customer.url}{own.path}", json=body,
+                      headers=own.headers(customer.key)).status_code == 200
+
+
+def test_anthropic_system_on_the_chat_route_is_refused_with_the_hint(customer: Customer):
+    """The openai SDK passes `system` through `extra_body`; the chat route used to
+    drop it and answer as if there were no system prompt."""
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        customer.openai().chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": "hi"}],
+            extra_body={"system": "Answer in French."})
+    assert refused.value.body["param"] == "system"
+    assert "POST /v1/messages" in refused.value.body["message"]
+
+
 @pytest.mark.parametrize("dialect", list(DIALECTS))
 def test_over_the_size_limit_is_413(dialect: str, customer: Customer):
     d = DIALECTS[dialect]

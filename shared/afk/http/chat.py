@@ -17,7 +17,7 @@ router = Router()
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
     principal = await authenticate(request)
-    body = await json_body(request)
+    body = await json_body(request, dialect=openai_chat.DIALECT)
     outcome = await pipeline.generate(request.app.state.gateway, openai_chat, principal, body,
                                       endpoint="chat.completions",
                                       request_id=request_id(request))

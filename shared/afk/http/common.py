@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from afk import observability
 from afk.auth import Principal, key_from
+from afk.dialects import shapes
 from afk.errors import GatewayError, InvalidRequest, RequestTooLarge
 from afk.http.json_input import parse_json
 
@@ -62,9 +63,11 @@ class CompactJSONResponse(JSONResponse):
         return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-async def json_body(request: Request, *, max_bytes: int = MAX_BODY_BYTES) -> Any:
+async def json_body(request: Request, *, dialect: str | None = None,
+                    max_bytes: int = MAX_BODY_BYTES) -> Any:
     """The request's JSON body, or a 400/413 the caller can act on (strict JSON:
-    see afk.http.json_input)."""
+    see afk.http.json_input; a body written in another dialect than the route's
+    names its route: see afk.dialects.shapes)."""
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > max_bytes:
         raise RequestTooLarge(f"The request body exceeds {max_bytes} bytes.")
@@ -77,7 +80,10 @@ async def json_body(request: Request, *, max_bytes: int = MAX_BODY_BYTES) -> Any
     raw = b"".join(chunks)
     if not raw.strip():
         raise InvalidRequest("The request body is empty; send a JSON object.")
-    return parse_json(raw)
+    body = parse_json(raw)
+    if dialect is not None:
+        shapes.check_body(body, dialect)
+    return body
 
 
 def caller_key(request: Request) -> str | None:

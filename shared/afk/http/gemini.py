@@ -37,7 +37,8 @@ async def model_method(version: str, target: str, request: Request) -> Response:
     principal = await authenticate(request)
     gateway = request.app.state.gateway
     counting = method == "countTokens"  # free of charge, so smaller bodies only
-    body = await json_body(request, max_bytes=gateway.settings.count_tokens_max_bytes
+    body = await json_body(request, dialect=gemini.DIALECT,
+                           max_bytes=gateway.settings.count_tokens_max_bytes
                            if counting else MAX_BODY_BYTES)
     if counting:
         count = await pipeline.count_tokens(gateway, gemini, principal, body,

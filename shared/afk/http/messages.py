@@ -28,7 +28,7 @@ def _caller_headers(request: Request) -> dict[str, str]:
 @router.post("/v1/messages")
 async def messages(request: Request) -> Response:
     principal = await authenticate(request)
-    body = await json_body(request)
+    body = await json_body(request, dialect=anthropic.DIALECT)
     outcome = await pipeline.generate(request.app.state.gateway, anthropic, principal, body,
                                       endpoint="messages", request_id=request_id(request),
                                       caller_headers=_caller_headers(request))
@@ -38,8 +38,8 @@ async def messages(request: Request) -> Response:
 @router.post("/v1/messages/count_tokens")
 async def count_tokens(request: Request) -> Response:
     principal = await authenticate(request)
-    body = await json_body(request, max_bytes=request.app.state.gateway.settings
-                           .count_tokens_max_bytes)
+    body = await json_body(request, dialect=anthropic.DIALECT,
+                           max_bytes=request.app.state.gateway.settings.count_tokens_max_bytes)
     count = await pipeline.count_tokens(request.app.state.gateway, anthropic, principal, body,
                                         pipeline.parse_caller(anthropic,
                                                               anthropic.parse_count_tokens,

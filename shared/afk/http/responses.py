@@ -21,7 +21,7 @@ router = Router()
 @router.post("/v1/responses")
 async def create_response(request: Request) -> Response:
     principal = await authenticate(request)
-    body = await json_body(request)
+    body = await json_body(request, dialect=openai_responses.DIALECT)
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     gateway = request.app.state.gateway
