@@ -51,12 +51,15 @@ class Context:
         return 30_000
 
 
-def test_models_function_answers_its_event(lambda_env, customer: Customer):
+def test_models_function_answers_its_event(lambda_env, monkeypatch, customer: Customer):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     handler = load_function("models").handler
     response = handler(event("models_list", customer.key), Context())
     assert response["statusCode"] == 200
-    body = json.loads(response["body"])
-    assert {"echo", "gpt-4o-mini"} <= {m["id"] for m in body["data"]}
+    ids = {m["id"] for m in json.loads(response["body"])["data"]}
+    # Listed: the offline models and those of the provider with a key; not the others.
+    assert {"echo", "gpt-4o-mini"} <= ids and "claude-haiku-4-5" not in ids
     assert any(k.lower() == "x-afk-request-id" for k in
                {**response.get("headers", {}), **response.get("multiValueHeaders", {})})
 

@@ -181,3 +181,17 @@ def test_the_secret_is_read_once_per_container(secret_arn):
 def test_no_secret_configured_means_no_secret_lookup() -> None:
     settings = Settings.from_env({"OPENAI_API_KEY": "sk-env"})
     assert settings.secret_arn is None and isinstance(settings.upstreams, dict)
+
+
+def test_a_provider_empty_in_the_secret_is_refused_naming_the_secret_field(secret_arn):
+    """Issue 12: the operator is told which secret field to fill, and the lists leave
+    that provider's models out."""
+    from afk.errors import ProviderNotConfigured
+    from afk.gateway import AccountView, Gateway
+
+    gateway = Gateway(Settings.from_env({"AFK_SECRET_ARN": secret_arn}))
+    with pytest.raises(ProviderNotConfigured) as caught:
+        gateway.require_credentials(gateway.catalog.get("gemini-2.5-flash"))
+    assert "GEMINI_API_KEY field of the gateway's provider-keys secret" in caught.value.message
+    listed = gateway.callable_models(AccountView(caps={}, models=None))
+    assert {m.provider for m in listed} == {"openai", "anthropic", "echo"}

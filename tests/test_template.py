@@ -228,8 +228,10 @@ def test_functions_share_runtime_layers_and_table(template: dict[str, Any]) -> N
 
 
 # ------------------------------------------------------------------ secret, logs, alarms
+# The functions that call providers, and the models function: its lists show only
+# models whose provider has a key.
 PROVIDER_FUNCTIONS = {"ChatCompletionsFunction", "ResponsesFunction", "MessagesFunction",
-                      "GeminiFunction"}
+                      "GeminiFunction", "ModelsFunction"}
 
 
 def test_provider_keys_secret_is_created_empty(template: dict[str, Any]) -> None:

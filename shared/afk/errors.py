@@ -83,6 +83,24 @@ class Conflict(GatewayError):
     kind = "conflict"
 
 
+class ProviderNotConfigured(GatewayError):
+    """The gateway holds no API key for the model's provider: the operator's to fix,
+    so final. 403 (Google's own status for a missing key): no SDK or coding CLI
+    retries it, unlike the 5xx an unauthenticated upstream call would come back as."""
+
+    status = 403
+    kind = "permission"
+
+    def __init__(self, model: str, provider: str, setting: str, *, secret: bool) -> None:
+        where = (f"the {setting} field of the gateway's provider-keys secret (or the "
+                 f"{setting} environment variable)" if secret
+                 else f"the {setting} environment variable")
+        super().__init__(
+            f"The model `{model}` is unavailable: this gateway has no API key for its "
+            f"provider ({provider}). The gateway's operator must set {where}.",
+            param="model", code="provider_not_configured")
+
+
 class RateLimited(GatewayError):
     status = 429
     kind = "rate_limit"

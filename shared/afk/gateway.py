@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 from afk.auth import Authenticator, Principal, TTLCache
 from afk.catalog import Catalog, Model
-from afk.errors import ModelNotFound
+from afk.errors import ModelNotFound, ProviderNotConfigured
 from afk.providers import Provider
-from afk.settings import Settings, get_settings
+from afk.settings import KEY_SETTINGS, Settings, get_settings
 from afk.store import Account, Dynamo, Store
 
 if TYPE_CHECKING:
@@ -114,16 +114,41 @@ class Gateway:
     def forget_account(self, account_id: str) -> None:
         self.accounts_cache.discard(account_id)
 
+    # ------------------------------------------------------------ models
+    def has_credentials(self, provider: str) -> bool:
+        """Whether this gateway holds an API key for `provider` (the offline echo
+        needs none). May read the provider-keys secret once (cached: afk.secrets)."""
+        if provider not in KEY_SETTINGS:
+            return True
+        upstream = self.settings.upstreams.get(provider)
+        return upstream is not None and bool(upstream.api_key)
+
+    def require_credentials(self, model: Model) -> None:
+        """A final 403 naming the missing setting, before anything is reserved or sent
+        upstream (an unauthenticated call would come back a retryable 502)."""
+        if not self.has_credentials(model.provider):
+            raise ProviderNotConfigured(model.id, model.provider, KEY_SETTINGS[model.provider],
+                                        secret=self.settings.secret_arn is not None)
+
     def models_for(self, view: AccountView) -> list[Model]:
+        """The account's models, callable now or not (caps may be set on any)."""
         return [m for m in self.catalog if view.models is None or m.id in view.models]
+
+    def callable_models(self, view: AccountView) -> list[Model]:
+        """The account's models whose provider has a key: what every model list shows.
+        Blocking: may read the provider-keys secret."""
+        models = self.models_for(view)
+        configured = {p for p in {m.provider for m in models} if self.has_credentials(p)}
+        return [m for m in models if m.provider in configured]
 
     def model_for(self, principal: Principal, model_id: str) -> tuple[Model, AccountView]:
         """Blocking (unless the account is cached). The catalog model if the caller's
-        account has it, else 404."""
+        account has it, else 404; a 403 if its provider has no key."""
         view = self.account_view(principal.account_id)
         model = self.catalog.get(model_id.removeprefix("models/"))
         if model is None or (view.models is not None and model.id not in view.models):
             raise ModelNotFound(model_id)
+        self.require_credentials(model)
         return model, view
 
 

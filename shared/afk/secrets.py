@@ -17,11 +17,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
-from afk.settings import Upstream
+from afk.settings import KEY_SETTINGS, Upstream
 
 MAX_AGE_S = 900
-SECRET_FIELDS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
-                 "gemini": "GEMINI_API_KEY"}
+SECRET_FIELDS = KEY_SETTINGS  # the secret's fields are named like the env variables
 
 
 def provider_keys(secret_arn: str, *, max_age: int = MAX_AGE_S) -> dict[str, str]:

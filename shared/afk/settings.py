@@ -14,6 +14,10 @@ from functools import lru_cache
 from pathlib import Path
 
 DEFAULT_TABLE = "afk"
+# The setting that holds each provider's API key: an environment variable, and the
+# field of the same name in the provider-keys secret (afk.secrets).
+KEY_SETTINGS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
+                "gemini": "GEMINI_API_KEY"}
 
 
 @dataclass(frozen=True, slots=True)

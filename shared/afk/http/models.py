@@ -63,7 +63,7 @@ async def list_models(version: str, request: Request) -> CompactJSONResponse:
     gateway: Gateway = request.app.state.gateway
     principal = await authenticate(request)
     view = await anyio.to_thread.run_sync(_fresh_view, gateway, principal.account_id)
-    models = gateway.models_for(view)
+    models = await anyio.to_thread.run_sync(gateway.callable_models, view)
     if gemini_shaped(request):
         from afk.dialects import gemini
 
@@ -83,6 +83,7 @@ async def get_model(version: str, model_id: str, request: Request) -> CompactJSO
     model = gateway.catalog.get(model_id.removeprefix("models/"))
     if model is None or (view.models is not None and model.id not in view.models):
         raise ModelNotFound(model_id)
+    await anyio.to_thread.run_sync(gateway.require_credentials, model)
     if gemini_shaped(request):
         return CompactJSONResponse(render_gemini_model(model))
     return CompactJSONResponse(render_model(model, view))
