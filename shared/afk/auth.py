@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from afk.background import Background
 from afk.errors import AuthenticationFailed
 from afk.store.keys import KeyRecord, Keys, hash_key, looks_like_key
 
@@ -39,25 +40,40 @@ def key_from(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None
 
 
 class TTLCache(Generic[T]):
-    """A small thread-safe cache whose entries expire after `ttl` seconds. Full,
-    it drops its oldest entry: a flood of new keys cannot flush the rest at once."""
+    """A small thread-safe cache whose entries expire after `ttl` seconds and ask
+    to be refreshed after half of it (`lookup`), so a busy process refreshes them
+    in the background before they expire. Full, it drops its oldest entry: a
+    flood of new keys cannot flush the rest at once."""
 
     def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
         self._ttl = ttl
         self._max = max_entries
         self._items: dict[str, tuple[float, T]] = {}
         self._lock = threading.Lock()
+        self._epoch = 0  # bumped by discard/clear: a refresh read before then is stale
 
     def get(self, key: str) -> T | None:
+        return self.lookup(key)[0]
+
+    def lookup(self, key: str) -> tuple[T | None, bool]:
+        """(the value or None, whether it is due for a refresh)."""
         with self._lock:
             hit = self._items.get(key)
-            if hit is None or hit[0] < time.monotonic():
+            now = time.monotonic()
+            if hit is None or hit[0] < now:
                 self._items.pop(key, None)
-                return None
-            return hit[1]
+                return None, False
+            return hit[1], hit[0] - now < self._ttl / 2
 
-    def put(self, key: str, value: T) -> None:
+    def epoch(self) -> int:
+        return self._epoch
+
+    def put(self, key: str, value: T, *, read_at: int | None = None) -> None:
+        """Remember `value`; with `read_at` (an `epoch()` taken before reading it),
+        only if nothing was discarded since."""
         with self._lock:
+            if read_at is not None and read_at != self._epoch:
+                return
             self._items.pop(key, None)
             while len(self._items) >= self._max:
                 del self._items[next(iter(self._items))]
@@ -68,10 +84,12 @@ class TTLCache(Generic[T]):
 
     def discard(self, key: str) -> None:
         with self._lock:
+            self._epoch += 1
             self._items.pop(key, None)
 
     def clear(self) -> None:
         with self._lock:
+            self._epoch += 1
             self._items.clear()
 
 
@@ -84,18 +102,22 @@ class Authenticator:
 
     UNKNOWN_KEYS = 10_000  # entries: ~1 MB at most
 
-    def __init__(self, keys: Keys, ttl: float) -> None:
+    def __init__(self, keys: Keys, ttl: float, background: Background | None = None) -> None:
         self._keys = keys
         self._cache: TTLCache[KeyRecord] = TTLCache(ttl)
         self._unknown: TTLCache[bool] = TTLCache(ttl, max_entries=self.UNKNOWN_KEYS)
+        self._background = background
 
     def cached(self, key: str | None) -> Principal | None:
         """The caller behind `key` if this process knows it already (no I/O), else
-        None; a cached revoked or unknown key is still a 401."""
+        None; a cached revoked or unknown key is still a 401. A known key due for
+        a refresh is re-read in the background."""
         if not key or not looks_like_key(key):
             return None
         digest = hash_key(key)
-        record = self._cache.get(digest)
+        record, due = self._cache.lookup(digest)
+        if due and self._background is not None:
+            self._background.submit(("key", digest), lambda: self._refresh(key, digest))
         if record is None:
             if self._unknown.get(digest):
                 raise AuthenticationFailed(_incorrect(key), code="invalid_api_key")
@@ -125,6 +147,12 @@ class Authenticator:
         if not record.active:
             raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
         return Principal(account_id=record.account_id, key_id=record.key_id, rpm=record.rpm)
+
+    def _refresh(self, key: str, digest: str) -> None:
+        read_at = self._cache.epoch()
+        record = self._keys.lookup(key)
+        if record is not None:
+            self._cache.put(digest, record, read_at=read_at)
 
     def forget(self) -> None:
         """Drop every cached key, so a revocation made by this process applies at once

@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from afk.auth import Authenticator, Principal, TTLCache
+from afk.background import Background
 from afk.catalog import Catalog, Model
 from afk.errors import ModelNotFound, ProviderNotConfigured
 from afk.providers import Provider
@@ -61,6 +62,11 @@ class Gateway:
         return self._store
 
     @cached_property
+    def background(self) -> Background:
+        """Store work no request waits for (afk/background.py)."""
+        return Background()
+
+    @cached_property
     def wallet(self) -> Wallet:
         """This process's credit leases (billing/wallet.py)."""
         from afk.billing.wallet import Wallet
@@ -68,7 +74,7 @@ class Gateway:
         return Wallet(self.store.leases, self.store.keys,
                       owner=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
                       max_call_s=self.settings.max_call_seconds,
-                      lease_s=self.settings.lease_seconds)
+                      lease_s=self.settings.lease_seconds, background=self.background)
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -83,7 +89,7 @@ class Gateway:
 
     @cached_property
     def auth(self) -> Authenticator:
-        return Authenticator(self.store.keys, self.settings.cache_ttl)
+        return Authenticator(self.store.keys, self.settings.cache_ttl, self.background)
 
     def provider(self, name: str, *, dialect: str | None = None) -> Provider:
         """The provider serving `name`'s models to a caller of `dialect`. OpenAI is
@@ -98,17 +104,25 @@ class Gateway:
 
     # ------------------------------------------------------------ accounts
     def account_view(self, account_id: str) -> AccountView:
-        """Blocking: may read the account."""
-        view = self.accounts_cache.get(account_id)
+        """Blocking: may read the account (only when this process has no recent
+        view of it; one due for a refresh is re-read in the background)."""
+        view, due = self.accounts_cache.lookup(account_id)
         if view is None:
-            view = self.remember(self.store.accounts.require(account_id))
+            return self.remember(self.store.accounts.require(account_id))
+        if due:
+            self.background.submit(("account", account_id),
+                                   lambda: self._refresh_account(account_id))
         return view
 
-    def remember(self, account: Account) -> AccountView:
+    def _refresh_account(self, account_id: str) -> None:
+        read_at = self.accounts_cache.epoch()
+        self.remember(self.store.accounts.require(account_id), read_at=read_at)
+
+    def remember(self, account: Account, *, read_at: int | None = None) -> AccountView:
         view = AccountView(caps=dict(account.caps),
                            models=frozenset(account.models) if account.models is not None
                            else None, credit=account.balance + account.leased)
-        self.accounts_cache.put(account.id, view)
+        self.accounts_cache.put(account.id, view, read_at=read_at)
         return view
 
     def forget_account(self, account_id: str) -> None:

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from afk.background import Inline
 from afk.billing.wallet import Shortfall, Wallet
 from afk.local.dynamodb import EmbeddedDynamoDB
 from afk.store import Dynamo, Hold, Lease, Settlement, Store, create_table
@@ -99,8 +100,10 @@ class MoneyProtocol(RuleBasedStateMachine):
     def spawn(self) -> None:
         client = MortalClient(Dynamo(TABLE, endpoint_url=self.semantics.endpoint).client)
         store = Store(Dynamo(TABLE, client=client, retry_budget=2.0))
+        # Inline: the wallet's background work (renewals, closes) runs in the
+        # rules' own steps, where a process can die between any two writes too.
         wallet = Wallet(store.leases, store.keys, owner=f"env{self.next_env}",
-                        max_call_s=MAX_CALL_S, clock=self.clock)
+                        max_call_s=MAX_CALL_S, clock=self.clock, background=Inline())
         self.envs[self.next_env] = (wallet, client)
         self.next_env += 1
 

@@ -31,17 +31,27 @@ class CountingClient:
 
     def __init__(self, client) -> None:
         self._client, self.calls = client, Counter()
+        self.background_calls: Counter[str] = Counter()  # made by the wallet's worker
+
+    def _count(self, name: str) -> None:
+        self.calls[name] += 1
+        if threading.current_thread().name.startswith("afk-background"):
+            self.background_calls[name] += 1
+
+    def clear(self) -> None:
+        self.calls.clear()
+        self.background_calls.clear()
 
     def __getattr__(self, name: str):
         attribute = getattr(self._client, name)
         if name == "get_paginator":
             def paginator(operation: str):
-                self.calls[operation] += 1
+                self._count(operation)
                 return attribute(operation)
             return paginator
         if callable(attribute) and not name.startswith("_") and name != "exceptions":
             def call(**kwargs):
-                self.calls[name] += 1
+                self._count(name)
                 return attribute(**kwargs)
             return call
         return attribute
@@ -96,20 +106,30 @@ def assert_books(store: Store, account_id: str) -> None:
 
 def test_a_warm_call_makes_no_call_before_upstream_and_one_write_after(table) -> None:
     store, client = table
+    clock = Clock()
     account = store.accounts.create("t", credits=10 * USD).id
-    wallet = _wallet(store)
+    wallet = _wallet(store, clock)
     first = _reserve(wallet, _hold(account, CENT))
     wallet.settle(first, Settlement(charge=CENT // 3))
-    client.calls.clear()
+    client.clear()
 
-    for done in range(3):
+    # A call every ten seconds for over ten minutes: the lease runs low on money,
+    # on time, and gets old enough to rotate; all of that is the wallet worker's.
+    for done in range(70):
         hold = _hold(account, CENT)
         lease = wallet.reserve_local(hold)  # the pipeline's fast path
         assert lease is not None
-        assert client.calls == Counter(put_item=done)  # nothing before the upstream call
+        assert client.calls - client.background_calls == Counter(put_item=done)
         held = replace(hold, lease_id=lease.id)
-        wallet.settle(held, Settlement(charge=CENT // 4))
-    assert client.calls == Counter(put_item=3)  # one write per call, to the lease's partition
+        wallet.settle(held, Settlement(charge=CENT // 2))
+        wallet.background.drain()
+        clock.now += 10
+    assert client.calls - client.background_calls == Counter(put_item=70)
+    work = client.background_calls
+    assert work["transact_write_items"] >= 10  # renewed, topped up, rotated (and closed)
+    # Rotated: the first lease was folded in by the worker, one lease is open.
+    assert store.accounts.require(account).charged > 0
+    assert len(store.leases.open_leases(account)) == 1
     assert_books(store, account)
 
 
@@ -155,8 +175,9 @@ def test_the_lease_grows_with_use_and_the_account_item_is_written_per_lease(tabl
     account = store.accounts.create("t", credits=100 * USD).id
     wallet = _wallet(store)
     holds = [_reserve(wallet, _hold(account, CENT)) for _ in range(64)]  # 64 in flight
+    wallet.background.drain()
     grants = client.calls["transact_write_items"]
-    assert grants <= 6  # 4, +4, +8, +16, +32, ...: doubling, not one write per call
+    assert grants <= 8  # 4, +4, +8, +16, +32, ... (and a top-up ahead): not one per call
     for hold in holds:
         wallet.settle(hold, Settlement(charge=CENT // 10))
     assert wallet.in_flight(account) == 0
@@ -206,6 +227,7 @@ def test_a_lease_is_renewed_while_in_use_and_rotated_after_a_while(table):
     clock.now += 50  # inside the last 15 s of its minute: renewed, same lease
     renewed = _reserve(wallet, _hold(account, CENT))
     assert renewed.lease_id == first.lease_id
+    wallet.background.drain()  # the renewal is the worker's
     moved = store.leases.get(account, first.lease_id)
     assert moved.expires_ms > lease.expires_ms and moved.reconcile_ms > lease.reconcile_ms
     assert moved.granted == lease.granted  # covered: the account item was not written
@@ -213,10 +235,13 @@ def test_a_lease_is_renewed_while_in_use_and_rotated_after_a_while(table):
     clock.now += ROTATE_AFTER_S  # old enough: a new lease; the old one waits for its call
     rotated = _reserve(wallet, _hold(account, CENT))
     assert rotated.lease_id != first.lease_id
-    wallet.settle(renewed, Settlement(charge=2))  # the old lease's call ends later
-    wallet.settle(rotated, Settlement(charge=3))
     assert {lease.id for lease in store.leases.open_leases(account)} == {
         first.lease_id, rotated.lease_id}
+    wallet.settle(renewed, Settlement(charge=2))  # the old lease's call ends later ...
+    wallet.background.drain()  # ... and then the worker folds the old lease in
+    assert [lease.id for lease in store.leases.open_leases(account)] == [rotated.lease_id]
+    wallet.settle(rotated, Settlement(charge=3))
+    assert store.leases.get(account, first.lease_id).spent == 1 + 2
     assert_books(store, account)
 
 
@@ -229,7 +254,7 @@ def test_the_sweeper_folds_a_lease_in_once_and_only_when_due(table):
     lease = store.leases.get(account, hold.lease_id)
 
     assert sweep(store.leases, now_ms=lease.reconcile_ms - 1)["closed"] == 0
-    client.calls.clear()
+    client.clear()
     results: list[dict[str, int]] = []
     threads = [threading.Thread(target=lambda: results.append(
         sweep(store.leases, now_ms=lease.reconcile_ms))) for _ in range(3)]
@@ -255,6 +280,7 @@ def test_a_sweep_racing_a_renewal_leaves_the_renewed_lease_alone(table):
     due = store.leases.due(store.leases.get(account, first.lease_id).reconcile_ms)
     clock.now += 50
     _reserve(wallet, _hold(account, CENT))  # renewed after the sweeper's query
+    wallet.background.drain()
     [lease] = due
     assert store.leases.close(lease, due_by_ms=lease.reconcile_ms) is False
     assert len(store.leases.open_leases(account)) == 1
@@ -280,16 +306,18 @@ def test_last_used_is_written_at_most_once_a_minute_per_key(table):
     account = store.accounts.create("t", credits=USD).id
     _, record = store.keys.create(account, "k")
     wallet = _wallet(store, clock)
-    client.calls.clear()
+    client.clear()
     for _ in range(5):
         wallet.settle(_reserve(wallet, _hold(account, CENT, key_id=record.key_id)),
                       Settlement(charge=1))
-    assert client.calls["update_item"] == 1
+    wallet.background.drain()
+    assert client.calls["update_item"] == client.background_calls["update_item"] == 1
     [key] = store.keys.list(account)
     assert key.last_used is not None
     clock.now += 61
     wallet.settle(_reserve(wallet, _hold(account, CENT, key_id=record.key_id)),
                   Settlement(charge=1))
+    wallet.background.drain()
     assert client.calls["update_item"] == 2
 
 

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from afk.background import Background
 from afk.errors import StoreUnavailable
 from afk.store import Account, Hold, Settlement
 from afk.store.accounts import _iso
@@ -48,6 +49,7 @@ RECONCILE_MARGIN_S = 120.0   # clock skew and settle time beyond the longest cal
 LEASE_SHARE = 4              # a grant takes at most 1/LEASE_SHARE of the unleased balance
 MIN_CALLS_PER_LEASE = 4      # ... and at least this many of the call's holds, if it can
 LAST_USED_EVERY_S = 60.0
+LOW_WATER_CALLS = 2          # top up in the background when fewer calls' worth are left
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,18 +86,21 @@ class _Book:
 class Wallet:
     def __init__(self, leases: Leases, keys: Keys | None = None, *, owner: str,
                  max_call_s: float = 900.0, lease_s: float = LEASE_SECONDS,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 background: Background | None = None) -> None:
         self._leases = leases
         self._keys = keys
         self._owner = owner
         self._max_call_ms = int(max_call_s * 1000)
         self._lease_ms = int(lease_s * 1000)
+        self._renew_before_ms = int(min(RENEW_BEFORE_S, lease_s / 4) * 1000)
         self._books: dict[str, _Book] = {}
         self._books_lock = threading.Lock()
         self._unwritten: list[tuple[Lease, dict]] = []  # charges the store refused for now
         self._unwritten_lock = threading.Lock()
         self._touched: dict[str, float] = {}
         self._time = clock
+        self.background = background or Background()
 
     def _book(self, account_id: str) -> _Book:
         book = self._books.get(account_id)
@@ -109,46 +114,96 @@ class Wallet:
 
     # ------------------------------------------------------------ reserve
     def reserve_local(self, hold: Hold) -> Lease | None:
-        """Reserve `hold` against the live lease without any I/O, or None."""
-        book = self._book(hold.account_id)
-        with book.lock:
-            spending = book.current
-            if spending is None or not self._usable(spending, renew=True):
-                return None
-            if spending.available < hold.amount:
-                return None
-            spending.reserved += hold.amount
-            spending.in_flight += 1
-            return spending.lease
+        """Reserve `hold` against the live lease without any I/O, or None. A lease
+        running low (on money, on time, or old enough to rotate) is renewed in the
+        background, so a busy environment's calls never wait on the store."""
+        lease, low = self._take(hold)
+        if low:
+            self._refill_soon(hold)
+        return lease
 
     def reserve(self, hold: Hold) -> Lease | Shortfall:
         """Blocking. Reserve `hold`, granting, topping up or renewing the lease as
         needed. A Shortfall reserves nothing."""
         book = self._book(hold.account_id)
         with book.growing:
-            lease = self.reserve_local(hold)
-            if lease is not None:
-                return lease
-            return self._grow(book, hold)
+            lease, low = self._take(hold)
+            if lease is None:
+                with book.lock:
+                    spending = book.current
+                    if spending is not None and not self._live(spending):
+                        self._retire(book, spending)
+                        spending = None
+                    available = spending.available if spending is not None else 0
+                return self._acquire(book, hold.account_id, spending,
+                                     need=max(0, hold.amount - available),
+                                     per_call=hold.amount, reserve=hold.amount)
+        if low:
+            self._refill_soon(hold)
+        return lease
 
-    def _usable(self, spending: _Spending, *, renew: bool) -> bool:
-        left = spending.lease.expires_ms - self._now_ms()
-        if renew:
-            return left > RENEW_BEFORE_S * 1000
-        return left > 0
-
-    def _grow(self, book: _Book, hold: Hold) -> Lease | Shortfall:
+    def _take(self, hold: Hold) -> tuple[Lease | None, bool]:
+        """Reserve `hold` on the live lease if it covers it: (the lease or None,
+        whether the lease is running low)."""
+        book = self._book(hold.account_id)
         with book.lock:
             spending = book.current
-            live = spending is not None and self._usable(spending, renew=False) and (
-                self._time() - spending.started < ROTATE_AFTER_S)
-            if spending is not None and not live:
-                self._retire(book, spending)
-                spending = None
-            available = spending.available if spending is not None else 0
-            granted = spending.lease.granted if spending is not None else 0
-        need = max(0, hold.amount - available)
-        target = max(need, MIN_CALLS_PER_LEASE * hold.amount, granted)
+            if spending is None or not self._live(spending):
+                return None, False
+            if spending.available < hold.amount:
+                return None, False
+            spending.reserved += hold.amount
+            spending.in_flight += 1
+            return spending.lease, self._running_low(spending, hold.amount)
+
+    def _refill_soon(self, hold: Hold) -> None:
+        self.background.submit(("lease", hold.account_id),
+                               lambda: self._refill(hold.account_id, hold.amount))
+
+    def _live(self, spending: _Spending) -> bool:
+        """Calls may still be reserved against it."""
+        return (spending.lease.expires_ms > self._now_ms()
+                and self._time() - spending.started < ROTATE_AFTER_S)
+
+    def _running_low(self, spending: _Spending, per_call: int) -> bool:
+        renew_at = spending.lease.expires_ms - self._renew_before_ms
+        rotate_at = spending.started + ROTATE_AFTER_S - self._renew_before_ms / 1000
+        return (spending.available < LOW_WATER_CALLS * per_call
+                or self._now_ms() >= renew_at or self._time() >= rotate_at)
+
+    def _refill(self, account_id: str, per_call: int) -> None:
+        """Background: renew, top up or rotate the lease before a call has to wait
+        for it. Gives up quietly on a refusal (the balance is low: the next call
+        that does not fit finds out on its own path)."""
+        book = self._book(account_id)
+        with book.growing:
+            with book.lock:
+                spending = book.current
+                if spending is None or not self._live(spending) or not self._running_low(
+                        spending, per_call):
+                    return  # gone, or a call's own grant already did it
+                rotate = self._time() >= spending.started + ROTATE_AFTER_S \
+                    - self._renew_before_ms / 1000
+                short = max(0, LOW_WATER_CALLS * per_call - spending.available)
+            if rotate:
+                self._acquire(book, account_id, None, need=spending.available + short,
+                              per_call=per_call, reserve=0, size=spending.lease.granted)
+            else:
+                self._acquire(book, account_id, spending, need=short, per_call=per_call,
+                              reserve=0)
+        self._close_idle(book)
+
+    def _acquire(self, book: _Book, account_id: str, spending: _Spending | None, *,
+                 need: int, per_call: int, reserve: int, size: int | None = None,
+                 ) -> Lease | Shortfall:
+        """With `book.growing` held: one transaction (retried) that grants a new lease
+        (`spending` None) or tops up and renews `spending`, so that at least `need`
+        more is available; then reserves `reserve` against it under the same lock.
+        A lease takes a few calls' worth and doubles with use, never more than a
+        quarter of the unleased balance unless the call needs more."""
+        granted = size if size is not None else (
+            spending.lease.granted if spending is not None else 0)
+        target = max(need, MIN_CALLS_PER_LEASE * per_call, granted)
         floor = target * LEASE_SHARE
         now_ms = self._now_ms()
         expires = now_ms + self._lease_ms
@@ -156,7 +211,7 @@ class Wallet:
         for _ in range(3):
             try:
                 if spending is None:
-                    result = self._leases.grant(hold.account_id, target, floor=floor,
+                    result = self._leases.grant(account_id, target, floor=floor,
                                                 expires_ms=expires, reconcile_ms=reconcile,
                                                 owner=self._owner)
                 else:
@@ -169,12 +224,13 @@ class Wallet:
                         book.retired.pop(spending.lease.id, None)
                         if book.current is spending:
                             book.current = None
-                spending, available, need = None, 0, hold.amount
-                target = max(need, MIN_CALLS_PER_LEASE * hold.amount)
+                spending, need = None, reserve
+                target = max(need, MIN_CALLS_PER_LEASE * per_call)
                 floor = target * LEASE_SHARE
                 continue
             if isinstance(result, Refused):
                 balance = result.account.balance
+                available = spending.available if spending is not None else 0
                 if balance < need:
                     return Shortfall(result.account, balance + available)
                 # Take what this call needs, or a quarter of what is left if more.
@@ -185,24 +241,42 @@ class Wallet:
                 continue
             with book.lock:
                 if spending is None:
+                    if book.current is not None:  # rotated ahead of time
+                        self._retire(book, book.current)
                     spending = book.current = _Spending(result, started=self._time())
                 else:
                     spending.lease = result
-                if spending.available < hold.amount:  # cannot happen: we took `need`
+                if spending.available < reserve:  # cannot happen: we took `need`
                     raise AssertionError("lease grant did not cover the hold")
-                spending.reserved += hold.amount
-                spending.in_flight += 1
+                if reserve:
+                    spending.reserved += reserve
+                    spending.in_flight += 1
                 return result
         raise StoreUnavailable("The account store is changing too fast to reserve credits "
                                "for this request. Nothing was charged; retry it.")
 
     def _retire(self, book: _Book, spending: _Spending) -> None:
-        """Stop using a lease. With no call in flight nothing more can be charged to
-        it; it is left for the sweeper either way (closing here would put a
-        Query and a transaction before this call's first byte)."""
+        """Stop using a lease; it is closed in the background once its last call is
+        settled (or by the sweeper, if this environment goes away first)."""
         book.current = None
-        if spending.in_flight:
-            book.retired[spending.lease.id] = spending
+        book.retired[spending.lease.id] = spending
+
+    def _close_idle(self, book: _Book) -> None:
+        """Background: fold in retired leases with no call in flight and no charge
+        waiting to be written, returning their unused money now rather than at
+        reconcile time."""
+        with self._unwritten_lock:
+            waiting = {lease.id for lease, _ in self._unwritten}
+        with book.lock:
+            idle = [s for s in book.retired.values()
+                    if not s.in_flight and s.lease.id not in waiting]
+            for spending in idle:
+                del book.retired[spending.lease.id]
+        for spending in idle:
+            try:
+                self._leases.close(spending.lease)
+            except StoreUnavailable:
+                log.warning("could not close lease %s; the sweeper will", spending.lease.id)
 
     # ------------------------------------------------------------ settle
     def settle(self, hold: Hold, settlement: Settlement) -> bool:
@@ -226,14 +300,17 @@ class Wallet:
                 log.exception("recording the charge of %s failed; kept to retry", hold.id)
                 with self._unwritten_lock:
                     self._unwritten.append((lease, item))
+        retired_idle = False
         with book.lock:
             spending = self._spending(book, hold.lease_id)
             if spending is not None:
                 spending.reserved -= hold.amount
                 spending.spent += charge
                 spending.in_flight -= 1
-                if spending is not book.current and spending.in_flight == 0:
-                    book.retired.pop(spending.lease.id, None)
+                retired_idle = spending is not book.current and spending.in_flight == 0
+        if retired_idle:
+            self.background.submit(("close", hold.account_id),
+                                   lambda: self._close_idle(book))
         if durable and hold.key_id:
             self._touch(hold.account_id, hold.key_id)
         return durable
@@ -252,15 +329,15 @@ class Wallet:
                 self._unwritten.pop(0)
 
     def _touch(self, account_id: str, key_id: str) -> None:
-        """`last_used` at most once a minute per key per environment; best effort."""
+        """`last_used` at most once a minute per key per environment, in the
+        background; best effort (a timestamp is never worth failing a call)."""
         now = self._time()
-        if self._keys is None or now - self._touched.get(key_id, 0.0) < LAST_USED_EVERY_S:
+        keys = self._keys
+        if keys is None or now - self._touched.get(key_id, 0.0) < LAST_USED_EVERY_S:
             return
         self._touched[key_id] = now
-        try:
-            self._keys.touch(account_id, key_id, _iso(int(now * 1000)))
-        except Exception:  # noqa: BLE001 - a timestamp is never worth failing a call
-            log.warning("could not update last_used of %s", key_id, exc_info=True)
+        self.background.submit(("touch", key_id),
+                               lambda: keys.touch(account_id, key_id, _iso(int(now * 1000))))
 
     def in_flight(self, account_id: str) -> int:
         """Calls reserved and not yet settled here (tests, diagnostics)."""
@@ -274,16 +351,19 @@ class Wallet:
         """Close this environment's idle leases now (shutdown, tests): the unused
         money goes back to the balance at once instead of at reconcile time.
         Leases with calls in flight are left alone. Returns how many closed."""
-        closed = 0
-        accounts = [account_id] if account_id else list(self._books)
+        self.background.drain()
         self._flush_unwritten()
-        for account in accounts:
+        closed = 0
+        for account in [account_id] if account_id else list(self._books):
             book = self._book(account)
             with book.growing:
                 with book.lock:
-                    spending = book.current
-                    if spending is None or spending.in_flight:
-                        continue
-                    book.current = None
-                closed += self._leases.close(spending.lease)
+                    idle = [s for s in book.retired.values() if not s.in_flight]
+                    for spending in idle:
+                        del book.retired[spending.lease.id]
+                    if book.current is not None and not book.current.in_flight:
+                        idle.append(book.current)
+                        book.current = None
+                for spending in idle:
+                    closed += self._leases.close(spending.lease)
         return closed
