@@ -8,8 +8,9 @@ the package sniffs model names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, replace
+from decimal import ROUND_CEILING, Decimal
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 from afk.billing.money import MAX_PRICE_PLACES, MoneyError, parse_usd, to_pico
 
 PROVIDERS = frozenset({"openai", "anthropic", "gemini", "echo"})
+_PRICE_STEP = Decimal(1).scaleb(-MAX_PRICE_PLACES)
+MAX_MARKUP_PERCENT = Decimal(10_000)
 
 
 class CatalogError(ValueError):
@@ -70,6 +73,24 @@ class Prices:
         prompt at, since any of it may be billed as a cache write."""
         return max(self.input_pico, self.cache_write_pico, self.cache_write_1h_pico)
 
+    def marked_up(self, percent: Decimal) -> Prices:
+        """These prices raised by `percent` (lowered, if negative), each rounded up to
+        the pico-USD per token (6 places per million), so every cost stays integer
+        arithmetic and a markup never rounds below what the operator asked."""
+        def up(price: Decimal | None) -> Decimal | None:
+            if price is None:
+                return None
+            raised = price * (100 + percent) / 100
+            return raised.quantize(_PRICE_STEP, rounding=ROUND_CEILING)
+
+        long_context = self.long_context
+        if long_context is not None:
+            long_context = LongContext(long_context.threshold,
+                                       long_context.prices.marked_up(percent))
+        return Prices(input=up(self.input), cached_input=up(self.cached_input),
+                      output=up(self.output), cache_write=up(self.cache_write),
+                      cache_write_1h=up(self.cache_write_1h), long_context=long_context)
+
     def tier(self, input_tokens: int) -> Prices:
         """The prices a request of `input_tokens` prompt tokens is billed at."""
         if self.long_context is not None and input_tokens > self.long_context.threshold:
@@ -119,16 +140,31 @@ class Model:
     provider: str
     upstream: str
     display_name: str
-    prices: Prices
+    prices: Prices  # what the customer pays: the operator's price (markup or explicit)
     max_output_tokens: int
     context_window: int
     reasoning: bool = False  # accepts a reasoning effort / thinking budget
     created: int = 1_700_000_000
     images: ImageRule | None = None  # None: images (and PDF pages) cannot be priced
+    cost: Prices | None = None  # what the provider bills the operator; None: `prices`
 
     @property
     def owned_by(self) -> str:
         return self.provider
+
+    @property
+    def provider_prices(self) -> Prices:
+        return self.cost if self.cost is not None else self.prices
+
+    def priced_at(self, markup_percent: Decimal) -> Model:
+        """This model sold at `markup_percent` over the provider's cost."""
+        return _marked_up(self, markup_percent)
+
+
+@lru_cache(maxsize=1024)
+def _marked_up(model: Model, percent: Decimal) -> Model:
+    return replace(model, prices=model.provider_prices.marked_up(percent),
+                   cost=model.provider_prices)
 
 
 class Catalog:
@@ -161,7 +197,100 @@ class Catalog:
         data = yaml.safe_load(text)
         if not isinstance(data, dict) or not isinstance(data.get("models"), list):
             raise CatalogError(f"{source}: expected a top-level `models:` list")
-        return cls([_parse_model(entry, source) for entry in data["models"]])
+        markup = Markup.parse(data.get("markup"), source)
+        catalog = cls([markup.apply(_parse_model(entry, source), entry, source)
+                       for entry in data["models"]])
+        markup.check(catalog)
+        return catalog
+
+
+def parse_markup_percent(value: object, where: str) -> Decimal:
+    """A markup in percent over the provider's cost: a decimal string (or integer)
+    above -100 (a price of zero or less is no price) and at most 10,000."""
+    if isinstance(value, bool | float) or not isinstance(value, str | int):
+        raise CatalogError(f"{where}: a markup must be a decimal string of percent, "
+                           'such as "20"')
+    try:
+        text = str(value).strip()
+        negative = text.startswith("-")
+        percent = parse_usd(text.removeprefix("-"), what="markup", max_places=4)
+    except MoneyError as exc:
+        raise CatalogError(f"{where}: {exc}") from None
+    percent = -percent if negative else percent
+    if not Decimal(-100) < percent <= MAX_MARKUP_PERCENT:
+        raise CatalogError(f"{where}: a markup must be above -100 and at most "
+                           f"{MAX_MARKUP_PERCENT} percent")
+    return percent
+
+
+@dataclass(frozen=True, slots=True)
+class Markup:
+    """The operator's price over the provider's cost, in percent: per model, else per
+    provider, else for every model. A model's `customer_prices` (an explicit
+    price) wins over any markup."""
+
+    percent: Decimal = Decimal(0)
+    providers: dict[str, Decimal] | None = None
+    models: dict[str, Decimal] | None = None
+
+    @classmethod
+    def parse(cls, value: object, source: str) -> Markup:
+        if value is None:
+            return cls()
+        where = f"{source}: markup"
+        if not isinstance(value, dict) or set(value) - {"percent", "providers", "models"}:
+            raise CatalogError(f"{where} must be a mapping of percent, providers, models")
+        tables = {}
+        for name in ("providers", "models"):
+            table = value.get(name) or {}
+            if not isinstance(table, dict):
+                raise CatalogError(f"{where}.{name} must be a mapping to percents")
+            tables[name] = {str(k): parse_markup_percent(v, f"{where}.{name}.{k}")
+                            for k, v in table.items()}
+        unknown = sorted(set(tables["providers"]) - PROVIDERS)
+        if unknown:
+            raise CatalogError(f"{where}.providers: unknown provider {unknown[0]!r}")
+        return cls(parse_markup_percent(value.get("percent", "0"), f"{where}.percent"),
+                   **tables)
+
+    def apply(self, model: Model, entry: dict[str, Any], source: str) -> Model:
+        where = f"{source}: model {model.id!r}"
+        explicit = entry.get("customer_prices")
+        if explicit is not None:
+            return replace(model, prices=_parse_customer_prices(explicit, model.prices, where),
+                           cost=model.prices)
+        percent = (self.models or {}).get(model.id)
+        if percent is None:
+            percent = (self.providers or {}).get(model.provider, self.percent)
+        return model.priced_at(percent) if percent else model
+
+    def check(self, catalog: Catalog) -> None:
+        unknown = sorted(set(self.models or {}) - {m.id for m in catalog})
+        if unknown:
+            raise CatalogError(f"markup.models: {unknown[0]!r} is not a catalog model")
+
+
+def _parse_customer_prices(value: object, cost: Prices, where: str) -> Prices:
+    """An explicit price: the same dimensions the provider bills (a cache-write or
+    long-context price wherever the cost has one), the tier threshold the provider's."""
+    if not isinstance(value, dict):
+        raise CatalogError(f"{where}: customer_prices must be a mapping")
+    where = f"{where} (customer_prices)"
+    prices = _parse_prices(value, where)
+    for name in ("cache_write", "cache_write_1h"):
+        if (getattr(prices, name) is None) != (getattr(cost, name) is None):
+            raise CatalogError(f"{where}: {name} must be priced exactly where the "
+                               "provider's prices have it")
+    tier = value.get("long_context")
+    if (tier is None) != (cost.long_context is None):
+        raise CatalogError(f"{where}: long_context must be priced exactly where the "
+                           "provider's prices have it")
+    if tier is not None and cost.long_context is not None:
+        if not isinstance(tier, dict):
+            raise CatalogError(f"{where}: long_context must be a mapping")
+        prices = replace(prices, long_context=LongContext(
+            cost.long_context.threshold, _parse_prices(tier, f"{where} (long_context)")))
+    return prices
 
 
 def _parse_model(entry: object, source: str) -> Model:

@@ -101,6 +101,15 @@ def _rpm(value: str | None) -> int | None:
     return int(value)
 
 
+def _markup(value: str) -> Any:
+    from afk.catalog import CatalogError, parse_markup_percent
+
+    try:
+        return parse_markup_percent(value, "--markup")
+    except CatalogError as exc:
+        raise AdminError(str(exc)) from None
+
+
 def _catalog_model(model: str) -> str:
     from afk.catalog import Catalog
 
@@ -122,6 +131,7 @@ def _account_json(store: Any, account_id: str) -> dict[str, Any]:
                              "reconcile_after": _iso(lease.reconcile_ms)}
                             for lease in statement.leases],
             "caps": {m: format_usd(c) for m, c in sorted(account.caps.items())},
+            "markups": {m: str(p) for m, p in sorted(account.markups.items())},
             "charged": format_usd(statement.charged), "credited": format_usd(account.credited),
             "created": account.created}
 
@@ -153,6 +163,15 @@ def run_admin(args: argparse.Namespace) -> Any:
         case ("credits", "add"):
             amount = _usd(args.usd, "credit", allow_zero=False)
             store.accounts.add_credits(args.account, amount, credit_id=args.idempotency_key)
+            return _account_json(store, args.account)
+        case ("prices", "set"):
+            percent = _markup(args.markup)
+            model = args.model if args.model == "*" else _catalog_model(args.model)
+            store.accounts.set_markup(args.account, model, percent)
+            return _account_json(store, args.account)
+        case ("prices", "clear"):
+            model = args.model if args.model == "*" else _catalog_model(args.model)
+            store.accounts.clear_markup(args.account, model)
             return _account_json(store, args.account)
         case ("caps", "set"):
             cap = _usd(args.usd, "cap", allow_zero=False)
@@ -234,6 +253,18 @@ def build_parser() -> argparse.ArgumentParser:
     a = action(caps, "clear", "clear a model's per-call cap")
     a.add_argument("--account", required=True)
     a.add_argument("--model", required=True)
+
+    prices = groups.add_parser("prices", help="an account's negotiated prices").add_subparsers(
+        dest="action", required=True)
+    a = action(prices, "set", "price a model (or every model, --model '*') for one account "
+                              "at a markup over provider cost, replacing the catalog's price")
+    a.add_argument("--account", required=True)
+    a.add_argument("--model", default="*")
+    a.add_argument("--markup", required=True, help='percent over provider cost, e.g. "15" '
+                                                   'or "-5" (below cost)')
+    a = action(prices, "clear", "back to the catalog's price")
+    a.add_argument("--account", required=True)
+    a.add_argument("--model", default="*")
 
     usage = groups.add_parser("usage", help="ledger entries, newest first")
     usage.set_defaults(action="list")

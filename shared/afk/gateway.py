@@ -11,7 +11,9 @@ import os
 import secrets
 import socket
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -37,6 +39,14 @@ class AccountView:
     # open lease's own charges are not subtracted): whether free calls (token
     # counting) may run. Never used to decide what a call may spend.
     credit: int | None = None
+    # The account's negotiated markups over provider cost, in percent: per model id,
+    # or "*" for every model; they replace the catalog's price for this account.
+    markups: Mapping[str, Decimal] = field(default_factory=dict)
+
+    def priced(self, model: Model) -> Model:
+        """`model` at this account's price."""
+        percent = self.markups.get(model.id, self.markups.get("*"))
+        return model if percent is None else model.priced_at(percent)
 
 
 class Gateway:
@@ -121,7 +131,8 @@ class Gateway:
     def remember(self, account: Account, *, read_at: int | None = None) -> AccountView:
         view = AccountView(caps=dict(account.caps),
                            models=frozenset(account.models) if account.models is not None
-                           else None, credit=account.balance + account.leased)
+                           else None, credit=account.balance + account.leased,
+                           markups=dict(account.markups))
         self.accounts_cache.put(account.id, view, read_at=read_at)
         return view
 
@@ -146,7 +157,8 @@ class Gateway:
 
     def models_for(self, view: AccountView) -> list[Model]:
         """The account's models, callable now or not (caps may be set on any)."""
-        return [m for m in self.catalog if view.models is None or m.id in view.models]
+        return [view.priced(m) for m in self.catalog
+                if view.models is None or m.id in view.models]
 
     def callable_models(self, view: AccountView) -> list[Model]:
         """The account's models whose provider has a key: what every model list shows.
@@ -163,7 +175,7 @@ class Gateway:
         if model is None or (view.models is not None and model.id not in view.models):
             raise ModelNotFound(model_id)
         self.require_credentials(model)
-        return model, view
+        return view.priced(model), view
 
 
 def _build_provider(name: str, settings: Settings) -> Provider:

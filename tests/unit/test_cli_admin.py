@@ -8,6 +8,7 @@ import re
 import secrets
 import time
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -146,6 +147,23 @@ def test_credits_add_reused_key_with_other_terms_fails(
                          "--idempotency-key", "evt-strict")
     assert code == 1 and out == "" and "evt-strict" in err and "$1.00" in err
     assert store.accounts.require(account).balance == 6 * 10**12
+
+
+def test_prices_set_and_clear(account: str, store: Store,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    shown = run_json(capsys, "prices", "set", "--account", account, "--markup", "-5")
+    assert shown["markups"] == {"*": "-5"}
+    shown = run_json(capsys, "prices", "set", "--account", account, "--model", "echo",
+                     "--markup", "12.5")
+    assert shown["markups"] == {"*": "-5", "echo": "12.5"}
+    assert store.accounts.require(account).markups["echo"] == Decimal("12.5")
+    code, _, err = run(capsys, "prices", "set", "--account", account, "--markup", "-100")
+    assert code == 1 and "above -100" in err
+    code, _, err = run(capsys, "prices", "set", "--account", account, "--model", "nope",
+                       "--markup", "1")
+    assert code == 1 and "nope" in err
+    shown = run_json(capsys, "prices", "clear", "--account", account)
+    assert shown["markups"] == {"echo": "12.5"}
 
 
 @pytest.mark.parametrize("usd", ["0", "-1", "abc", "0.05f"])

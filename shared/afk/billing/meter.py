@@ -92,6 +92,7 @@ class Meter:
         cost = usage_cost(model, usage)
         return Settlement(
             charge=min(cost, hold), uncovered=max(0, cost - hold),
+            provider_cost=usage_cost(model, usage, provider=True),
             input_tokens=usage.input_tokens, cached_input_tokens=usage.cached_input_tokens,
             output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens,
             status=outcome, estimated=estimated)

@@ -69,14 +69,15 @@ class Quote:
     lowered: bool           # the gateway lowered the caller's (or the default) output cap
 
 
-def usage_cost(model: Model, usage: ir.Usage) -> int:
-    """Exact cost in pico-USD, at the tier the prompt's size selects: cache reads at
-    the cached price, cache writes at the cache-write price (one-hour writes at
-    theirs; the input price where the catalog has none), the rest at list."""
+def usage_cost(model: Model, usage: ir.Usage, *, provider: bool = False) -> int:
+    """Exact cost in pico-USD at the customer's prices (with `provider`, at what the
+    provider bills the operator), at the tier the prompt's size selects: cache
+    reads at the cached price, cache writes at the cache-write price (one-hour
+    writes at theirs; the input price where the catalog has none), the rest at list."""
     cached = min(usage.cached_input_tokens, usage.input_tokens)
     written = min(usage.cache_write_tokens, usage.input_tokens - cached)
     written_1h = min(usage.cache_write_1h_tokens, written)
-    prices = model.prices.tier(usage.input_tokens)
+    prices = (model.provider_prices if provider else model.prices).tier(usage.input_tokens)
     return ((usage.input_tokens - cached - written) * prices.input_pico
             + cached * prices.cached_input_pico
             + (written - written_1h) * prices.cache_write_pico

@@ -84,6 +84,7 @@ async def get_model(version: str, model_id: str, request: Request) -> CompactJSO
     if model is None or (view.models is not None and model.id not in view.models):
         raise ModelNotFound(model_id)
     await anyio.to_thread.run_sync(gateway.require_credentials, model)
+    model = view.priced(model)
     if gemini_shaped(request):
         return CompactJSONResponse(render_gemini_model(model))
     return CompactJSONResponse(render_model(model, view))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from afk.billing.money import format_usd
@@ -29,6 +30,8 @@ class Account:
     currency: str = "USD"
     created: str = ""
     models: list[str] | None = field(default=None)  # None: every catalog model
+    # Negotiated prices: markup percent over provider cost per model id ("*": all).
+    markups: dict[str, Decimal] = field(default_factory=dict)
 
     @property
     def held(self) -> int:
@@ -53,6 +56,7 @@ class Account:
             currency=get_s(item, "currency", "USD") or "USD",
             created=get_s(item, "created") or "",
             models=[v["S"] for v in models["L"]] if models and "L" in models else None,
+            markups={m: Decimal(v["S"]) for m, v in item.get("markups", {}).get("M", {}).items()},
         )
 
 
@@ -167,23 +171,34 @@ class Accounts:
                                             Key=credit_claim_key(credit_id),
                                             ConsistentRead=True).get("Item")
 
+    def set_markup(self, account_id: str, model: str, percent: Decimal) -> None:
+        """This account's price of `model` ("*": every model) at `percent` over cost."""
+        self._update_map(account_id, "SET markups = if_not_exists(markups, :e)", None,
+                         {":e": {"M": {}}})
+        self._update_map(account_id, "SET markups.#m = :p", model, {":p": s(str(percent))})
+
+    def clear_markup(self, account_id: str, model: str) -> None:
+        self._update_map(account_id, "REMOVE markups.#m", model, None)
+
     def set_cap(self, account_id: str, model: str, amount: int) -> None:
-        self._update_caps(account_id, "SET caps.#m = :c", model, {":c": n(amount)})
+        self._update_map(account_id, "SET caps.#m = :c", model, {":c": n(amount)})
 
     def clear_cap(self, account_id: str, model: str) -> None:
-        self._update_caps(account_id, "REMOVE caps.#m", model, None)
+        self._update_map(account_id, "REMOVE caps.#m", model, None)
 
-    def _update_caps(self, account_id: str, expression: str, model: str,
-                     values: dict[str, Any] | None) -> None:
+    def _update_map(self, account_id: str, expression: str, model: str | None,
+                    values: dict[str, Any] | None) -> None:
         from botocore.exceptions import ClientError
 
         kwargs: dict[str, Any] = {"ExpressionAttributeValues": values} if values else {}
+        if model is not None:
+            kwargs["ExpressionAttributeNames"] = {"#m": model}
         try:
             with self._db.errors():
                 self._db.client.update_item(
                     TableName=self._db.table, Key=account_key(account_id),
                     UpdateExpression=expression, ConditionExpression="attribute_exists(PK)",
-                    ExpressionAttributeNames={"#m": model}, **kwargs)
+                    **kwargs)
         except ClientError:
             raise NotFound(f"No account with id {account_id!r}.",
                            code="account_not_found") from None

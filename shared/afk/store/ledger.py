@@ -40,6 +40,7 @@ class Settlement:
     status: str = "ok"  # ok | error | disconnected | expired
     estimated: bool = False  # usage was estimated: the upstream never reported it
     uncovered: int = 0  # cost above the hold that was not charged (estimate too low)
+    provider_cost: int = 0  # pico-USD the provider bills the operator for the same usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ class LedgerEntry:
     status: str = "ok"
     estimated: bool = False
     note: str | None = None
+    provider_cost: int = 0  # pico-USD (charges): the operator's cost; never shown to customers
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> LedgerEntry:
@@ -74,7 +76,7 @@ class LedgerEntry:
             reasoning_tokens=get_n(item, "reasoning_tokens"),
             status=get_s(item, "status") or "ok",
             estimated=bool(item.get("estimated", {}).get("BOOL", False)),
-            note=get_s(item, "note"),
+            note=get_s(item, "note"), provider_cost=get_n(item, "provider_cost"),
         )
 
 
@@ -123,7 +125,7 @@ def charge_item(hold: Hold, settlement: Settlement, now_ms: int) -> dict[str, An
         "output_tokens": n(settlement.output_tokens),
         "reasoning_tokens": n(settlement.reasoning_tokens),
         "status": s(settlement.status), "estimated": {"BOOL": settlement.estimated},
-        "uncovered": n(settlement.uncovered),
+        "uncovered": n(settlement.uncovered), "provider_cost": n(settlement.provider_cost),
     }
 
 
