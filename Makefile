@@ -41,7 +41,7 @@ SAM      := $(SAM_VENV)/bin/sam
 PY312    := $(shell for p in $$(command -v python3.12) $(HOME)/.pyenv/versions/3.12*/bin/python3.12; do "$$p" -c '' 2>/dev/null && { echo "$$p"; break; }; done)
 SAM_ENV  := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} PATH="$(dir $(PY312)):$$PATH"
 
-.PHONY: sam build validate
+.PHONY: sam build validate lock
 
 sam: $(SAM)
 
@@ -58,3 +58,12 @@ build: $(SAM)
 
 validate: $(SAM)
 	$(SAM_ENV) $(SAM) validate --lint
+
+# The dependency layer's lock, resolved for the functions' platform (arm64, CPython 3.12)
+# whatever the host is, with the hashes of every file of every pinned version. Run it
+# after editing layers/dependencies/requirements.in; the build installs only the lock.
+lock: install
+	$(BIN)/python -m uv --version >/dev/null 2>&1 || $(BIN)/python -m pip install --quiet uv
+	cd layers/dependencies && ../../$(BIN)/python -m uv pip compile --quiet requirements.in \
+		--python-version 3.12 --python-platform aarch64-manylinux_2_28 --generate-hashes \
+		--custom-compile-command "make lock" -o requirements.txt

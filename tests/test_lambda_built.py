@@ -1,30 +1,43 @@
 """The functions as `sam build` packaged them, run the way Lambda runs them.
 
-What runs is the BUILT code: each function's folder in .aws-sam/build and the
-BUILT afk layer (.aws-sam/build/AfkLayer/python), never shared/. The built
-dependency layer holds arm64 wheels (pydantic-core) that cannot load on an
-x86_64 test host, so third-party packages come from this venv's site-packages,
-which has the same requirements installed. DynamoDB is the moto server of the
+What runs is the BUILD and nothing else: each function's folder in .aws-sam/build
+and the built layers (DependenciesLayer, AfkLayer), never shared/ and never this
+venv's site-packages. The interpreter is a stand-in for the Lambda runtime's: the
+runtime's Python (3.12), its standard library, and in its own site-packages only
+what the runtime ships (boto3 and its dependencies), so a package the layer lacks
+fails the import here as it would on Lambda. DynamoDB is the moto server of the
 `dynamodb_endpoint` fixture.
 
 * Mangum functions: `app.handler(event, context)` on every events/ event of
-  their routes, in a subprocess whose PYTHONPATH is the function and the layer.
+  their routes, in a subprocess whose path is the function and the layers, which
+  then checks that every module it loaded came from the build, the standard
+  library or the runtime's own packages.
 * Web Adapter functions: started by their built run.sh, with PORT set and
-  /opt/python being the built layer (a private mount namespace binds it there,
-  so run.sh's own PYTHONPATH line is what finds it), then an SSE request.
+  /opt/python being the built layers merged, as Lambda extracts them (a private
+  mount namespace binds it there, so run.sh's own PYTHONPATH line is what finds
+  it), then an SSE request.
+* Every native extension (.so) in the build is an ELF object for the architecture
+  the template gives its function or layer, and the dependency layer holds exactly
+  the lock (layers/dependencies/requirements.txt), each of whose direct
+  requirements something imports.
 
-CI runs `make build` first and sets AFK_REQUIRE_SAM=1, so nothing here skips.
+The layers' native extensions are built for the functions' architecture (arm64),
+which an x86_64 test host cannot load; the dependencies import without them
+(PyYAML falls back to pure Python), and the architecture check above is what
+proves they are the right ones. CI runs `make build` first and sets
+AFK_REQUIRE_SAM=1, so nothing here skips.
 """
 
 from __future__ import annotations
 
 import filecmp
+import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +51,14 @@ from tests.conftest import Customer
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".aws-sam" / "build"
 LAYER = BUILD / "AfkLayer" / "python"
+DEPENDENCIES = BUILD / "DependenciesLayer" / "python"
+LOCK = ROOT / "layers" / "dependencies" / "requirements.txt"
+REQUIREMENTS = ROOT / "layers" / "dependencies" / "requirements.in"
 PLACEHOLDER_KEY = "afk-EXAMPLE0000000000000000000000000000"
+# What the python3.12 runtime ships beside the standard library (import names).
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+# ELF header e_machine values (System V ABI, <elf.h>: EM_X86_64 62, EM_AARCH64 183).
+ELF_MACHINES = {"x86_64": 62, "arm64": 183}
 
 
 def _require(reason: str) -> None:
@@ -68,10 +88,43 @@ def build() -> Path:
     return BUILD
 
 
+def _python312() -> str | None:
+    """The runtime's Python, found as the Makefile finds it for `sam build`."""
+    candidates = [shutil.which("python3.12"),
+                  *sorted(map(str, Path.home().glob(".pyenv/versions/3.12*/bin/python3.12")))]
+    for candidate in filter(None, candidates):
+        if subprocess.run([candidate, "-c", ""], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
 @pytest.fixture(scope="module")
-def routes() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
+def runtime(tmp_path_factory) -> Path:
+    """A python3.12 venv standing in for the Lambda runtime: its site-packages holds
+    only the runtime's own packages, linked from this venv (they are pure Python)."""
+    python = _python312()
+    if python is None:
+        _require("no python3.12 (on PATH or in pyenv): the built functions run on it")
+    home = tmp_path_factory.mktemp("lambda-runtime")
+    subprocess.run([python, "-m", "venv", "--without-pip", str(home)], check=True)
+    [site] = home.glob("lib/python3.12/site-packages")
+    for name in RUNTIME_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        assert spec and spec.origin, f"{name} is missing from the test venv"
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (site / source.name).symlink_to(source, target_is_directory=source.is_dir())
+    return home
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return cfn_yaml.load(str(ROOT / "template.yaml"))
+
+
+@pytest.fixture(scope="module")
+def routes(template: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
     """(method, resource) -> (function name, its properties), from the template."""
-    template = cfn_yaml.load(str(ROOT / "template.yaml"))
     found = {}
     for name, res in template["Resources"].items():
         if res["Type"] != "AWS::Serverless::Function":
@@ -93,16 +146,18 @@ def _function_of(event: dict[str, Any], routes: dict) -> str:
     return (routes.get((method, resource)) or routes[("ANY", resource)])[0]
 
 
-def _env(dynamodb_endpoint: str, **extra: str) -> dict[str, str]:
+def _env(dynamodb_endpoint: str, runtime: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AFK_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_",
-                                "POWERTOOLS_", "PYTHON"))}
+                                "POWERTOOLS_", "PYTHON", "VIRTUAL_ENV"))}
     env.update(AFK_TABLE="afk-test", AFK_DYNAMODB_ENDPOINT=dynamodb_endpoint,
                AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1",
                POWERTOOLS_SERVICE_NAME="afk", POWERTOOLS_METRICS_NAMESPACE="afk/test",
-               # The venv's python first: it has the third-party packages (see above).
-               PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}", **extra)
+               # The build is read-only on Lambda; keep it as built here too.
+               PYTHONDONTWRITEBYTECODE="1",
+               # The runtime stand-in's python first: `python` in run.sh is that one.
+               PATH=f"{runtime / 'bin'}:{os.environ.get('PATH', '')}", **extra)
     return env
 
 
@@ -125,9 +180,9 @@ def test_every_route_has_an_event_and_every_event_a_route(routes: dict) -> None:
 
 # ------------------------------------------------------------------ Mangum functions
 DRIVER = """
-import json, sys
+import json, os, sys, sysconfig
+build, out, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
 import afk, app
-assert afk.__file__.startswith(sys.argv[1]), f"afk imported from {afk.__file__}"
 
 class Context:
     function_name = "test"
@@ -135,9 +190,16 @@ class Context:
     def get_remaining_time_in_millis(self):
         return 30_000
 
-results = [app.handler(json.loads(open(path).read()), Context()) for path in sys.argv[3:]]
-with open(sys.argv[2], "w") as out:
-    json.dump(results, out)
+results = [app.handler(json.loads(open(path).read()), Context()) for path in paths]
+# Everything loaded came from the build, the standard library or the runtime's packages.
+allowed = (build, sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib"),
+           sysconfig.get_path("purelib"))
+outside = sorted({m.__file__ for m in list(sys.modules.values())
+                  if getattr(m, "__file__", None) and not m.__file__.startswith(allowed)})
+with open(out, "w") as f:
+    json.dump({"results": results, "outside": outside, "afk": afk.__file__,
+               "modules": sorted(m.__file__ for m in list(sys.modules.values())
+                                 if getattr(m, "__file__", None))}, f)
 """
 
 
@@ -164,7 +226,8 @@ MANGUM_EXPECTATIONS = {
 
 
 def test_mangum_functions_answer_their_events(build: Path, routes: dict, tmp_path: Path,
-                                              dynamodb_endpoint: str, customer: Customer):
+                                              dynamodb_endpoint: str, customer: Customer,
+                                              runtime: Path):
     events = _events()
     second_key, second = customer.store.keys.create(customer.account_id, "to-revoke")
     mangum = {name for name, event in events.items()
@@ -182,12 +245,19 @@ def test_mangum_functions_answer_their_events(build: Path, routes: dict, tmp_pat
             path.write_text(text.replace("key_EXAMPLE", second.key_id))
             paths.append(str(path))
         out = tmp_path / f"{function}.out.json"
+        # Lambda's order: the function's code, then the layers (/opt/python).
         run = subprocess.run(
-            [sys.executable, "-c", DRIVER, str(LAYER), str(out), *paths],
+            [str(runtime / "bin" / "python"), "-c", DRIVER, str(build), str(out), *paths],
             cwd=build / function, capture_output=True, text=True, timeout=120,
-            env=_env(dynamodb_endpoint, PYTHONPATH=f"{build / function}:{LAYER}"))
+            env=_env(dynamodb_endpoint, runtime,
+                     PYTHONPATH=f"{build / function}:{DEPENDENCIES}:{LAYER}"))
         assert run.returncode == 0, run.stderr[-3000:]
-        for name, response in zip(names, json.loads(out.read_text()), strict=True):
+        loaded = json.loads(out.read_text())
+        assert loaded["outside"] == [], f"{function} loaded code from outside the build"
+        assert loaded["afk"].startswith(str(LAYER)), loaded["afk"]
+        for package in ("mangum", "starlette", "anyio"):
+            assert f"{DEPENDENCIES}/{package}/__init__.py" in loaded["modules"], package
+        for name, response in zip(names, loaded["results"], strict=True):
             status, check = MANGUM_EXPECTATIONS[name]
             assert response["statusCode"] == status, (name, response)
             headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
@@ -265,19 +335,25 @@ def _start_command(function_dir: Path, opt: Path) -> list[str]:
 
 
 @pytest.fixture
-def web_adapter_function(build: Path, tmp_path: Path, dynamodb_endpoint: str):
+def web_adapter_function(build: Path, tmp_path: Path, dynamodb_endpoint: str, runtime: Path):
     started: list[tuple[subprocess.Popen, Path]] = []
 
     def start(function: str) -> tuple[str, Path]:
         opt = tmp_path / function / "opt"
         opt.mkdir(parents=True)
-        (opt / "python").symlink_to(LAYER, target_is_directory=True)
+        # Lambda extracts every layer of the function into /opt, merged.
+        for layer in (DEPENDENCIES, LAYER):
+            for entry in layer.iterdir():
+                merged = opt / "python" / entry.name
+                merged.parent.mkdir(exist_ok=True)
+                if not merged.exists():
+                    merged.symlink_to(entry, target_is_directory=entry.is_dir())
         port = _free_port()
         log = tmp_path / function / "stdout.log"
         process = subprocess.Popen(
             _start_command(build / function, opt), cwd=build / function,
             stdout=log.open("wb"), stderr=subprocess.STDOUT,
-            env=_env(dynamodb_endpoint, PORT=str(port), LAMBDA_TASK_ROOT=str(build / function),
+            env=_env(dynamodb_endpoint, runtime, PORT=str(port), LAMBDA_TASK_ROOT=str(build / function),
                      AWS_LWA_INVOKE_MODE="response_stream"))
         started.append((process, log))
         url = f"http://127.0.0.1:{port}"
@@ -334,3 +410,103 @@ def test_web_adapter_function_streams_sse_in_chunks(function: str, web_adapter_f
     assert [(m["model"], m["route"]) for m in usage] == [("echo", _route_of(path))]
     assert usage[0]["OutputTokens"] in (1501, [1501])  # "Echo:" and the 1500 words
     assert customer.key not in log.read_text()
+
+
+# ------------------------------------------------------------------ what the build holds
+def _elf_machine(path: Path) -> int:
+    header = path.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF", f"{path} is not an ELF object"
+    return int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+
+
+def _architectures(template: dict[str, Any]) -> dict[str, str]:
+    """Each built resource's architecture, as the template gives it: a function's
+    Architectures (or the Globals'), a layer's one CompatibleArchitectures entry."""
+    default = template["Globals"]["Function"].get("Architectures", ["x86_64"])
+    found = {}
+    for name, res in template["Resources"].items():
+        props = res["Properties"]
+        if res["Type"] == "AWS::Serverless::Function":
+            [found[name]] = props.get("Architectures", default)
+        elif res["Type"] == "AWS::Serverless::LayerVersion":
+            [found[name]] = props["CompatibleArchitectures"]
+            assert res["Metadata"]["BuildArchitecture"] == found[name], name
+    return found
+
+
+def test_every_native_extension_matches_its_functions_architecture(build: Path,
+                                                                   template: dict[str, Any]):
+    """Regression (issue 12): a layer built with x86-64 wheels for arm64 functions
+    passed every test, because the tests imported the venv's packages instead."""
+    architectures = _architectures(template)
+    functions = {name: res for name, res in template["Resources"].items()
+                 if res["Type"] == "AWS::Serverless::Function"}
+    for name, res in functions.items():
+        for layer in template["Globals"]["Function"]["Layers"] + res["Properties"].get(
+                "Layers", []):
+            if isinstance(layer, dict) and "Ref" in layer:
+                assert architectures[layer["Ref"]] == architectures[name], (name, layer)
+    checked = []
+    for resource, architecture in architectures.items():
+        for path in (build / resource).rglob("*.so*"):
+            if path.is_file():
+                assert _elf_machine(path) == ELF_MACHINES[architecture], (
+                    f"{path.relative_to(build)} is not built for {architecture}")
+                checked.append(path)
+    assert any(DEPENDENCIES in path.parents for path in checked), \
+        "no native extension in the dependency layer: nothing was checked"
+
+
+def _pins(lock: str) -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, hashes) of a pip lock (`name==version \\ --hash=sha256:…`)."""
+    pins = {}
+    for entry in re.split(r"\n(?=[A-Za-z0-9])", lock):
+        if match := re.match(r"([A-Za-z0-9._-]+)==(\S+)", entry):
+            pins[_normalize(match[1])] = (match[2], re.findall(r"--hash=sha256:(\w{64})", entry))
+    return pins
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_dependency_layer_is_exactly_the_lock(build: Path):
+    pins = _pins(LOCK.read_text())
+    assert pins and all(hashes for _, hashes in pins.values()), "every pin carries its hashes"
+    wanted = {_normalize(re.split(r"[<>=!~;\[ ]", line)[0])
+              for line in REQUIREMENTS.read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    assert wanted <= set(pins), wanted - set(pins)
+    built = {}
+    for meta in DEPENDENCIES.glob("*.dist-info/METADATA"):
+        fields = dict(re.findall(r"^(Name|Version): (.+)$", meta.read_text(), re.MULTILINE))
+        built[_normalize(fields["Name"])] = fields["Version"]
+    assert built == {name: version for name, (version, _) in pins.items()}
+
+
+def _imported_names() -> set[str]:
+    """Top-level names the deployed code imports, and the modules run.sh runs (-m)."""
+    names = set()
+    sources = [*(ROOT / "shared" / "afk").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]
+    for path in sources:
+        names.update(re.findall(r"^\s*(?:import|from)\s+([A-Za-z_]\w*)", path.read_text(),
+                                re.MULTILINE))
+    for script in (ROOT / "functions").rglob("run.sh"):
+        names.update(re.findall(r"-m\s+([A-Za-z_]\w*)", script.read_text()))
+    return names
+
+
+def test_every_direct_dependency_is_imported(build: Path):
+    imported = _imported_names()
+    unused = []
+    for line in REQUIREMENTS.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        name = _normalize(re.split(r"[<>=!~;\[ ]", line)[0])
+        [record] = [r for r in DEPENDENCIES.glob("*.dist-info/RECORD")
+                    if _normalize(r.parent.name.split("-", 1)[0]) == name]
+        provides = {row.split(",")[0].split("/")[0].removesuffix(".py")
+                    for row in record.read_text().splitlines()}
+        if not provides & imported:
+            unused.append(name)
+    assert unused == [], f"layer dependencies nothing imports: {unused}"

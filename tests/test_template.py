@@ -221,7 +221,7 @@ def test_functions_share_runtime_layers_and_table(template: dict[str, Any]) -> N
     assert globals_["Environment"]["Variables"]["AFK_TABLE"] == {"Ref": "Table"}
     assert {"Ref": "DependenciesLayer"} in globals_["Layers"]
     assert {"Ref": "AfkLayer"} in globals_["Layers"]
-    requirements = (ROOT / "layers/dependencies/requirements.txt").read_text().lower().split()
+    requirements = (ROOT / "layers/dependencies/requirements.in").read_text().lower().split()
     names = {r.split(">")[0].split("=")[0] for r in requirements if not r.startswith("#")}
     assert not {"boto3", "botocore", "moto", "pytest", "aws-sam-cli", "cfn-lint"} & names
     assert "aws-lambda-powertools" in names
