@@ -8,9 +8,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
+import anthropic
 import httpx
 import openai
 import pytest
+from google import genai
+from google.genai import types as genai_types
 
 from afk import observability
 from afk.billing.money import from_pico, parse_usd, to_pico
@@ -130,6 +133,13 @@ class Customer:
     def openai(self, **kwargs: object) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.key, max_retries=0,
                              **kwargs)
+
+    def anthropic(self) -> anthropic.Anthropic:
+        return anthropic.Anthropic(base_url=self.url, api_key=self.key, max_retries=0)
+
+    def genai(self, version: str = "v1beta") -> genai.Client:
+        return genai.Client(api_key=self.key, http_options=genai_types.HttpOptions(
+            base_url=self.url, api_version=version))
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30,

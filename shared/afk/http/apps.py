@@ -23,7 +23,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from afk import observability
-from afk.dialects import openai_chat
 from afk.errors import GatewayError, NotFound
 from afk.gateway import Gateway, default_gateway
 from afk.http.common import RequestIdMiddleware, error_response
@@ -68,19 +67,17 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
 def error_codec(request: Request) -> ModuleType:
     """The dialect whose error shape the caller of this route understands."""
     path = request.url.path
+    dialect = "openai_chat"
     if path.startswith("/v1/messages"):
-        from afk.dialects import anthropic
+        dialect = "anthropic"
+    elif ":" in path.rsplit("/", 1)[-1] or path.startswith(("/v1beta/", "/v1alpha/")):
+        dialect = "gemini"
+    elif path.startswith("/v1/models"):
+        from afk.http.models import list_shape
 
-        return anthropic
-    gemini_route = ":" in path.rsplit("/", 1)[-1] or (
-        path.startswith(("/v1beta/", "/v1alpha/")))
-    gemini_auth = path.startswith("/v1/models") and (
-        "x-goog-api-key" in request.headers or "key" in request.query_params)
-    if gemini_route or gemini_auth:
-        from afk.dialects import gemini
-
-        return gemini
-    return openai_chat
+        dialect = {"anthropic": "anthropic", "gemini": "gemini"}.get(list_shape(request),
+                                                                     dialect)
+    return importlib.import_module(f"afk.dialects.{dialect}")
 
 
 def _render(error: GatewayError, request: Request) -> Response:

@@ -1,13 +1,17 @@
 """`GET /v1/models` and `GET /v1/models/{id}`: the account's models with prices.
 
-OpenAI's list shape plus `pricing`; Gemini's shape under `/v1beta`, and under
-`/v1` when the caller authenticates the Gemini way (`x-goog-api-key` or
-`?key=`), since google-genai lists models on `/v1/models` too.
+Each caller gets its own SDK's shape, with `pricing` (the catalog's prices and
+the caller's per-call cap) on every model: OpenAI's list by default; Gemini's
+under `/v1beta`, and under `/v1` when the caller authenticates the Gemini way
+(`x-goog-api-key` or `?key=`), since google-genai lists models on `/v1/models`
+too; Anthropic's (a cursor page of `ModelInfo`) when the caller sends
+`anthropic-version` or `x-api-key`, as the anthropic SDK and Anthropic's curl
+examples do.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -22,20 +26,25 @@ from afk.http.routing import Router
 router = Router()
 
 
-def render_model(model: Model, view: AccountView) -> dict[str, Any]:
+def render_pricing(model: Model, view: AccountView) -> dict[str, Any]:
+    """Decimal strings in USD: prices per million tokens, and the caller's cap."""
     cap = view.caps.get(model.id)
     prices = model.prices
+    return {
+        "currency": "USD",
+        "input_per_million": format_usd(to_pico(prices.input)),
+        "cached_input_per_million": format_usd(to_pico(prices.cached_input)),
+        "output_per_million": format_usd(to_pico(prices.output)),
+        "per_call_cap": format_usd(cap) if cap is not None else None,
+    }
+
+
+def render_model(model: Model, view: AccountView) -> dict[str, Any]:
     return {
         "id": model.id, "object": "model", "created": model.created, "owned_by": model.owned_by,
         "display_name": model.display_name,
         "context_window": model.context_window, "max_output_tokens": model.max_output_tokens,
-        "pricing": {
-            "currency": "USD",
-            "input_per_million": format_usd(to_pico(prices.input)),
-            "cached_input_per_million": format_usd(to_pico(prices.cached_input)),
-            "output_per_million": format_usd(to_pico(prices.output)),
-            "per_call_cap": format_usd(cap) if cap is not None else None,
-        },
+        "pricing": render_pricing(model, view),
     }
 
 
@@ -44,16 +53,55 @@ def _fresh_view(gateway: Gateway, account_id: str) -> AccountView:
     return gateway.remember(gateway.store.accounts.require(account_id))
 
 
-def gemini_shaped(request: Request) -> bool:
-    return (not request.url.path.startswith("/v1/") or "x-goog-api-key" in request.headers
-            or "key" in request.query_params)
+Shape = Literal["openai", "anthropic", "gemini"]
 
 
-def render_gemini_model(model: Model) -> dict[str, Any]:
+def list_shape(request: Request) -> Shape:
+    """Whose model-list shape (and error shape) the caller of a models route reads."""
+    headers = request.headers
+    if (not request.url.path.startswith("/v1/") or "x-goog-api-key" in headers
+            or "key" in request.query_params):
+        return "gemini"
+    if "anthropic-version" in headers or "x-api-key" in headers:
+        return "anthropic"
+    return "openai"
+
+
+def render_gemini_model(model: Model, view: AccountView) -> dict[str, Any]:
     from afk.dialects import gemini
 
-    return gemini.render_model(model.id, model.display_name, model.context_window,
-                               model.max_output_tokens)
+    return {**gemini.render_model(model.id, model.display_name, model.context_window,
+                                  model.max_output_tokens),
+            "pricing": render_pricing(model, view)}
+
+
+def render_anthropic_model(model: Model, view: AccountView) -> dict[str, Any]:
+    from afk.dialects.anthropic import models
+
+    return {**models.render_model(model.id, model.display_name, model.created,
+                                  model.context_window, model.max_output_tokens),
+            "pricing": render_pricing(model, view)}
+
+
+RENDER = {"openai": render_model, "gemini": render_gemini_model,
+          "anthropic": render_anthropic_model}
+
+
+def render_list(shape: Shape, models: list[Model], view: AccountView,
+                request: Request) -> dict[str, Any]:
+    rendered = [RENDER[shape](m, view) for m in models]
+    if shape == "gemini":
+        from afk.dialects import gemini
+
+        return gemini.render_model_list(rendered)
+    if shape == "anthropic":
+        from afk.dialects.anthropic import models as anthropic_models
+
+        params = request.query_params
+        return anthropic_models.render_model_list(
+            rendered, limit=params.get("limit"), after_id=params.get("after_id"),
+            before_id=params.get("before_id"))
+    return {"object": "list", "data": rendered}
 
 
 @router.get("/{version}/models")
@@ -64,13 +112,7 @@ async def list_models(version: str, request: Request) -> CompactJSONResponse:
     principal = await authenticate(request)
     view = await anyio.to_thread.run_sync(_fresh_view, gateway, principal.account_id)
     models = await anyio.to_thread.run_sync(gateway.callable_models, view)
-    if gemini_shaped(request):
-        from afk.dialects import gemini
-
-        return CompactJSONResponse(gemini.render_model_list(
-            [render_gemini_model(m) for m in models]))
-    return CompactJSONResponse({"object": "list", "data": [render_model(m, view)
-                                                           for m in models]})
+    return CompactJSONResponse(render_list(list_shape(request), models, view, request))
 
 
 @router.get("/{version}/models/{model_id:path}")
@@ -85,6 +127,4 @@ async def get_model(version: str, model_id: str, request: Request) -> CompactJSO
         raise ModelNotFound(model_id)
     await anyio.to_thread.run_sync(gateway.require_credentials, model)
     model = view.priced(model)
-    if gemini_shaped(request):
-        return CompactJSONResponse(render_gemini_model(model))
-    return CompactJSONResponse(render_model(model, view))
+    return CompactJSONResponse(RENDER[list_shape(request)](model, view))
