@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from afk.background import Background
-from afk.errors import AuthenticationFailed
+from afk.errors import AuthenticationFailed, PermissionDenied
+from afk.limits import LEGACY_SCOPE, Limits, iso
 from afk.store.keys import KeyRecord, Keys, hash_key, looks_like_key
 
 T = TypeVar("T")
@@ -23,7 +24,32 @@ T = TypeVar("T")
 class Principal:
     account_id: str
     key_id: str
-    rpm: int | None = None  # the key's requests-per-minute limit, if it has one
+    scope: str = LEGACY_SCOPE
+    limits: Limits = Limits()  # what applies: the stricter of the operator's and the account's
+
+    @property
+    def rpm(self) -> int | None:
+        return self.limits.rpm
+
+    def require(self, scope: str) -> None:
+        """403 unless this key's scope covers `scope` (manage covers inference)."""
+        if scope == "manage" and self.scope != "manage":
+            raise PermissionDenied(
+                "This is an inference key: it can call models and read its own usage, not "
+                "manage the account. Use a manage key (the dashboard's sign-in key) for keys, "
+                "caps, usage and top-ups.", code="insufficient_scope")
+
+    @classmethod
+    def of(cls, record: KeyRecord) -> Principal:
+        """The caller behind an active record, or 401 when it is revoked or expired."""
+        if not record.active:
+            raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
+        limits = record.limits
+        if limits.expired(int(time.time() * 1000)):
+            raise AuthenticationFailed(f"This API key expired at {iso(limits.expires_ms or 0)}.",
+                                       code="expired_api_key")
+        return cls(account_id=record.account_id, key_id=record.key_id, scope=record.scope,
+                   limits=limits)
 
 
 def key_from(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
@@ -122,9 +148,7 @@ class Authenticator:
             if self._unknown.get(digest):
                 raise AuthenticationFailed(_incorrect(key), code="invalid_api_key")
             return None
-        if not record.active:
-            raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
-        return Principal(account_id=record.account_id, key_id=record.key_id, rpm=record.rpm)
+        return Principal.of(record)
 
     def authenticate(self, key: str | None) -> Principal:
         """The caller behind `key`, or 401. Blocking (may read the store)."""
@@ -144,9 +168,7 @@ class Authenticator:
                 self._unknown.put(digest, True)
                 raise AuthenticationFailed(_incorrect(key), code="invalid_api_key")
             self._cache.put(digest, record)
-        if not record.active:
-            raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
-        return Principal(account_id=record.account_id, key_id=record.key_id, rpm=record.rpm)
+        return Principal.of(record)
 
     def _refresh(self, key: str, digest: str) -> None:
         read_at = self._cache.epoch()

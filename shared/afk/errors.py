@@ -54,6 +54,13 @@ class AuthenticationFailed(GatewayError):
     kind = "authentication"
 
 
+class PermissionDenied(GatewayError):
+    """403: the key is valid but may not do this (its scope, or a limit on it)."""
+
+    status = 403
+    kind = "permission"
+
+
 class InsufficientCredits(GatewayError):
     """402: the balance or the per-call cap cannot cover the request."""
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from afk.auth import Authenticator, Principal, TTLCache
 from afk.background import Background
 from afk.catalog import Catalog, Model
-from afk.errors import ModelNotFound, ProviderNotConfigured
+from afk.errors import ModelNotFound, PermissionDenied, ProviderNotConfigured
 from afk.providers import Provider
 from afk.settings import KEY_SETTINGS, Settings, get_settings
 from afk.store import Account, Dynamo, Store
@@ -155,25 +155,38 @@ class Gateway:
             raise ProviderNotConfigured(model.id, model.provider, KEY_SETTINGS[model.provider],
                                         secret=self.settings.secret_arn is not None)
 
-    def models_for(self, view: AccountView) -> list[Model]:
-        """The account's models, callable now or not (caps may be set on any)."""
+    def models_for(self, view: AccountView, principal: Principal | None = None) -> list[Model]:
+        """The account's models, callable now or not (caps may be set on any); with
+        `principal`, only those its key may call."""
+        allowed = principal.limits.models if principal is not None else None
         return [view.priced(m) for m in self.catalog
-                if view.models is None or m.id in view.models]
+                if (view.models is None or m.id in view.models)
+                and (allowed is None or m.id in allowed)]
 
-    def callable_models(self, view: AccountView) -> list[Model]:
-        """The account's models whose provider has a key: what every model list shows.
-        Blocking: may read the provider-keys secret."""
-        models = self.models_for(view)
+    def callable_models(self, view: AccountView,
+                        principal: Principal | None = None) -> list[Model]:
+        """The account's models whose provider has a key (and, with `principal`, that
+        its key may call): what every model list shows. Blocking: may read the
+        provider-keys secret."""
+        models = self.models_for(view, principal)
         configured = {p for p in {m.provider for m in models} if self.has_credentials(p)}
         return [m for m in models if m.provider in configured]
 
-    def model_for(self, principal: Principal, model_id: str) -> tuple[Model, AccountView]:
-        """Blocking (unless the account is cached). The catalog model if the caller's
-        account has it, else 404; a 403 if its provider has no key."""
-        view = self.account_view(principal.account_id)
+    def model_for(self, principal: Principal, model_id: str,
+                  view: AccountView | None = None) -> tuple[Model, AccountView]:
+        """Blocking (unless the account is cached or `view` given). The catalog model
+        if the caller's account has it (else 404), its key may call it (else 403)
+        and its provider has a key (else 403)."""
+        view = view or self.account_view(principal.account_id)
         model = self.catalog.get(model_id.removeprefix("models/"))
         if model is None or (view.models is not None and model.id not in view.models):
             raise ModelNotFound(model_id)
+        allowed = principal.limits.models
+        if allowed is not None and model.id not in allowed:
+            names = ", ".join(sorted(allowed)) or "none"
+            raise PermissionDenied(f"This key may not call {model.id}: its limits allow only "
+                                   f"these models: {names}.", param="model",
+                                   code="model_not_allowed")
         self.require_credentials(model)
         return view.priced(model), view
 

@@ -71,6 +71,9 @@ class Settings:
     service: str = "afk"
     metrics_namespace: str | None = None
     log_level: str = "INFO"
+    # AFK_TABLE or AFK_DYNAMODB_ENDPOINT was set: `afk admin` then works on that
+    # store, never on a running `afk dev`'s (local/devfile.py).
+    store_named: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -116,6 +119,7 @@ class Settings:
             service=env.get("POWERTOOLS_SERVICE_NAME") or "afk",
             metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or None,
             log_level=(env.get("AFK_LOG_LEVEL") or "INFO").upper(),
+            store_named=bool(env.get("AFK_TABLE") or env.get("AFK_DYNAMODB_ENDPOINT")),
         )
         if settings.secret_arn:
             # Keys missing from the environment come from the secret, read on first use

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from afk import cli
+from afk import admin, cli
 from afk.billing.wallet import Wallet
 from afk.cli import main
 from afk.store import Dynamo, Hold, Settlement, Store, create_table
@@ -38,20 +38,20 @@ def store(table: str, embedded_dynamodb: str, direct_store: Store,
     monkeypatch.setenv("AFK_TABLE", table)
     monkeypatch.setenv("AFK_DYNAMODB_ENDPOINT", embedded_dynamodb)
     monkeypatch.delenv("AFK_CATALOG", raising=False)
-    monkeypatch.setattr(cli, "_store", _store_per_environment)
+    monkeypatch.setattr(admin, "_store", _store_per_environment)
     return direct_store
 
 
-_REAL_STORE = cli._store
+_REAL_STORE = admin._store
 _STORES: dict[tuple[str | None, str | None], Any] = {}
 
 
-def _store_per_environment() -> Any:
+def _store_per_environment(where: admin.Target) -> Any:
     """The CLI's own `_store()` (so AFK_TABLE / AFK_DYNAMODB_ENDPOINT are read as
     in production), built once per environment: a boto3 client costs ~0.3 s."""
     env = (os.environ.get("AFK_TABLE"), os.environ.get("AFK_DYNAMODB_ENDPOINT"))
     if env not in _STORES:
-        _STORES[env] = _REAL_STORE()
+        _STORES[env] = _REAL_STORE(where)
     return _STORES[env]
 
 
@@ -255,7 +255,9 @@ def test_usage_unknown_account(store: Store, capsys: pytest.CaptureFixture[str])
 def test_human_output(account: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "accounts", "show", "--account", account)
     assert code == 0
-    assert f"id={account}" in out and "balance=5.00" in out
+    assert re.search(rf"^id +{account}$", out, re.M)
+    assert re.search(r"^balance +5\.00$", out, re.M)
+    assert "{" not in out and "[" not in out  # no Python reprs
 
 
 def test_environment_names_the_table(account: str, monkeypatch: pytest.MonkeyPatch,
@@ -263,4 +265,86 @@ def test_environment_names_the_table(account: str, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("AFK_TABLE", f"afk-missing-{secrets.token_hex(3)}")
     code, out, err = run(capsys, "accounts", "show", "--account", account)
     assert code == 1 and out == ""
-    assert "store is unavailable" in err
+    missing = os.environ["AFK_TABLE"]
+    assert f"table {missing!r} at {os.environ['AFK_DYNAMODB_ENDPOINT']}" in err
+    assert "does not exist" in err and "AFK_TABLE" in err
+    assert "Nothing was charged" not in err  # not the customer's wording
+
+
+def test_keys_scope_and_operator_limits(store: Store, account: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    created = run_json(capsys, "keys", "create", "--account", account, "--name", "ci",
+                       "--rpm", "60", "--spend-per-day", "2.50")
+    assert created["scope"] == "inference"
+    assert created["operator_limits"]["rpm"] == 60
+    assert created["limits"]["spend_per_day"] == "2.50"
+    manager = run_json(capsys, "keys", "create", "--account", account, "--scope", "manage")
+    assert manager["scope"] == "manage" and manager["limits"]["rpm"] is None
+    limited = run_json(capsys, "keys", "limit", "--key-id", created["id"], "--rpm", "none",
+                       "--models", "echo,echo-large", "--expires-at", "2031-01-01T00:00:00Z")
+    assert limited["operator_limits"]["rpm"] is None
+    assert limited["operator_limits"]["spend_per_day"] == "2.50"  # untouched
+    assert limited["limits"]["models"] == ["echo", "echo-large"]
+    record, _ = store.keys.get(created["id"])
+    assert record.operator.expires_ms is not None and record.own.rpm is None
+
+
+@pytest.mark.parametrize(("flags", "words"), [
+    (("--rpm", "fast"), ("--rpm", "integer")),
+    (("--spend-per-month", "1e3x"), ("--spend-per-month", "decimal")),
+    (("--models", "gpt-99"), ("gpt-99", "catalog")),
+    ((), ("--rpm", "--spend-per-day")),
+])
+def test_keys_limit_bad_flags(store: Store, account: str, capsys: pytest.CaptureFixture[str],
+                              flags: tuple[str, ...], words: tuple[str, ...]) -> None:
+    key_id = run_json(capsys, "keys", "create", "--account", account)["id"]
+    code, out, err = run(capsys, "keys", "limit", "--key-id", key_id, *flags)
+    assert code == 1 and out == ""
+    for word in words:
+        assert word in err
+
+
+def test_accounts_list_reads_as_a_table(store: Store, account: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "accounts", "list")
+    assert code == 0, err
+    header, *rows = out.splitlines()
+    assert header.split() == ["ID", "NAME", "AVAILABLE", "HELD", "CREATED"]
+    mine = [row for row in rows if row.startswith(account)]
+    assert len(mine) == 1 and mine[0].split()[1:3] == ["acme", "5.00"]
+    assert account in [a["id"] for a in run_json(capsys, "accounts", "list")]
+
+
+def test_key_list_text_has_no_python_reprs(store: Store, account: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    run_json(capsys, "keys", "create", "--account", account, "--name", "ci", "--rpm", "5",
+             "--models", "echo")
+    code, out, _ = run(capsys, "keys", "list", "--account", account)
+    assert code == 0
+    assert "{" not in out and "None" not in out and "'" not in out
+    assert "rpm=5" in out and "models=echo" in out
+
+
+def _subcommands(parser: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
+    import argparse
+
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                found.append(((*path, name), helps.get(name) or ""))
+                found += _subcommands(sub, (*path, name))
+    return found
+
+
+def test_admin_help_describes_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    commands = [c for c in _subcommands(cli.build_parser()) if c[0][0] == "admin"]
+    assert len(commands) >= 14
+    assert all(len(help_) > 10 for _, help_ in commands), commands
+    for path, help_ in commands:
+        if len(path) < 2:
+            continue
+        with pytest.raises(SystemExit):
+            main([*path[:-1], "--help"])
+        assert help_ in " ".join(capsys.readouterr().out.split())

@@ -18,7 +18,7 @@ from starlette.requests import Request
 
 from afk.billing.money import format_usd, to_pico
 from afk.catalog import Model
-from afk.errors import ModelNotFound, NotFound
+from afk.errors import NotFound
 from afk.gateway import AccountView, Gateway
 from afk.http.common import CompactJSONResponse, authenticate
 from afk.http.routing import Router
@@ -111,7 +111,7 @@ async def list_models(version: str, request: Request) -> CompactJSONResponse:
     gateway: Gateway = request.app.state.gateway
     principal = await authenticate(request)
     view = await anyio.to_thread.run_sync(_fresh_view, gateway, principal.account_id)
-    models = await anyio.to_thread.run_sync(gateway.callable_models, view)
+    models = await anyio.to_thread.run_sync(gateway.callable_models, view, principal)
     return CompactJSONResponse(render_list(list_shape(request), models, view, request))
 
 
@@ -122,9 +122,5 @@ async def get_model(version: str, model_id: str, request: Request) -> CompactJSO
     gateway: Gateway = request.app.state.gateway
     principal = await authenticate(request)
     view = await anyio.to_thread.run_sync(_fresh_view, gateway, principal.account_id)
-    model = gateway.catalog.get(model_id.removeprefix("models/"))
-    if model is None or (view.models is not None and model.id not in view.models):
-        raise ModelNotFound(model_id)
-    await anyio.to_thread.run_sync(gateway.require_credentials, model)
-    model = view.priced(model)
+    model, _ = await anyio.to_thread.run_sync(gateway.model_for, principal, model_id, view)
     return CompactJSONResponse(RENDER[list_shape(request)](model, view))

@@ -77,6 +77,15 @@ class Accounts:
             raise NotFound(f"No account with id {account_id!r}.", code="account_not_found")
         return account
 
+    def list_all(self) -> list[Account]:
+        """Every account, oldest first: a Scan, for `afk admin` (never on a request path)."""
+        with self._db.errors():
+            pages = self._db.client.get_paginator("scan").paginate(
+                TableName=self._db.table, FilterExpression="SK = :a",
+                ExpressionAttributeValues={":a": s("ACCOUNT")})
+            accounts = [Account.from_item(i) for page in pages for i in page["Items"]]
+        return sorted(accounts, key=lambda a: (a.created, a.id))
+
     def create(self, name: str, *, credits: int = 0, account_id: str | None = None) -> Account:
         """A new account; its opening credit is a ledger entry like any other."""
         from afk.store.ledger import credit_entry_item

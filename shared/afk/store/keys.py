@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from afk.errors import NotFound
+from afk.limits import LEGACY_SCOPE, NO_LIMITS, Limits
 from afk.store.accounts import _iso
 from afk.store.dynamo import Dynamo, get_n, get_s, n, s
 
@@ -47,19 +48,53 @@ class KeyRecord:
     created: str
     status: str  # "active" | "revoked"
     last_used: str | None = None
-    rpm: int | None = None  # requests per minute allowed to this key; None: unlimited
+    scope: str = LEGACY_SCOPE  # "inference" | "manage" (afk.limits)
+    own: Limits = Limits()        # set by the account's manage keys
+    operator: Limits = Limits()   # set by `afk admin keys limit`; no customer key changes it
 
     @property
     def active(self) -> bool:
         return self.status == "active"
 
+    @property
+    def limits(self) -> Limits:
+        """What applies: the stricter of the two owners' limits."""
+        return self.own.stricter(self.operator)
+
+    @property
+    def rpm(self) -> int | None:
+        return self.limits.rpm
+
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> KeyRecord:
+        own = limits_from(item.get("limits"))
+        if "limits" not in item and "rpm" in item:  # set before limits had owners
+            own = Limits(rpm=get_n(item, "rpm"))
         return cls(key_id=get_s(item, "key_id") or "", account_id=get_s(item, "account_id") or "",
                    name=get_s(item, "name") or "", prefix=get_s(item, "prefix") or "",
                    created=get_s(item, "created") or "", status=get_s(item, "status") or "active",
                    last_used=get_s(item, "last_used"),
-                   rpm=get_n(item, "rpm") if "rpm" in item else None)
+                   scope=get_s(item, "scope") or LEGACY_SCOPE, own=own,
+                   operator=limits_from(item.get("operator_limits")))
+
+
+_NUMBERS = ("rpm", "per_day", "per_month", "expires_ms")
+
+
+def limits_to(limits: Limits) -> dict[str, Any]:
+    """A `Limits` as a DynamoDB map attribute (absent fields: no limit)."""
+    fields: dict[str, Any] = {f: n(getattr(limits, f)) for f in _NUMBERS
+                              if getattr(limits, f) is not None}
+    if limits.models is not None:
+        fields["models"] = {"L": [s(m) for m in sorted(limits.models)]}
+    return {"M": fields}
+
+
+def limits_from(value: dict[str, Any] | None) -> Limits:
+    fields = (value or {}).get("M", {})
+    models = fields.get("models")
+    return Limits(**{f: int(fields[f]["N"]) for f in _NUMBERS if f in fields},
+                  models=frozenset(m["S"] for m in models["L"]) if models else None)
 
 
 def key_meta_key(account_id: str, key_id: str) -> dict[str, Any]:
@@ -70,18 +105,20 @@ class Keys:
     def __init__(self, dynamo: Dynamo) -> None:
         self._db = dynamo
 
-    def create(self, account_id: str, name: str = "default",
-               rpm: int | None = None) -> tuple[str, KeyRecord]:
+    def create(self, account_id: str, name: str = "default", *, scope: str = LEGACY_SCOPE,
+               own: Limits = NO_LIMITS, operator: Limits = NO_LIMITS
+               ) -> tuple[str, KeyRecord]:
         """A new key for the account. The plaintext is returned once and never stored."""
         key = new_key()
         digest = hash_key(key)
         key_id = f"key_{secrets.token_hex(8)}"
         record = KeyRecord(key_id=key_id, account_id=account_id, name=name,
                            prefix=key[:12], created=_iso(int(time.time() * 1000)),
-                           status="active", rpm=rpm)
+                           status="active", scope=scope, own=own, operator=operator)
         common = {"key_id": s(key_id), "account_id": s(account_id), "name": s(name),
                   "prefix": s(record.prefix), "created": s(record.created), "status": s("active"),
-                  **({"rpm": n(rpm)} if rpm is not None else {})}
+                  "scope": s(scope), "limits": limits_to(own),
+                  "operator_limits": limits_to(operator)}
         from botocore.exceptions import ClientError
 
         try:
@@ -156,22 +193,29 @@ class Keys:
             ])
         return dataclasses.replace(record, status="revoked")
 
-    def set_rpm(self, key_id: str, rpm: int | None, *, account_id: str | None = None) -> KeyRecord:
-        """Set (or with None, lift) a key's requests-per-minute limit."""
+    def set_limits(self, key_id: str, limits: Limits, *, owner: str,
+                   account_id: str | None = None) -> KeyRecord:
+        """Replace one owner's limits on a key (`owner`: "own" or "operator"). With
+        `account_id`, a key of another account is not found."""
         record, digest = self.get(key_id)
         if account_id is not None and record.account_id != account_id:
             raise NotFound(f"No key with id {key_id!r}.", code="key_not_found")
-        if rpm is None:
-            update: dict[str, Any] = {"UpdateExpression": "REMOVE rpm"}
-        else:
-            update = {"UpdateExpression": "SET rpm = :r", "ExpressionAttributeValues": {
-                ":r": n(rpm)}}
+        if owner == "own":
+            update = {"UpdateExpression": "SET limits = :l REMOVE rpm",
+                      "ExpressionAttributeValues": {":l": limits_to(limits)}}
+        else:  # a key from before limits had owners keeps its own rpm as its own limit
+            update = {"UpdateExpression": ("SET operator_limits = :l, "
+                                           "limits = if_not_exists(limits, :own) REMOVE rpm"),
+                      "ExpressionAttributeValues": {":l": limits_to(limits),
+                                                    ":own": limits_to(record.own)}}
         with self._db.errors():
             self._db.client.transact_write_items(TransactItems=[
                 {"Update": {"TableName": self._db.table, "Key": key, **update}}
                 for key in ({"PK": s(f"KEY#{digest}"), "SK": s("KEY")},
                             key_meta_key(record.account_id, key_id))])
-        return dataclasses.replace(record, rpm=rpm)
+        if owner == "own":
+            return dataclasses.replace(record, own=limits)
+        return dataclasses.replace(record, operator=limits)
 
     def touch(self, account_id: str, key_id: str, when: str) -> None:
         """Record when a key was last used: its own write, never part of a settle

@@ -135,7 +135,7 @@ class Ledger:
 
     def entries(self, account_id: str, *, limit: int = 50, model: str | None = None,
                 since_ms: int | None = None, until_ms: int | None = None,
-                kind: str | None = None) -> list[LedgerEntry]:
+                kind: str | None = None, key_id: str | None = None) -> list[LedgerEntry]:
         """Newest first. Filters are applied while paging, so `limit` counts matches."""
         from afk.store.leases import USAGE_SHARDS, usage_partition
 
@@ -147,6 +147,9 @@ class Ledger:
         if model:
             filters.append("model = :m")
             values[":m"] = s(model)
+        if key_id:
+            filters.append("key_id = :k")
+            values[":k"] = s(key_id)
         if kind:
             filters.append("#t = :t")
             values[":t"] = s(kind)
@@ -181,6 +184,31 @@ class Ledger:
                 if len(out) >= limit:
                     break
         return out[:limit]
+
+    def spend_by_key(self, account_id: str, *, day_ms: int, month_ms: int
+                     ) -> dict[str, tuple[int, int]]:
+        """Σ charges per key since `day_ms` and since `month_ms` (the starts of the
+        current UTC day and month): what the Keys tab shows. A Query of the
+        account's usage partitions for the month (off the request path)."""
+        from afk.store.leases import USAGE_SHARDS, usage_partition
+
+        spend: dict[str, list[int]] = {}
+        with self._db.errors():
+            for shard in range(USAGE_SHARDS):
+                for page in self._db.client.get_paginator("query").paginate(
+                        TableName=self._db.table, IndexName="gsi1",
+                        KeyConditionExpression="GSI1PK = :pk AND GSI1SK >= :lo",
+                        ProjectionExpression="key_id, amount, created_ms",
+                        ExpressionAttributeValues={
+                            ":pk": s(usage_partition(account_id, shard)),
+                            ":lo": s(f"{month_ms:013d}#")}):
+                    for item in page["Items"]:
+                        totals = spend.setdefault(get_s(item, "key_id") or "", [0, 0])
+                        amount = get_n(item, "amount")
+                        totals[1] += amount
+                        if get_n(item, "created_ms") >= day_ms:
+                            totals[0] += amount
+        return {key: (day, month) for key, (day, month) in spend.items()}
 
     def all_entries(self, account_id: str) -> list[LedgerEntry]:
         """Every entry, credits with idempotency ids included (audits and tests)."""

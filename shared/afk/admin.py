@@ -1,0 +1,235 @@
+"""`afk admin`: the operator's tool for accounts, keys, limits, credits, caps and
+usage, working directly on the table.
+
+Which store: AFK_TABLE at AFK_DYNAMODB_ENDPOINT when either is set (AWS with
+the usual credentials when only the table is); otherwise the store of an
+`afk dev` running from this directory or a parent (`.afk/dev.json`); otherwise
+the table `afk` on AWS. Store failures are said in an operator's words: the
+endpoint and table tried, and what to check.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, replace
+from typing import Any
+
+from afk import limits as key_limits
+from afk.billing.money import MoneyError, format_usd, parse_usd, to_pico
+from afk.errors import StoreUnavailable
+from afk.limits import LimitError, Limits
+from afk.settings import Settings
+from afk.store.accounts import _iso
+
+
+class AdminError(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The store `afk admin` works on, and how it was chosen (for error messages)."""
+
+    settings: Settings
+    source: str  # "environment" | "afk dev" | "default"
+
+    @property
+    def where(self) -> str:
+        place = self.settings.dynamodb_endpoint or f"AWS ({self.settings.region})"
+        return f"table {self.settings.table!r} at {place}"
+
+
+def target() -> Target:
+    settings = Settings.from_env()
+    if settings.store_named:
+        return Target(settings, "environment")
+    from afk.local import devfile
+
+    dev = devfile.find()
+    if dev is not None and dev.alive:
+        return Target(replace(settings, dynamodb_endpoint=dev.endpoint, table=dev.table),
+                      "afk dev")
+    return Target(settings, "default")
+
+
+def _store(where: Target) -> Any:
+    from afk.store import Dynamo, Store
+
+    settings = where.settings
+    return Store(Dynamo(settings.table, endpoint_url=settings.dynamodb_endpoint,
+                        region=settings.region))
+
+
+def store_error(where: Target, error: StoreUnavailable) -> str:
+    """What an operator needs when the store fails: where, why, what to check."""
+    cause = error.__cause__
+    code = getattr(cause, "response", {}).get("Error", {}).get("Code", "") if cause else ""
+    detail = "the table does not exist there" if code == "ResourceNotFoundException" \
+        else str(cause or error.message)
+    hint = {
+        "afk dev": "Is `make dev` still running? It published this store in .afk/dev.json.",
+        "environment": "Check AFK_DYNAMODB_ENDPOINT and AFK_TABLE (unset both to use a "
+                       "running `make dev`), or your AWS credentials and AWS_REGION.",
+        "default": "No `make dev` runs from this directory (no .afk/dev.json), so this is "
+                   "AWS: start `make dev` here, or set AFK_TABLE (the stack's TableName "
+                   "output) with AWS credentials, or AFK_DYNAMODB_ENDPOINT for a local store.",
+    }[where.source]
+    return f"cannot use the account store, {where.where}: {detail}. {hint}"
+
+
+def _usd(value: str, what: str, *, allow_zero: bool = True) -> int:
+    try:
+        return to_pico(parse_usd(value, what=what, allow_zero=allow_zero))
+    except MoneyError as exc:
+        raise AdminError(str(exc)) from None
+
+
+def _markup(value: str) -> Any:
+    from afk.catalog import CatalogError, parse_markup_percent
+
+    try:
+        return parse_markup_percent(value, "--markup")
+    except CatalogError as exc:
+        raise AdminError(str(exc)) from None
+
+
+def _catalog_model(model: str) -> str:
+    from afk.catalog import Catalog
+
+    if Catalog.load(Settings.from_env().catalog_path).get(model) is None:
+        raise AdminError(f"unknown model {model!r} (not in the catalog)")
+    return model
+
+
+def _account_json(store: Any, account_id: str) -> dict[str, Any]:
+    """The account's money as the ledger has it: `balance` (credit not charged) =
+    `available` (not leased) + `held` (in open credit leases, listed)."""
+    statement = store.leases.statement(account_id)
+    account = statement.account
+    return {"id": account.id, "name": account.name, "currency": account.currency,
+            "balance": format_usd(statement.remaining), "held": format_usd(statement.held),
+            "available": format_usd(account.balance),
+            "open_leases": [{"id": lease.id, "granted": format_usd(lease.granted),
+                             "owner": lease.owner, "expires": _iso(lease.expires_ms),
+                             "reconcile_after": _iso(lease.reconcile_ms)}
+                            for lease in statement.leases],
+            "caps": {m: format_usd(c) for m, c in sorted(account.caps.items())},
+            "markups": {m: str(p) for m, p in sorted(account.markups.items())},
+            "charged": format_usd(statement.charged), "credited": format_usd(account.credited),
+            "created": account.created}
+
+
+def _key_json(record: Any) -> dict[str, Any]:
+    from afk.http.account import render_key
+
+    rendered = render_key(record)
+    rendered.pop("object")
+    return {"id": rendered.pop("id"), "account": record.account_id, **rendered}
+
+
+def _limit_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The limit flags given (`none` lifts one), as Limits changes."""
+    given = {api: getattr(args, api) for api in key_limits.FIELDS
+             if getattr(args, api, None) is not None}
+    body: dict[str, Any] = {api: None if value.lower() == "none" else value
+                            for api, value in given.items()}
+    if body.get("rpm") is not None and body["rpm"].isdigit():
+        body["rpm"] = int(body["rpm"])
+    if body.get("models") is not None:
+        body["models"] = [m.strip() for m in body["models"].split(",") if m.strip()]
+    try:
+        return key_limits.parse_changes(body)
+    except LimitError as exc:
+        raise AdminError(f"--{exc.param.replace('_', '-')}: {exc}") from None
+
+
+def run(args: argparse.Namespace, store: Any) -> Any:
+    match (args.group, args.action):
+        case ("accounts", "create"):
+            credits = _usd(args.credits, "credits")
+            return _account_json(store, store.accounts.create(args.name, credits=credits).id)
+        case ("accounts", "list"):
+            return [{"id": a.id, "name": a.name, "available": format_usd(a.balance),
+                     "held": format_usd(a.leased), "created": a.created}
+                    for a in store.accounts.list_all()]
+        case ("accounts", "show"):
+            return _account_json(store, args.account)
+        case ("keys", "create"):
+            operator = key_limits.changed(Limits(), _limit_flags(args))
+            key, record = store.keys.create(args.account, args.name, scope=args.scope,
+                                            operator=operator)
+            return {**_key_json(record), "key": key}
+        case ("keys", "limit"):
+            changes = _limit_flags(args)
+            if not changes:
+                raise AdminError("name a limit to set: --rpm, --spend-per-day, "
+                                 "--spend-per-month, --models or --expires-at (none lifts it)")
+            record, _ = store.keys.get(args.key_id)
+            if changes.get("models"):
+                for model in changes["models"]:
+                    _catalog_model(model)
+            return _key_json(store.keys.set_limits(
+                args.key_id, key_limits.changed(record.operator, changes), owner="operator"))
+        case ("keys", "list"):
+            store.accounts.require(args.account)
+            return [_key_json(k) for k in store.keys.list(args.account)]
+        case ("keys", "revoke"):
+            return _key_json(store.keys.revoke(args.key_id))
+        case ("credits", "add"):
+            amount = _usd(args.usd, "credit", allow_zero=False)
+            store.accounts.add_credits(args.account, amount, credit_id=args.idempotency_key)
+            return _account_json(store, args.account)
+        case ("prices", "set"):
+            percent = _markup(args.markup)
+            model = args.model if args.model == "*" else _catalog_model(args.model)
+            store.accounts.set_markup(args.account, model, percent)
+            return _account_json(store, args.account)
+        case ("prices", "clear"):
+            model = args.model if args.model == "*" else _catalog_model(args.model)
+            store.accounts.clear_markup(args.account, model)
+            return _account_json(store, args.account)
+        case ("caps", "set"):
+            cap = _usd(args.usd, "cap", allow_zero=False)
+            store.accounts.set_cap(args.account, _catalog_model(args.model), cap)
+            return _account_json(store, args.account)
+        case ("caps", "clear"):
+            store.accounts.clear_cap(args.account, _catalog_model(args.model))
+            return _account_json(store, args.account)
+        case ("usage", _):
+            store.accounts.require(args.account)
+            from afk.http.account import render_entry
+
+            return [render_entry(e) for e in store.ledger.entries(args.account,
+                                                                  limit=args.limit)]
+    raise AdminError("unknown command")
+
+
+# ---------------------------------------------------------------- text output
+def _cell(value: Any) -> str:
+    """One value as people read it: no Python reprs, `-` for nothing."""
+    if value is None or value == [] or value == {}:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        shown = [f"{k}={_cell(v)}" for k, v in value.items() if v not in (None, [], {})]
+        return " ".join(shown) or "-"
+    if isinstance(value, list):
+        return "; ".join(_cell(v) for v in value)
+    return str(value)
+
+
+def render_text(result: Any) -> str:
+    """A record as aligned `name  value` lines; a list as a table."""
+    if isinstance(result, dict):
+        width = max(map(len, result), default=0)
+        return "\n".join(f"{name.ljust(width)}  {_cell(value)}"
+                         for name, value in result.items())
+    if not result:
+        return "(none)"
+    columns = [c for c in result[0] if any(_cell(row.get(c)) != "-" for row in result)]
+    rows = [[_cell(row.get(c)) for c in columns] for row in result]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
