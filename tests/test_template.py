@@ -259,7 +259,6 @@ def test_powertools_is_configured_for_every_function(template: dict[str, Any]) -
     env = template["Globals"]["Function"]["Environment"]["Variables"]
     assert env["POWERTOOLS_SERVICE_NAME"]
     assert env["POWERTOOLS_METRICS_NAMESPACE"]
-    assert template["Globals"]["Function"]["Tracing"] == "Active"
 
 
 def _alarm_metrics(alarm: dict[str, Any]) -> set[tuple[str, str]]:
@@ -303,15 +302,13 @@ def test_an_uncovered_charge_alarms(template: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------ what SAM deploys
-@pytest.fixture(scope="module")
-def translated(monkeypatch_module: pytest.MonkeyPatch) -> dict[str, Any]:
-    """The CloudFormation SAM would deploy, translated offline (no AWS call: local
-    code URIs become placeholders as `sam package` would make them; no managed
-    policy is looked up by name)."""
+def _translate(parameters: dict[str, str]) -> dict[str, Any]:
+    """The CloudFormation SAM would deploy with these parameter values, translated
+    offline (no AWS call: local code URIs become placeholders as `sam package` would
+    make them; no managed policy is looked up by name)."""
     from samtranslator.translator.transform import transform
     from samtranslator.yaml_helper import yaml_parse
 
-    monkeypatch_module.setenv("AWS_DEFAULT_REGION", "us-east-1")
     sam = yaml_parse(TEMPLATE.read_text())
     for name, resource in sam["Resources"].items():
         for uri in ("CodeUri", "ContentUri"):
@@ -322,7 +319,13 @@ def translated(monkeypatch_module: pytest.MonkeyPatch) -> dict[str, Any]:
         def load(self) -> dict[str, str]:
             return {}
 
-    return transform(sam, {}, NoManagedPolicies())
+    return transform(sam, parameters, NoManagedPolicies())
+
+
+@pytest.fixture(scope="module")
+def translated(monkeypatch_module: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch_module.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return _translate({})
 
 
 @pytest.fixture(scope="module")
@@ -371,7 +374,7 @@ def test_translated_roles_reach_only_the_table_and_the_secret(
     managed = {"arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
                "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"}
     roles = {name: res for name, res in translated["Resources"].items()
-             if res["Type"] == "AWS::IAM::Role"}
+             if res["Type"] == "AWS::IAM::Role" and name.endswith("FunctionRole")}
     assert {name.removesuffix("Role") for name in roles} == set(
         _functions(cfn_yaml.load(str(TEMPLATE))))
     for name, role in roles.items():
@@ -408,3 +411,170 @@ def test_sam_validate_lint() -> None:
                                  "AWS_DEFAULT_REGION": "us-east-1"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------ the operator's parameters
+NO_VALUE = object()
+
+
+class Deployed:
+    """The stack CloudFormation would create from the translated template with these
+    parameter values: conditions decided, `Fn::If` and parameter `Ref`s resolved,
+    `${Param}` substituted in `Fn::Sub`, `AWS::NoValue` dropped, and resources whose
+    condition is false left out."""
+
+    def __init__(self, translated: dict[str, Any], parameters: dict[str, str]) -> None:
+        self.parameters = {name: str(p["Default"])
+                           for name, p in translated["Parameters"].items() if "Default" in p}
+        self.parameters.update(parameters)
+        self.conditions: dict[str, bool] = {}
+        for name, expression in translated.get("Conditions", {}).items():
+            self.conditions[name] = self._condition(expression)
+        self.resources = {name: self._resolve(res)
+                          for name, res in translated["Resources"].items()
+                          if self.conditions.get(res.get("Condition", ""), True)}
+
+    def _condition(self, expression: Any) -> Any:
+        if not isinstance(expression, dict):
+            return expression
+        [(key, value)] = expression.items()
+        if key == "Ref":
+            return self.parameters.get(value, value)
+        if key == "Condition":
+            return self.conditions[value]
+        args = [self._condition(v) for v in value]
+        return {"Fn::Equals": lambda: str(args[0]) == str(args[1]),
+                "Fn::Not": lambda: not args[0], "Fn::And": lambda: all(args),
+                "Fn::Or": lambda: any(args)}[key]()
+
+    def _resolve(self, node: Any) -> Any:
+        if isinstance(node, dict):
+            if len(node) == 1:
+                [(key, value)] = node.items()
+                if key == "Fn::If":
+                    condition, yes, no = value
+                    return self._resolve(yes if self.conditions[condition] else no)
+                if key == "Ref" and value == "AWS::NoValue":
+                    return NO_VALUE
+                if key == "Ref" and value in self.parameters:
+                    return self.parameters[value]
+                if key == "Fn::Sub" and isinstance(value, str):
+                    for name, given in self.parameters.items():
+                        value = value.replace("${" + name + "}", given)
+                    return {"Fn::Sub": value}
+            items = {k: self._resolve(v) for k, v in node.items()}
+            return {k: v for k, v in items.items() if v is not NO_VALUE}
+        if isinstance(node, list):
+            return [v for v in map(self._resolve, node) if v is not NO_VALUE]
+        return node
+
+    def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {name: res for name, res in self.resources.items() if res["Type"] == kind}
+
+    def stage(self) -> dict[str, Any]:
+        [stage] = self.of_type("AWS::ApiGateway::Stage").values()
+        return stage["Properties"]
+
+
+@pytest.fixture(scope="module")
+def deploy(monkeypatch_module: pytest.MonkeyPatch):
+    monkeypatch_module.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+    def deployed(**parameters: str) -> Deployed:
+        return Deployed(_translate(parameters), parameters)
+
+    return deployed
+
+
+def test_parameters_default_to_what_an_operator_expects(template: dict[str, Any]) -> None:
+    defaults = {name: p.get("Default") for name, p in template["Parameters"].items()}
+    assert defaults["ThrottlingRateLimit"] == 100 and defaults["ThrottlingBurstLimit"] == 200
+    assert defaults["AccessLogs"] == "false"
+    assert defaults["LogRetentionDays"] == 30
+    assert defaults["Tracing"] == "Disabled"
+    assert defaults["WebAdapterLayerVersion"] == 30
+
+
+def test_stage_throttling_follows_its_parameters(deploy) -> None:
+    stage = deploy(ThrottlingRateLimit="25", ThrottlingBurstLimit="40").stage()
+    assert stage["MethodSettings"] == [{"ResourcePath": "/*", "HttpMethod": "*",
+                                        "ThrottlingRateLimit": "25",
+                                        "ThrottlingBurstLimit": "40"}]
+    default = deploy().stage()["MethodSettings"][0]
+    assert (default["ThrottlingRateLimit"], default["ThrottlingBurstLimit"]) == ("100", "200")
+
+
+def test_access_logs_are_opt_in_with_the_account_role_they_need(deploy) -> None:
+    off = deploy()
+    assert "AccessLogSetting" not in off.stage()
+    assert not off.of_type("AWS::ApiGateway::Account")
+    assert set(off.of_type("AWS::IAM::Role")) == {f"{f}Role" for f in _functions(
+        cfn_yaml.load(str(TEMPLATE)))}, "no role beyond the functions' without access logs"
+
+    on = deploy(AccessLogs="true", LogRetentionDays="14")
+    setting = on.stage()["AccessLogSetting"]
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]}
+    group = on.resources["ApiAccessLogs"]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == "14"
+    assert group["DeletionPolicy"] == "Delete"
+    line = json.loads(setting["Format"])  # one JSON object per request
+    assert {"requestId", "status", "resource", "latencyMs", "error"} <= set(line)
+    assert not any("querystring" in v.lower() or "header" in v.lower() for v in line.values()), \
+        "access logs must not carry keys (?key=, Authorization)"
+
+    [(name, account)] = on.of_type("AWS::ApiGateway::Account").items()
+    role_ref = account["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]
+    role = on.resources[role_ref]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "apigateway.amazonaws.com"}
+    assert role["ManagedPolicyArns"] == [{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/"
+                                          "service-role/AmazonAPIGatewayPushToCloudWatchLogs"}]
+    # The stage is created after the account setting (API Gateway refuses access logs
+    # while the account has no CloudWatch role): API -> AccessLogsReady -> the account.
+    assert on.resources["Api"]["DependsOn"] in ("AccessLogsReady", ["AccessLogsReady"])
+    assert on.resources["AccessLogsReady"]["Metadata"] == {"AccountSetting": {"Ref": name}}
+
+
+def test_every_function_logs_to_its_own_group_kept_for_the_retention(deploy) -> None:
+    for days in ("30", "7"):
+        stack = deploy(LogRetentionDays=days) if days != "30" else deploy()
+        functions = stack.of_type("AWS::Lambda::Function")
+        assert len(functions) == len(_functions(cfn_yaml.load(str(TEMPLATE))))
+        groups = set()
+        for name, function in functions.items():
+            ref = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+            group = stack.resources[ref]
+            assert group["Type"] == "AWS::Logs::LogGroup", name
+            assert group["Properties"]["RetentionInDays"] == days, name
+            assert (group["DeletionPolicy"], group["UpdateReplacePolicy"]) == ("Delete", "Delete")
+            groups.add(ref)
+        assert len(groups) == len(functions), "each function has its own log group"
+
+
+def test_tracing_is_a_parameter_off_by_default(deploy) -> None:
+    xray = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
+    off = deploy()
+    assert off.stage()["TracingEnabled"] is False
+    for name, function in off.of_type("AWS::Lambda::Function").items():
+        assert "TracingConfig" not in function["Properties"], name
+    for name, role in off.of_type("AWS::IAM::Role").items():
+        assert xray not in role["Properties"].get("ManagedPolicyArns", []), name
+
+    on = deploy(Tracing="Active")
+    assert on.stage()["TracingEnabled"] is True
+    for name, function in on.of_type("AWS::Lambda::Function").items():
+        assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}, name
+        assert xray in on.resources[f"{name}Role"]["Properties"]["ManagedPolicyArns"], name
+
+
+def test_web_adapter_layer_version_is_a_parameter(deploy) -> None:
+    stack = deploy(WebAdapterLayerVersion="31")
+    streaming = {name for name, f in _functions(cfn_yaml.load(str(TEMPLATE))).items()
+                 if f["Properties"]["Handler"] == "run.sh"}
+    assert streaming
+    for name in streaming:
+        layers = [layer["Fn::Sub"] for layer in
+                  stack.resources[name]["Properties"]["Layers"] if "Fn::Sub" in layer]
+        assert layers == ["arn:${AWS::Partition}:lambda:${AWS::Region}:753240598075:"
+                          "layer:LambdaAdapterLayerArm64:31"], (name, layers)
