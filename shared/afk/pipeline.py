@@ -39,6 +39,7 @@ from afk.errors import (
 from afk.gateway import AccountView, Gateway
 from afk.providers import Call
 from afk.store import Hold, Settlement
+from afk.store.budgets import Budget, OverBudget
 
 log = logging.getLogger("afk.pipeline")
 T = TypeVar("T")
@@ -77,19 +78,31 @@ async def reserve(gateway: Gateway, principal: Principal, model: Model, request:
     """
     input_tokens = estimate_input_tokens(request)
     balance: int | None = None
+    over: OverBudget | None = None  # the key's spend limit refused the last attempt
     wallet = gateway.wallet
+    now_ms = int(time.time() * 1000)
+    budget = Budget.of(principal.key_id, principal.limits.per_day, principal.limits.per_month,
+                       now_ms)
     for _ in range(RESERVE_ATTEMPTS):
-        quote = make_quote(model, input_tokens=input_tokens,
-                           requested=request.max_output_tokens, cap=cap, balance=balance)
+        try:
+            quote = make_quote(model, input_tokens=input_tokens,
+                               requested=request.max_output_tokens, cap=cap, balance=balance)
+        except InsufficientCredits as refused:
+            if over is None or refused.code != "insufficient_credits":
+                raise
+            raise over_budget(over, refused) from None
         hold = Hold(id=request_id, account_id=principal.account_id, amount=quote.amount,
                     model=model.id, endpoint=endpoint, key_id=principal.key_id,
-                    created_ms=int(time.time() * 1000))
+                    created_ms=now_ms, budget=budget)
         lease = wallet.reserve_local(hold)
         if lease is None:
             result = await anyio.to_thread.run_sync(wallet.reserve, hold)
             if isinstance(result, Shortfall):
-                view = gateway.remember(result.account)
-                cap, balance = view.caps.get(model.id), result.spendable
+                if result.account is not None:
+                    cap = gateway.remember(result.account).caps.get(model.id)
+                over = result.over
+                balance = result.spendable if balance is None else min(balance,
+                                                                          result.spendable)
                 continue
             lease = result
         return Reservation(hold=dataclasses.replace(hold, lease_id=lease.id), quote=quote,
@@ -97,6 +110,18 @@ async def reserve(gateway: Gateway, principal: Principal, model: Model, request:
                            fair_input_tokens=estimate_input_tokens(request, fair=True))
     raise InsufficientCredits("The balance is changing too fast to reserve credits for this "
                               "request; retry it.", code="insufficient_credits")
+
+
+def over_budget(over: OverBudget, refused: InsufficientCredits) -> InsufficientCredits:
+    """The 402 of a call its key's spend limit cannot cover, naming the limit."""
+    what = over.budget.describe(over.period)
+    return InsufficientCredits(
+        f"This key's spend limit of ${format_usd(over.limit)} {what} is reached: "
+        f"${format_usd(min(over.used, over.limit))} is spent or held by calls in flight, and "
+        f"this request needs more than the ${format_usd(over.room)} left. It resets "
+        f"{'at 00:00 UTC' if over.period.startswith('DAY#') else 'on the 1st (UTC)'}; "
+        "a higher limit is for the account owner or the operator to set.",
+        code="key_budget_exceeded")
 
 
 async def settle(gateway: Gateway, reservation: Reservation, meter: Meter,

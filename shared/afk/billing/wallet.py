@@ -36,6 +36,7 @@ from afk.background import Background
 from afk.errors import StoreUnavailable
 from afk.store import Account, Hold, Settlement
 from afk.store.accounts import _iso
+from afk.store.budgets import Budget, OverBudget
 from afk.store.keys import Keys
 from afk.store.leases import Lease, LeaseGone, Leases, Refused
 from afk.store.ledger import charge_item
@@ -54,10 +55,12 @@ LOW_WATER_CALLS = 2          # top up in the background when fewer calls' worth 
 
 @dataclass(frozen=True, slots=True)
 class Shortfall:
-    """The balance cannot cover the hold: what this environment could spend."""
+    """The balance (or, with `over`, the key's spend limit) cannot cover the hold:
+    what this environment could spend."""
 
-    account: Account
-    spendable: int  # the unleased balance plus what the live lease has left
+    account: Account | None  # as the refusal returned it (None: the budget refused)
+    spendable: int  # the unleased balance (or the budget's room) plus the live lease's rest
+    over: OverBudget | None = None
 
 
 @dataclass(slots=True)
@@ -102,12 +105,23 @@ class Wallet:
         self._time = clock
         self.background = background or Background()
 
-    def _book(self, account_id: str) -> _Book:
-        book = self._books.get(account_id)
+    def _book(self, book_id: str) -> _Book:
+        book = self._books.get(book_id)
         if book is None:
             with self._books_lock:
-                book = self._books.setdefault(account_id, _Book())
+                book = self._books.setdefault(book_id, _Book())
         return book
+
+    @staticmethod
+    def _book_id(hold: Hold) -> str:
+        """An account's calls share a lease; a key with a spend limit has its own."""
+        return hold.account_id if hold.budget is None else \
+            f"{hold.account_id}#{hold.budget.key_id}"
+
+    def _books_of(self, account_id: str) -> list[_Book]:
+        with self._books_lock:
+            return [book for book_id, book in self._books.items()
+                    if book_id == account_id or book_id.startswith(f"{account_id}#")]
 
     def _now_ms(self) -> int:
         return int(self._time() * 1000)
@@ -125,19 +139,20 @@ class Wallet:
     def reserve(self, hold: Hold) -> Lease | Shortfall:
         """Blocking. Reserve `hold`, granting, topping up or renewing the lease as
         needed. A Shortfall reserves nothing."""
-        book = self._book(hold.account_id)
+        book = self._book(self._book_id(hold))
         with book.growing:
             lease, low = self._take(hold)
             if lease is None:
                 with book.lock:
                     spending = book.current
-                    if spending is not None and not self._live(spending):
+                    if spending is not None and not self._live(spending, hold.budget):
                         self._retire(book, spending)
                         spending = None
                     available = spending.available if spending is not None else 0
                 return self._acquire(book, hold.account_id, spending,
                                      need=max(0, hold.amount - available),
-                                     per_call=hold.amount, reserve=hold.amount)
+                                     per_call=hold.amount, reserve=hold.amount,
+                                     budget=hold.budget)
         if low:
             self._refill_soon(hold)
         return lease
@@ -145,10 +160,10 @@ class Wallet:
     def _take(self, hold: Hold) -> tuple[Lease | None, bool]:
         """Reserve `hold` on the live lease if it covers it: (the lease or None,
         whether the lease is running low)."""
-        book = self._book(hold.account_id)
+        book = self._book(self._book_id(hold))
         with book.lock:
             spending = book.current
-            if spending is None or not self._live(spending):
+            if spending is None or not self._live(spending, hold.budget):
                 return None, False
             if spending.available < hold.amount:
                 return None, False
@@ -157,67 +172,78 @@ class Wallet:
             return spending.lease, self._running_low(spending, hold.amount)
 
     def _refill_soon(self, hold: Hold) -> None:
-        self.background.submit(("lease", hold.account_id),
-                               lambda: self._refill(hold.account_id, hold.amount))
+        self.background.submit(("lease", self._book_id(hold)), lambda: self._refill(hold))
 
-    def _live(self, spending: _Spending) -> bool:
-        """Calls may still be reserved against it."""
+    def _live(self, spending: _Spending, budget: Budget | None = None) -> bool:
+        """Calls (of a key with `budget`) may still be reserved against it: a key's
+        own lease serves only the periods it was reserved against."""
+        periods = budget.period_ids if budget is not None else ()
         return (spending.lease.expires_ms > self._now_ms()
-                and self._time() - spending.started < ROTATE_AFTER_S)
+                and self._time() - spending.started < ROTATE_AFTER_S
+                and spending.lease.budget_periods == periods)
 
-    def _running_low(self, spending: _Spending, per_call: int) -> bool:
+    def _running_low(self, spending: _Spending, per_call: int,
+                     budget: Budget | None = None) -> bool:
         renew_at = spending.lease.expires_ms - self._renew_before_ms
+        if budget is not None and spending.lease.expires_ms >= budget.ends_ms:
+            renew_at = budget.ends_ms  # pinned to its period's end: nothing to renew
         rotate_at = spending.started + ROTATE_AFTER_S - self._renew_before_ms / 1000
         return (spending.available < LOW_WATER_CALLS * per_call
                 or self._now_ms() >= renew_at or self._time() >= rotate_at)
 
-    def _refill(self, account_id: str, per_call: int) -> None:
+    def _refill(self, hold: Hold) -> None:
         """Background: renew, top up or rotate the lease before a call has to wait
         for it. Gives up quietly on a refusal (the balance is low: the next call
         that does not fit finds out on its own path)."""
-        book = self._book(account_id)
+        account_id, per_call, budget = hold.account_id, hold.amount, hold.budget
+        book = self._book(self._book_id(hold))
         with book.growing:
             with book.lock:
                 spending = book.current
-                if spending is None or not self._live(spending) or not self._running_low(
-                        spending, per_call):
+                if spending is None or not self._live(spending, budget) \
+                        or not self._running_low(spending, per_call, budget):
                     return  # gone, or a call's own grant already did it
                 rotate = self._time() >= spending.started + ROTATE_AFTER_S \
                     - self._renew_before_ms / 1000
                 short = max(0, LOW_WATER_CALLS * per_call - spending.available)
             if rotate:
                 self._acquire(book, account_id, None, need=spending.available + short,
-                              per_call=per_call, reserve=0, size=spending.lease.granted)
+                              per_call=per_call, reserve=0, size=spending.lease.granted,
+                              budget=budget)
             else:
                 self._acquire(book, account_id, spending, need=short, per_call=per_call,
-                              reserve=0)
+                              reserve=0, budget=budget)
         self._close_idle(book)
 
     def _acquire(self, book: _Book, account_id: str, spending: _Spending | None, *,
                  need: int, per_call: int, reserve: int, size: int | None = None,
-                 ) -> Lease | Shortfall:
+                 budget: Budget | None = None) -> Lease | Shortfall:
         """With `book.growing` held: one transaction (retried) that grants a new lease
         (`spending` None) or tops up and renews `spending`, so that at least `need`
         more is available; then reserves `reserve` against it under the same lock.
         A lease takes a few calls' worth and doubles with use, never more than a
-        quarter of the unleased balance unless the call needs more."""
+        quarter of the unleased balance unless the call needs more. A key's own
+        lease (`budget`) also fits in what its spend limits have left, and ends
+        with the period it was reserved against (store/budgets.py)."""
         granted = size if size is not None else (
             spending.lease.granted if spending is not None else 0)
         target = max(need, MIN_CALLS_PER_LEASE * per_call, granted)
         floor = target * LEASE_SHARE
         now_ms = self._now_ms()
         expires = now_ms + self._lease_ms
+        if budget is not None:
+            expires = min(expires, budget.ends_ms)
         reconcile = expires + self._max_call_ms + int(RECONCILE_MARGIN_S * 1000)
-        for _ in range(3):
+        for _ in range(2 + (len(budget.periods) if budget else 0)):
             try:
                 if spending is None:
                     result = self._leases.grant(account_id, target, floor=floor,
                                                 expires_ms=expires, reconcile_ms=reconcile,
-                                                owner=self._owner)
+                                                owner=self._owner, budget=budget)
                 else:
                     result = self._leases.extend(spending.lease, target if need else 0,
                                                  floor=floor, expires_ms=expires,
-                                                 reconcile_ms=reconcile)
+                                                 reconcile_ms=reconcile, budget=budget)
             except LeaseGone:
                 with book.lock:
                     if spending is not None:
@@ -227,6 +253,12 @@ class Wallet:
                 spending, need = None, reserve
                 target = max(need, MIN_CALLS_PER_LEASE * per_call)
                 floor = target * LEASE_SHARE
+                continue
+            if isinstance(result, OverBudget):
+                available = spending.available if spending is not None else 0
+                if result.room < need:
+                    return Shortfall(None, result.room + available, over=result)
+                target = max(need, min(target, result.room))  # what the limit has left
                 continue
             if isinstance(result, Refused):
                 balance = result.account.balance
@@ -284,7 +316,7 @@ class Wallet:
         the store stays down past the retry budget: then it is kept and retried
         with this environment's next settle) and release its hold locally.
         Returns whether the charge is durable."""
-        book = self._book(hold.account_id)
+        book = self._book(self._book_id(hold))
         with book.lock:
             spending = self._spending(book, hold.lease_id)
             lease = spending.lease if spending is not None else None
@@ -309,7 +341,7 @@ class Wallet:
                 spending.in_flight -= 1
                 retired_idle = spending is not book.current and spending.in_flight == 0
         if retired_idle:
-            self.background.submit(("close", hold.account_id),
+            self.background.submit(("close", self._book_id(hold)),
                                    lambda: self._close_idle(book))
         if durable and hold.key_id:
             self._touch(hold.account_id, hold.key_id)
@@ -341,10 +373,12 @@ class Wallet:
 
     def in_flight(self, account_id: str) -> int:
         """Calls reserved and not yet settled here (tests, diagnostics)."""
-        book = self._book(account_id)
-        with book.lock:
-            spendings = [*book.retired.values(), *([book.current] if book.current else [])]
-            return sum(s.in_flight for s in spendings)
+        total = 0
+        for book in self._books_of(account_id):
+            with book.lock:
+                spendings = [*book.retired.values(), *([book.current] if book.current else [])]
+                total += sum(s.in_flight for s in spendings)
+        return total
 
     # ------------------------------------------------------------ shutdown
     def release(self, account_id: str | None = None) -> int:
@@ -354,8 +388,8 @@ class Wallet:
         self.background.drain()
         self._flush_unwritten()
         closed = 0
-        for account in [account_id] if account_id else list(self._books):
-            book = self._book(account)
+        books = self._books_of(account_id) if account_id else list(self._books.values())
+        for book in books:
             with book.growing:
                 with book.lock:
                     idle = [s for s in book.retired.values() if not s.in_flight]

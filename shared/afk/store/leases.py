@@ -44,6 +44,7 @@ from typing import Any
 
 from afk.errors import NotFound
 from afk.store.accounts import Account, _iso, account_key
+from afk.store.budgets import Budget, OverBudget, release_write, reserve_write
 from afk.store.dynamo import Dynamo, cancellation_reasons, get_n, get_s, n, s
 
 LEASE_SHARDS = 8   # GSI partitions of open leases (the sweeper queries each)
@@ -78,15 +79,22 @@ class Lease:
     state: str = "open"
     spent: int = 0      # Σ charges, known once closed
     calls: int = 0
+    # A key's own lease (it has a spend limit: store/budgets.py): the key, and the
+    # periods whose budget items its grants were reserved against.
+    budget_key: str = ""
+    budget_periods: tuple[str, ...] = ()
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Lease:
+        periods = item.get("budget_periods", {}).get("L", [])
         return cls(id=(get_s(item, "SK") or "").removeprefix("LEASE#"),
                    account_id=get_s(item, "account_id") or "",
                    granted=get_n(item, "granted"), expires_ms=get_n(item, "expires_ms"),
                    reconcile_ms=get_n(item, "reconcile_ms"), version=get_n(item, "version"),
                    owner=get_s(item, "owner") or "", state=get_s(item, "state") or "open",
-                   spent=get_n(item, "spent"), calls=get_n(item, "calls"))
+                   spent=get_n(item, "spent"), calls=get_n(item, "calls"),
+                   budget_key=get_s(item, "budget_key") or "",
+                   budget_periods=tuple(p["S"] for p in periods))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,31 +135,44 @@ class Leases:
 
     # ------------------------------------------------------------ grants
     def grant(self, account_id: str, amount: int, *, expires_ms: int, reconcile_ms: int,
-              owner: str, floor: int = 0) -> Lease | Refused:
+              owner: str, floor: int = 0, budget: Budget | None = None
+              ) -> Lease | Refused | OverBudget:
         """A new lease of `amount`, taken from the balance in one transaction, if
-        the balance is at least `floor` (and `amount`)."""
+        the balance is at least `floor` (and `amount`); with a `budget`, a key's own
+        lease, reserved against its spend limits in the same transaction."""
         lease = Lease(id=f"lse_{secrets.token_hex(10)}", account_id=account_id,
                       granted=amount, expires_ms=expires_ms, reconcile_ms=reconcile_ms,
-                      version=1, owner=owner)
+                      version=1, owner=owner,
+                      budget_key=budget.key_id if budget else "",
+                      budget_periods=budget.period_ids if budget else ())
         item = {**lease_key(account_id, lease.id), "account_id": s(account_id),
                 "granted": n(amount), "state": s("open"), "expires_ms": n(expires_ms),
                 "reconcile_ms": n(reconcile_ms), "version": n(1), "owner": s(owner),
                 "created_ms": n(int(time.time() * 1000)), **self._index(lease)}
+        if budget is not None:
+            item["budget_key"] = s(budget.key_id)
+            item["budget_periods"] = {"L": [s(p) for p in budget.period_ids]}
         refused = self._write([
             self._debit(account_id, amount, floor),
             {"Put": {"TableName": self._db.table, "Item": item,
                      "ConditionExpression": "attribute_not_exists(SK)"}},
-        ], done=lambda: self.get(account_id, lease.id) is not None)
+            *self._reserve(budget, amount),
+        ], done=lambda: self.get(account_id, lease.id) is not None, budget=budget)
         return refused or lease
 
     def extend(self, lease: Lease, amount: int, *, expires_ms: int, reconcile_ms: int,
-               floor: int = 0) -> Lease | Refused:
+               floor: int = 0, budget: Budget | None = None
+               ) -> Lease | Refused | OverBudget:
         """Top `lease` up by `amount` from the balance and move its expiry: one
-        transaction, conditional on the lease being as this environment left it."""
+        transaction, conditional on the lease being as this environment left it.
+        A key's own lease is topped up within its `budget` (the same periods)."""
+        if lease.budget_key and (budget is None or budget.period_ids != lease.budget_periods):
+            raise LeaseGone("the key's spend limits changed: take a new lease")
         version = lease.version + 1
         extended = Lease(id=lease.id, account_id=lease.account_id,
                          granted=lease.granted + amount, expires_ms=expires_ms,
-                         reconcile_ms=reconcile_ms, version=version, owner=lease.owner)
+                         reconcile_ms=reconcile_ms, version=version, owner=lease.owner,
+                         budget_key=lease.budget_key, budget_periods=lease.budget_periods)
         update = {"Update": {
             "TableName": self._db.table, "Key": lease_key(lease.account_id, lease.id),
             "UpdateExpression": ("SET granted = granted + :a, expires_ms = :e, "
@@ -162,10 +183,22 @@ class Leases:
                 ":a": n(amount), ":e": n(expires_ms), ":r": n(reconcile_ms), ":v": n(version),
                 ":g": self._index(extended)["GSI1SK"], ":open": s("open"),
                 ":was": n(lease.version)}}}
-        writes = [self._debit(lease.account_id, amount, floor), update] if amount else [update]
+        if amount:
+            writes = [self._debit(lease.account_id, amount, floor), update,
+                      *self._reserve(budget if lease.budget_key else None, amount)]
+        else:
+            writes = [update]
         refused = self._write(writes, done=lambda: getattr(
-            self.get(lease.account_id, lease.id), "version", None) == version)
+            self.get(lease.account_id, lease.id), "version", None) == version,
+            budget=budget if lease.budget_key else None)
         return refused or extended
+
+    def _reserve(self, budget: Budget | None, amount: int) -> list[dict[str, Any]]:
+        if budget is None:
+            return []
+        now_s = int(time.time())
+        return [reserve_write(self._db.table, budget.key_id, period, limit, amount, now_s)
+                for period, limit in budget.periods]
 
     def _debit(self, account_id: str, amount: int, floor: int) -> dict[str, Any]:
         return {"Update": {
@@ -176,7 +209,8 @@ class Leases:
                                           ":z": n(0)},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
 
-    def _write(self, writes: list[dict[str, Any]], *, done: Any) -> Refused | None:
+    def _write(self, writes: list[dict[str, Any]], *, done: Any,
+               budget: Budget | None = None) -> Refused | OverBudget | None:
         """One transaction, retried through conflicts and throttling. An attempt
         that committed although its caller saw an error (a timeout after the
         commit) is recognised by `done()` and never applied twice: AWS honours
@@ -195,16 +229,23 @@ class Leases:
             codes = [r.get("Code") for r in reasons]
             if not codes:
                 raise
-            if codes[-1] == "ConditionalCheckFailed":
+            # [account debit, lease, budget periods...], or [lease] for a bare renewal
+            lease_at = 1 if len(writes) > 1 else 0
+            if codes[lease_at] == "ConditionalCheckFailed":
                 if done():
                     return None  # an earlier attempt committed
                 raise LeaseGone("the lease was closed or changed elsewhere") from None
-            if codes[0] == "ConditionalCheckFailed" and len(writes) > 1:
+            if codes[0] == "ConditionalCheckFailed" and lease_at:
                 item = reasons[0].get("Item")
                 if not item:
                     raise NotFound("The account of this key no longer exists.",
                                    code="account_not_found") from None
                 return Refused(Account.from_item(item))
+            for i, code in enumerate(codes[2:]):
+                if code == "ConditionalCheckFailed" and budget is not None:
+                    period, limit = budget.periods[i]
+                    item = reasons[2 + i].get("Item") or {}
+                    return OverBudget(budget, period, limit, get_n(item, "used"))
             raise
 
     @staticmethod
@@ -258,8 +299,11 @@ class Leases:
         charges = self.charges(lease.id)
         spent = sum(get_n(c, "amount") for c in charges)
         refund = current.granted - spent
+        budgets = [release_write(self._db.table, current.budget_key, period, refund)
+                   for period in current.budget_periods] if refund else []
         try:
             self._db.retrying(lambda: self._db.client.transact_write_items(TransactItems=[
+                *budgets,
                 {"Update": {
                     "TableName": self._db.table, "Key": account_key(lease.account_id),
                     "UpdateExpression": ("SET balance = balance + :r, leased = leased - :g, "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from afk.store.accounts import _iso
+from afk.store.budgets import Budget
 from afk.store.dynamo import Dynamo, get_n, get_s, n, s
 
 
@@ -30,6 +31,9 @@ class Hold:
     key_id: str
     created_ms: int
     lease_id: str = ""
+    budget: Budget | None = None  # the key's spend limits: it draws a lease of its own
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settlement:
     charge: int  # pico-USD actually charged; never more than the hold
