@@ -41,7 +41,7 @@ SAM      := $(SAM_VENV)/bin/sam
 PY312    := $(shell for p in $$(command -v python3.12) $(HOME)/.pyenv/versions/3.12*/bin/python3.12; do "$$p" -c '' 2>/dev/null && { echo "$$p"; break; }; done)
 SAM_ENV  := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} PATH="$(dir $(PY312)):$$PATH"
 
-.PHONY: sam build validate lock
+.PHONY: sam build validate lock deploy
 
 sam: $(SAM)
 
@@ -58,6 +58,14 @@ build: $(SAM)
 
 validate: $(SAM)
 	$(SAM_ENV) $(SAM) validate --lint
+
+# Non-interactive: stack, S3 bucket, capabilities and every template parameter come from
+# samconfig.toml ([default.deploy.parameters]; edit parameter_overrides there), the region
+# from $AWS_REGION when set (else samconfig's). No prompt, no change-set confirmation:
+# `sam deploy --guided` is the interactive way (README, "Deploy to AWS").
+deploy: build
+	$(SAM_ENV) $(SAM) deploy --no-confirm-changeset --no-fail-on-empty-changeset \
+		$(if $(AWS_REGION),--region $(AWS_REGION))
 
 # The dependency layer's lock, resolved for the functions' platform (arm64, CPython 3.12)
 # whatever the host is, with the hashes of every file of every pinned version. Run it
