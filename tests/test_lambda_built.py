@@ -45,6 +45,8 @@ from typing import Any
 import httpx
 import pytest
 from cfnlint.decode import cfn_yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.conftest import Customer
 
@@ -425,7 +427,7 @@ def _architectures(template: dict[str, Any]) -> dict[str, str]:
     default = template["Globals"]["Function"].get("Architectures", ["x86_64"])
     found = {}
     for name, res in template["Resources"].items():
-        props = res["Properties"]
+        props = res.get("Properties", {})
         if res["Type"] == "AWS::Serverless::Function":
             [found[name]] = props.get("Architectures", default)
         elif res["Type"] == "AWS::Serverless::LayerVersion":
@@ -467,16 +469,21 @@ def _pins(lock: str) -> dict[str, tuple[str, list[str]]]:
 
 
 def _normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+    return canonicalize_name(name)
+
+
+def _direct_requirements() -> list[Requirement]:
+    return [Requirement(line) for line in REQUIREMENTS.read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
 
 
 def test_dependency_layer_is_exactly_the_lock(build: Path):
     pins = _pins(LOCK.read_text())
     assert pins and all(hashes for _, hashes in pins.values()), "every pin carries its hashes"
-    wanted = {_normalize(re.split(r"[<>=!~;\[ ]", line)[0])
-              for line in REQUIREMENTS.read_text().splitlines()
-              if line.strip() and not line.startswith("#")}
-    assert wanted <= set(pins), wanted - set(pins)
+    for requirement in _direct_requirements():
+        version, _ = pins[_normalize(requirement.name)]
+        assert requirement.specifier.contains(version), (
+            f"the lock pins {requirement.name} {version}, outside {requirement}: `make lock`")
     built = {}
     for meta in DEPENDENCIES.glob("*.dist-info/METADATA"):
         fields = dict(re.findall(r"^(Name|Version): (.+)$", meta.read_text(), re.MULTILINE))
@@ -499,10 +506,8 @@ def _imported_names() -> set[str]:
 def test_every_direct_dependency_is_imported(build: Path):
     imported = _imported_names()
     unused = []
-    for line in REQUIREMENTS.read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        name = _normalize(re.split(r"[<>=!~;\[ ]", line)[0])
+    for requirement in _direct_requirements():
+        name = _normalize(requirement.name)
         [record] = [r for r in DEPENDENCIES.glob("*.dist-info/RECORD")
                     if _normalize(r.parent.name.split("-", 1)[0]) == name]
         provides = {row.split(",")[0].split("/")[0].removesuffix(".py")
