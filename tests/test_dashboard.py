@@ -202,6 +202,7 @@ def test_dashboard_works_at_the_deployed_url_under_the_stage(open_dashboard, sta
 
     dashboard.open_tab("keys")
     page.locator("#new-key-name").fill("deployed")
+    page.locator("#new-key-scope").select_option("inference")
     page.locator("#create-key").click()
     expect(page.locator("#new-key-box")).to_be_visible()
     assert "deployed" in {k["name"] for k in account_api(customer, "/v1/account/keys")["data"]}
@@ -278,6 +279,7 @@ def test_key_created_in_keys_tab_works_until_revoked(open_dashboard, customer: C
     dashboard.open_tab("keys")
 
     page.locator("#new-key-name").fill("ci-bot")
+    page.locator("#new-key-scope").select_option("inference")
     page.locator("#create-key").click()
     expect(page.locator("#new-key-box")).to_be_visible()
     new_key = page.locator("#new-key-value").text_content()
