@@ -22,6 +22,7 @@ from afk.http.apps import create_app
 from afk.local.dynamodb import EmbeddedDynamoDB
 from afk.settings import Settings, Upstream
 from afk.store import Account, Dynamo, Statement, Store, create_table
+from tests.support.asgi import Recorder
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_gemini import FakeGemini
 from tests.support.fake_openai import FakeOpenAI
@@ -119,6 +120,22 @@ def staged_url(gateway: Gateway) -> Iterator[str]:
         yield url + "/prod"
 
 
+KEEPALIVE = 0.1  # seconds of silence before the keepalive gateway sends a keepalive
+
+
+@pytest.fixture(scope="session")
+def keepalive_gateway(settings: Settings, store: Store) -> Gateway:
+    return Gateway(replace(settings, keepalive_seconds=KEEPALIVE), store=store)
+
+
+@pytest.fixture(scope="session")
+def keepalive_server(keepalive_gateway: Gateway) -> Iterator[tuple[Recorder, str]]:
+    """The gateway with a small keepalive interval, every exchange recorded."""
+    recorder = Recorder(create_app("local", keepalive_gateway))
+    with serve(recorder) as url:
+        yield recorder, url
+
+
 @dataclass
 class Customer:
     """A fresh account with one key, and clients pointed at the gateway."""
@@ -194,3 +211,12 @@ def make_customer(store: Store, gateway: Gateway, gateway_url: str):
 @pytest.fixture
 def customer(make_customer) -> Customer:
     return make_customer()
+
+
+@pytest.fixture
+def patient_customer(make_customer, keepalive_gateway: Gateway,
+                     keepalive_server: tuple[Recorder, str]) -> Customer:
+    """A customer of the keepalive gateway (its recorder emptied)."""
+    recorder, url = keepalive_server
+    recorder.exchanges.clear()
+    return replace(make_customer(), url=url, gateway=keepalive_gateway)

@@ -13,14 +13,14 @@ import json
 import os
 import shutil
 import subprocess
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from afk.catalog import Catalog
-from tests.conftest import Customer
+from tests.conftest import KEEPALIVE, Customer
 from tests.support import fake_anthropic, fake_gemini, fake_openai
+from tests.support.billing import assert_billed
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = ROOT / ".venv" / "clis"
@@ -44,31 +44,20 @@ def clis() -> None:
                    cwd=PREFIX, check=True, timeout=600)
 
 
-def script(provider: str, fakes: dict) -> tuple[int, int]:
-    """Every upstream answer of this run: ANSWER, with known usage (input, output)."""
+def script(provider: str, fakes: dict, delay: float = 0.0) -> tuple[int, int]:
+    """Every upstream answer of this run: ANSWER, with known usage (input, output),
+    each after `delay` seconds of silence."""
     for _ in range(6):
         if provider == "openai":
             fakes[provider].push(fake_openai.Reply(text=ANSWER, prompt_tokens=900,
-                                                   completion_tokens=7))
+                                                   completion_tokens=7, delay=delay))
         elif provider == "anthropic":
             fakes[provider].push(fake_anthropic.Reply(text=ANSWER, input_tokens=900,
-                                                      output_tokens=7))
+                                                      output_tokens=7, delay=delay))
         else:
             fakes[provider].push(fake_gemini.Reply(text=ANSWER, prompt_tokens=900,
-                                                   candidates_tokens=7))
+                                                   candidates_tokens=7, delay=delay))
     return 900, 7
-
-
-def assert_billed(customer: Customer, model: str, calls: int, usage: tuple[int, int]) -> None:
-    prices = CATALOG.get(model).prices
-    charges = customer.charges()
-    assert len(charges) == calls >= 1
-    for entry in charges:
-        assert (entry.model, entry.status) == (model, "ok")
-        assert (entry.input_tokens, entry.output_tokens) == usage
-        cost = (usage[0] * prices.input + usage[1] * prices.output) / 1_000_000
-        assert Decimal(entry.amount) / 10**12 == cost
-    customer.assert_books_balance()
 
 
 def assert_prompt_and_tools_arrived(provider: str, body: dict) -> None:
@@ -102,16 +91,50 @@ def fakes(fake_openai, fake_anthropic, fake_gemini) -> dict:
     return {"openai": fake_openai, "anthropic": fake_anthropic, "gemini": fake_gemini}
 
 
-@pytest.mark.parametrize("model", ["claude-haiku-4-5", "gpt-4o-mini", "gemini-2.5-flash"])
-def test_claude_code(clis, model: str, customer: Customer, fakes: dict, tmp_path: Path):
-    provider = CATALOG.get(model).provider
-    usage = script(provider, fakes)
+def claude_code(customer: Customer, model: str, tmp_path: Path) -> str:
     env = {**base_env(tmp_path), "ANTHROPIC_BASE_URL": customer.url,
            "ANTHROPIC_API_KEY": customer.key, "ANTHROPIC_MODEL": model,
            "ANTHROPIC_DEFAULT_HAIKU_MODEL": model, "ANTHROPIC_SMALL_FAST_MODEL": model,
            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}
-    out = run([str(CLAUDE), "-p", "Say hello"], env, tmp_path)
-    assert ANSWER in out
+    return run([str(CLAUDE), "-p", "Say hello"], env, tmp_path)
+
+
+def gemini_cli(customer: Customer, model: str, tmp_path: Path) -> str:
+    (tmp_path / ".gemini").mkdir()
+    (tmp_path / ".gemini" / "settings.json").write_text(json.dumps({
+        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "telemetry": {"enabled": False}, "usageStatisticsEnabled": False}))
+    env = {**base_env(tmp_path), "GEMINI_API_KEY": customer.key,
+           "GOOGLE_GEMINI_BASE_URL": customer.url, "GEMINI_CLI_TRUST_WORKSPACE": "true",
+           "GEMINI_CLI_NO_RELAUNCH": "1"}
+    return run([str(GEMINI), "-m", model, "-p", "Say hello"], env, tmp_path)
+
+
+def codex_env(customer: Customer, model: str, tmp_path: Path, *,
+              web_search: bool = False) -> dict[str, str]:
+    """Codex configured for the gateway (its config in tmp_path/.codex)."""
+    (tmp_path / ".codex").mkdir()
+    (tmp_path / ".codex" / "config.toml").write_text(
+        f'model = "{model}"\nmodel_provider = "afk"\n'
+        + ("" if web_search else 'web_search = "disabled"\n') + "\n"
+        "[model_providers.afk]\n"
+        'name = "afk gateway"\n'
+        f'base_url = "{customer.url}/v1"\n'
+        'env_key = "AFK_API_KEY"\n'
+        'wire_api = "responses"\n')
+    return {**base_env(tmp_path), "AFK_API_KEY": customer.key}
+
+
+def codex(customer: Customer, model: str, tmp_path: Path) -> str:
+    return run([str(CODEX), "exec", "--skip-git-repo-check", "Say hello"],
+               codex_env(customer, model, tmp_path), tmp_path)
+
+
+@pytest.mark.parametrize("model", ["claude-haiku-4-5", "gpt-4o-mini", "gemini-2.5-flash"])
+def test_claude_code(clis, model: str, customer: Customer, fakes: dict, tmp_path: Path):
+    provider = CATALOG.get(model).provider
+    usage = script(provider, fakes)
+    assert ANSWER in claude_code(customer, model, tmp_path)
     requests = fakes[provider].requests
     assert requests, "nothing reached the upstream"
     assert_prompt_and_tools_arrived(provider, requests[0].body)
@@ -122,15 +145,7 @@ def test_claude_code(clis, model: str, customer: Customer, fakes: dict, tmp_path
 def test_gemini_cli(clis, model: str, customer: Customer, fakes: dict, tmp_path: Path):
     provider = CATALOG.get(model).provider
     usage = script(provider, fakes)
-    (tmp_path / ".gemini").mkdir()
-    (tmp_path / ".gemini" / "settings.json").write_text(json.dumps({
-        "security": {"auth": {"selectedType": "gemini-api-key"}},
-        "telemetry": {"enabled": False}, "usageStatisticsEnabled": False}))
-    env = {**base_env(tmp_path), "GEMINI_API_KEY": customer.key,
-           "GOOGLE_GEMINI_BASE_URL": customer.url, "GEMINI_CLI_TRUST_WORKSPACE": "true",
-           "GEMINI_CLI_NO_RELAUNCH": "1"}
-    out = run([str(GEMINI), "-m", model, "-p", "Say hello"], env, tmp_path)
-    assert ANSWER in out
+    assert ANSWER in gemini_cli(customer, model, tmp_path)
     requests = fakes[provider].requests
     assert requests, "nothing reached the upstream"
     assert_prompt_and_tools_arrived(provider, requests[0].body)
@@ -145,17 +160,7 @@ def test_codex(clis, model: str, customer: Customer, fakes: dict, tmp_path: Path
     "disabled"); otherwise the gateway answers a 400 naming the tool."""
     provider = CATALOG.get(model).provider
     usage = script(provider, fakes)
-    (tmp_path / ".codex").mkdir()
-    (tmp_path / ".codex" / "config.toml").write_text(
-        f'model = "{model}"\nmodel_provider = "afk"\nweb_search = "disabled"\n\n'
-        "[model_providers.afk]\n"
-        'name = "afk gateway"\n'
-        f'base_url = "{customer.url}/v1"\n'
-        'env_key = "AFK_API_KEY"\n'
-        'wire_api = "responses"\n')
-    env = {**base_env(tmp_path), "AFK_API_KEY": customer.key}
-    out = run([str(CODEX), "exec", "--skip-git-repo-check", "Say hello"], env, tmp_path)
-    assert ANSWER in out
+    assert ANSWER in codex(customer, model, tmp_path)
     requests = fakes[provider].requests
     assert requests, "nothing reached the upstream"
     body = requests[0].body
@@ -176,15 +181,7 @@ def test_codex_web_search_is_a_clear_400(clis, model: str, customer: Customer, f
                                          tmp_path: Path):
     """Hosted web search bills per search at prices the gateway does not have: a 400
     naming the tool on every provider (OpenAI's own included), before any upstream call."""
-    (tmp_path / ".codex").mkdir()
-    (tmp_path / ".codex" / "config.toml").write_text(
-        f'model = "{model}"\nmodel_provider = "afk"\n\n'
-        "[model_providers.afk]\n"
-        'name = "afk gateway"\n'
-        f'base_url = "{customer.url}/v1"\n'
-        'env_key = "AFK_API_KEY"\n'
-        'wire_api = "responses"\n')
-    env = {**base_env(tmp_path), "AFK_API_KEY": customer.key}
+    env = codex_env(customer, model, tmp_path, web_search=True)
     result = subprocess.run([str(CODEX), "exec", "--skip-git-repo-check", "Say hello"],
                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180,
                             stdin=subprocess.DEVNULL)
@@ -192,3 +189,18 @@ def test_codex_web_search_is_a_clear_400(clis, model: str, customer: Customer, f
     assert "web_search" in result.stdout + result.stderr
     assert fakes[CATALOG.get(model).provider].requests == []
     assert customer.charges() == []
+
+
+@pytest.mark.parametrize(("cli", "model"), [(claude_code, "claude-haiku-4-5"),
+                                            (gemini_cli, "gemini-2.5-flash"),
+                                            (codex, "gpt-4o-mini")])
+def test_keepalives_are_ignored(clis, cli, model: str, patient_customer: Customer,
+                                keepalive_server, fakes: dict, tmp_path: Path):
+    """Issue 12: while the model is silent (thinking), the gateway sends keepalives;
+    each CLI reads through them to the answer."""
+    usage = script(CATALOG.get(model).provider, fakes, delay=5 * KEEPALIVE)
+    assert ANSWER in cli(patient_customer, model, tmp_path)
+    keepalives = (b": keepalive\n\n", b"\n")
+    assert any(e.chunks and e.chunks[0] in keepalives for e in keepalive_server[0].posts())
+    assert_billed(patient_customer, model, len(fakes[CATALOG.get(model).provider].requests),
+                  usage)

@@ -7,7 +7,6 @@ Bug pinned: the request went upstream unauthenticated and came back a retryable
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
@@ -24,32 +23,20 @@ from afk.gateway import Gateway
 from afk.http.apps import create_app
 from afk.settings import Upstream
 from tests.conftest import Customer
+from tests.support.asgi import Recorder
 from tests.support.servers import serve
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 
 
-class CountingApp:
-    """The gateway app, counting the generation requests that reach it."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-        self.requests: Counter[str] = Counter()
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            self.requests[scope["path"]] += 1
-        await self.app(scope, receive, send)
-
-
 @pytest.fixture(scope="module")
-def keyless(settings, store) -> Iterator[tuple[CountingApp, Gateway, str]]:
+def keyless(settings, store) -> Iterator[tuple[Recorder, Gateway, str]]:
     """A gateway whose Anthropic and Gemini upstreams have no key (OpenAI has one)."""
     upstreams = {**settings.upstreams,
                  "anthropic": Upstream(settings.upstreams["anthropic"].base_url),
                  "gemini": Upstream(settings.upstreams["gemini"].base_url)}
     gateway = Gateway(replace(settings, upstreams=upstreams), store=store)
-    app = CountingApp(create_app("local", gateway))
+    app = Recorder(create_app("local", gateway))
     with serve(app) as url:
         yield app, gateway, url
 
@@ -57,13 +44,13 @@ def keyless(settings, store) -> Iterator[tuple[CountingApp, Gateway, str]]:
 @pytest.fixture
 def caller(keyless, make_customer, fake_anthropic, fake_gemini) -> Customer:
     app, gateway, url = keyless
-    app.requests.clear()
+    app.exchanges.clear()
     return replace(make_customer(), url=url, gateway=gateway)
 
 
-def assert_refused_before_anything(caller: Customer, app: CountingApp, path: str,
+def assert_refused_before_anything(caller: Customer, app: Recorder, path: str,
                                    fakes: list) -> None:
-    assert app.requests == {path: 1}  # the SDK did not retry
+    assert [e.path for e in app.posts()] == [path]  # the SDK did not retry
     assert all(fake.requests == [] for fake in fakes)  # nothing went upstream
     statement = caller.statement()
     assert statement.leases == [] and statement.held == 0  # no hold, no lease

@@ -58,6 +58,16 @@ class Outcome:
     stream: AsyncIterator[list[sse.ServerSentEvent]] | None = None  # a batch per write
 
 
+@dataclass(slots=True, frozen=True)
+class Admission:
+    """A call whose hold is reserved, about to wait on its upstream (minutes, for a
+    reasoning model): what the HTTP layer needs to start answering before the answer
+    exists (to keep the connection alive: http/streaming.py)."""
+
+    headers: dict[str, str]
+    stream: bool
+
+
 @dataclass(slots=True)
 class Reservation:
     hold: Hold
@@ -244,10 +254,13 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
                    body: Any, *, endpoint: str, request_id: str,
                    request: ir.Request | None = None,
                    caller_headers: dict[str, str] | None = None,
-                   turn: Turn | None = None) -> Outcome:
+                   turn: Turn | None = None,
+                   admitted: Callable[[Admission], None] | None = None) -> Outcome:
     """Run one generation. `request` is the already-parsed IR where the dialect
     needs more than the body to parse it (Gemini's model and stream live in the
-    URL; a Responses turn carries its stored history)."""
+    URL; a Responses turn carries its stored history). `admitted` is told once the
+    hold is reserved, before the upstream call; anything raised before that is the
+    caller's or ours, never the upstream's."""
     if request is None:
         request = parse_caller(codec, codec.parse_request, body)
     check_request(request)
@@ -299,6 +312,8 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
         if quote.lowered or (requested is None
                              and quote.max_output_tokens < model.max_output_tokens):
             headers["x-afk-max-tokens"] = str(quote.max_output_tokens)
+        if admitted is not None:
+            admitted(Admission(headers=dict(headers), stream=request.stream))
     except BaseException:
         await settle(gateway, reservation, Meter(), "error")
         raise

@@ -44,6 +44,10 @@ class Settings:
     lease_seconds: float = 60.0
     connect_timeout: float = 10.0
     read_timeout: float = 300.0
+    # While a call waits on its upstream, bytes every client ignores go out after
+    # this many seconds of silence (0: never): API Gateway cuts a streamed response
+    # idle for 5 minutes (Regional), 30 s (edge-optimized, CloudFront). http/streaming.py
+    keepalive_seconds: float = 15.0
     # How long a stored Responses-API turn stays retrievable and chainable.
     responses_ttl_days: float = 30.0
     # Stored Responses state: a turn whose input is larger than this is not stored
@@ -103,6 +107,7 @@ class Settings:
             cache_ttl=float(env.get("AFK_CACHE_TTL", "10")),
             connect_timeout=float(env.get("AFK_CONNECT_TIMEOUT", "10")),
             read_timeout=float(env.get("AFK_READ_TIMEOUT", "300")),
+            keepalive_seconds=float(env.get("AFK_KEEPALIVE_SECONDS", "15")),
             max_call_seconds=float(env.get("AFK_MAX_CALL_SECONDS", "900")),
             lease_seconds=float(env.get("AFK_LEASE_SECONDS", "60")),
             responses_ttl_days=float(env.get("AFK_RESPONSES_TTL_DAYS", "30")),

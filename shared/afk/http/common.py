@@ -58,9 +58,13 @@ def request_id(request: Request) -> str:
     return request.state.request_id
 
 
+def compact_json(content: Any) -> bytes:
+    return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 class CompactJSONResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+        return compact_json(content)
 
 
 async def json_body(request: Request, *, dialect: str | None = None,

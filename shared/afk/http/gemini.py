@@ -7,6 +7,8 @@ SSE framing, its absence Google's progressively streamed JSON array.
 
 from __future__ import annotations
 
+from functools import partial
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -21,7 +23,7 @@ from afk.http.common import (
     request_id,
 )
 from afk.http.routing import Router
-from afk.http.streaming import respond
+from afk.http.streaming import GEMINI_SSE, JSON_ARRAY, Answer, answer
 
 router = Router()
 
@@ -30,7 +32,7 @@ METHODS = ("generateContent", "streamGenerateContent", "countTokens")
 
 
 @router.post("/{version}/models/{target:path}")
-async def model_method(version: str, target: str, request: Request) -> Response:
+async def model_method(version: str, target: str, request: Request) -> Response | Answer:
     model, _, method = target.removeprefix("models/").rpartition(":")
     if version not in VERSIONS or method not in METHODS or not model:
         raise NotFound(f"Unknown route: POST {request.url.path}", code="unknown_route")
@@ -49,6 +51,7 @@ async def model_method(version: str, target: str, request: Request) -> Response:
     stream = method == "streamGenerateContent"
     parsed = pipeline.parse_caller(gemini, gemini.parse_request, body, model=model,
                                    stream=stream)
-    outcome = await pipeline.generate(gateway, gemini, principal, body, endpoint=method,
-                                      request_id=request_id(request), request=parsed)
-    return respond(outcome, json_array=stream and request.query_params.get("alt") != "sse")
+    return answer(request, gemini, partial(
+        pipeline.generate, gateway, gemini, principal, body, endpoint=method,
+        request_id=request_id(request), request=parsed),
+        stream_framing=GEMINI_SSE if request.query_params.get("alt") == "sse" else JSON_ARRAY)

@@ -7,6 +7,8 @@ only when it is Anthropic itself (passthrough).
 
 from __future__ import annotations
 
+from functools import partial
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -14,7 +16,7 @@ from afk import pipeline
 from afk.dialects import anthropic
 from afk.http.common import CompactJSONResponse, authenticate, json_body, request_id
 from afk.http.routing import Router
-from afk.http.streaming import respond
+from afk.http.streaming import Answer, answer
 
 router = Router()
 
@@ -26,13 +28,13 @@ def _caller_headers(request: Request) -> dict[str, str]:
 
 
 @router.post("/v1/messages")
-async def messages(request: Request) -> Response:
+async def messages(request: Request) -> Answer:
     principal = await authenticate(request)
     body = await json_body(request, dialect=anthropic.DIALECT)
-    outcome = await pipeline.generate(request.app.state.gateway, anthropic, principal, body,
-                                      endpoint="messages", request_id=request_id(request),
-                                      caller_headers=_caller_headers(request))
-    return respond(outcome)
+    return answer(request, anthropic, partial(
+        pipeline.generate, request.app.state.gateway, anthropic, principal, body,
+        endpoint="messages", request_id=request_id(request),
+        caller_headers=_caller_headers(request)))
 
 
 @router.post("/v1/messages/count_tokens")

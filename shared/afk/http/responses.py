@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,13 +15,13 @@ from afk.dialects import openai_responses
 from afk.errors import InvalidRequest, NotFound
 from afk.http.common import CompactJSONResponse, authenticate, json_body, request_id
 from afk.http.routing import Router
-from afk.http.streaming import respond
+from afk.http.streaming import Answer, answer
 
 router = Router()
 
 
 @router.post("/v1/responses")
-async def create_response(request: Request) -> Response:
+async def create_response(request: Request) -> Answer:
     principal = await authenticate(request)
     body = await json_body(request, dialect=openai_responses.DIALECT)
     if not isinstance(body, dict):
@@ -27,10 +29,9 @@ async def create_response(request: Request) -> Response:
     gateway = request.app.state.gateway
     turn = ResponsesTurn(gateway, openai_responses, principal, body)
     parsed, expanded, hooks = await turn.prepare()
-    outcome = await pipeline.generate(gateway, openai_responses, principal, expanded,
-                                      endpoint="responses", request_id=request_id(request),
-                                      request=parsed, turn=hooks)
-    return respond(outcome)
+    return answer(request, openai_responses, partial(
+        pipeline.generate, gateway, openai_responses, principal, expanded,
+        endpoint="responses", request_id=request_id(request), request=parsed, turn=hooks))
 
 
 def _not_found(response_id: str) -> NotFound:
