@@ -25,6 +25,7 @@ from tests.support.billing import assert_billed
 from tests.support.fake_anthropic import Reply as AnthropicReply
 from tests.support.fake_gemini import Reply as GeminiReply
 from tests.support.fake_openai import Reply as OpenAIReply
+from tests.support.upstream import wait_until
 
 SILENCE = 5 * KEEPALIVE
 ANSWER = "Thought about it for a long time."
@@ -214,3 +215,20 @@ def anthropic_reply() -> AnthropicReply:
 
 def gemini_reply() -> GeminiReply:
     return GeminiReply(text=ANSWER, prompt_tokens=900, candidates_tokens=7, delay=SILENCE)
+
+
+def test_a_caller_gone_during_the_silence_is_settled(patient_customer, fake_anthropic):
+    """Ctrl-C while the model thinks: when the upstream stream opens, the caller is
+    known to be gone, so the upstream is closed and the hold settled at once (not
+    left to the sweeper)."""
+    fake_anthropic.push(anthropic_reply())
+    with httpx.stream("POST", f"{patient_customer.url}/v1/messages", timeout=30,
+                      headers={"x-api-key": patient_customer.key},
+                      json={"model": "claude-haiku-4-5", "max_tokens": 1000,
+                            "messages": MESSAGES, "stream": True}) as response:
+        assert next(response.iter_raw()) == SSE_KEEPALIVE
+    assert wait_until(lambda: len(fake_anthropic.requests) == 1, timeout=5)
+    assert wait_until(lambda: patient_customer.in_flight() == 0, timeout=5)
+    [entry] = patient_customer.charges()
+    assert entry.status == "disconnected"
+    patient_customer.assert_books_balance()
