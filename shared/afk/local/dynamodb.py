@@ -3,7 +3,7 @@
 moto's server is not atomic under concurrent requests (measured: oversold
 balances), while DynamoDB is linearizable per item. So the embedded server
 handles one request at a time: a lock around the moto app, with a threaded
-HTTP server in front so keep-alive connections still work.
+HTTP/1.1 server in front that keeps connections alive (`_handler_for`).
 
 moto also deep-copies a whole table for every item of every
 TransactWriteItems (its rollback backup). Every settle is a transaction, so
@@ -16,11 +16,15 @@ rollback restores.
 from __future__ import annotations
 
 import copy
+import io
+import socketserver
+import sys
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 
 def _serialized(app: Callable[..., Iterable[bytes]]) -> Callable[..., list[bytes]]:
@@ -108,22 +112,11 @@ class EmbeddedDynamoDB:
         return f"http://{host}:{port}"
 
     def start(self) -> EmbeddedDynamoDB:
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         _cheap_rollback_backups()
-
-        class QuietHandler(MotoRequestHandler):
-            def log_request(self, *args: Any, **kwargs: Any) -> None:
-                pass
-
         app = _serialized(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(self._host, self._port, app, threaded=True,
-                                   request_handler=QuietHandler)
+        self._server = _KeepAliveServer((self._host, self._port), _handler_for(app))
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name="embedded-dynamodb", daemon=True)
         self._thread.start()
@@ -141,3 +134,65 @@ class EmbeddedDynamoDB:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _KeepAliveServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+def _handler_for(app: Callable[..., list[bytes]]) -> type[WSGIRequestHandler]:
+    """An HTTP/1.1 handler that keeps connections alive, as DynamoDB does.
+    werkzeug's development server (moto's own) closes every connection, so each
+    call paid a TCP connect and benchmarks measured that instead of the
+    gateway. Requests are small JSON bodies with a Content-Length, answered with
+    one; the body is read whole before the app runs, so nothing of one request
+    is left for the next."""
+
+    class Handler(WSGIRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # else a kept-alive reply waits on delayed ACKs
+
+        def handle(self) -> None:
+            self.close_connection = True
+            self.handle_one_request()
+            while not self.close_connection:
+                self.handle_one_request()
+
+        def handle_one_request(self) -> None:
+            try:
+                self.raw_requestline = self.rfile.readline(65537)
+            except OSError:
+                self.close_connection = True
+                return
+            if not self.raw_requestline or not self.parse_request():
+                self.close_connection = True
+                return
+            environ = self.get_environ()
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            environ.update({
+                "wsgi.input": io.BytesIO(self.rfile.read(length)), "wsgi.errors": sys.stderr,
+                "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.multithread": True,
+                "wsgi.multiprocess": False, "wsgi.run_once": False})
+            started: list[Any] = []
+
+            def start_response(status: str, headers: list[tuple[str, str]],
+                               exc_info: Any = None) -> Callable[[bytes], None]:
+                started[:] = [status, headers]
+                return lambda data: None
+
+            body = b"".join(app(environ, start_response))
+            status, headers = started
+            code, _, reason = status.partition(" ")
+            self.send_response(int(code), reason)
+            for name, value in headers:
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
