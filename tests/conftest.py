@@ -136,6 +136,19 @@ def keepalive_server(keepalive_gateway: Gateway) -> Iterator[tuple[Recorder, str
         yield recorder, url
 
 
+@pytest.fixture(scope="session")
+def keyless_server(settings: Settings, store: Store) -> Iterator[tuple[Recorder, Gateway, str]]:
+    """A gateway holding no key for Anthropic and Gemini (OpenAI has one), every
+    exchange recorded."""
+    upstreams = {**settings.upstreams,
+                 "anthropic": Upstream(settings.upstreams["anthropic"].base_url),
+                 "gemini": Upstream(settings.upstreams["gemini"].base_url)}
+    gateway = Gateway(replace(settings, upstreams=upstreams), store=store)
+    recorder = Recorder(create_app("local", gateway))
+    with serve(recorder) as url:
+        yield recorder, gateway, url
+
+
 @dataclass
 class Customer:
     """A fresh account with one key, and clients pointed at the gateway."""

@@ -239,6 +239,20 @@ def test_cap_set_in_models_tab_lowers_max_tokens_upstream_then_clears(
     assert fake_openai.requests[-1].body["max_completion_tokens"] == 16384
 
 
+def test_models_tab_lists_only_models_whose_provider_has_a_key(open_dashboard, make_customer,
+                                                              keyless_server):
+    """Issue 12: on a gateway without Anthropic and Gemini keys, their models are not
+    offered (calling one is a 403 naming the missing setting)."""
+    customer = make_customer()
+    dashboard = open_dashboard(home=keyless_server[2] + "/")
+    dashboard.sign_in(customer.key)
+    dashboard.open_tab("models")
+    expect(dashboard.testid(f"model-row-{MODEL}")).to_be_visible()
+    shown = dashboard.page.locator("#models-table tbody tr[data-model]").evaluate_all(
+        "rows => rows.map((row) => row.dataset.model)")
+    assert MODEL in shown and not any(m.startswith(("claude", "gemini")) for m in shown)
+
+
 @pytest.mark.parametrize("bad", ["abc", "0", "-1"])
 def test_invalid_cap_is_refused_visibly_and_changes_nothing(open_dashboard, customer: Customer,
                                                            bad: str):

@@ -7,7 +7,6 @@ Bug pinned: the request went upstream unauthenticated and came back a retryable
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
 
@@ -19,31 +18,21 @@ from google import genai
 from google.genai import errors as gerrors
 from google.genai import types as gtypes
 
-from afk.gateway import Gateway
-from afk.http.apps import create_app
-from afk.settings import Upstream
 from tests.conftest import Customer
 from tests.support.asgi import Recorder
-from tests.support.servers import serve
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 
 
-@pytest.fixture(scope="module")
-def keyless(settings, store) -> Iterator[tuple[Recorder, Gateway, str]]:
-    """A gateway whose Anthropic and Gemini upstreams have no key (OpenAI has one)."""
-    upstreams = {**settings.upstreams,
-                 "anthropic": Upstream(settings.upstreams["anthropic"].base_url),
-                 "gemini": Upstream(settings.upstreams["gemini"].base_url)}
-    gateway = Gateway(replace(settings, upstreams=upstreams), store=store)
-    app = Recorder(create_app("local", gateway))
-    with serve(app) as url:
-        yield app, gateway, url
+@pytest.fixture
+def wire(keyless_server) -> Recorder:
+    """What the keyless gateway was asked, and answered."""
+    return keyless_server[0]
 
 
 @pytest.fixture
-def caller(keyless, make_customer, fake_anthropic, fake_gemini) -> Customer:
-    app, gateway, url = keyless
+def caller(keyless_server, make_customer, fake_anthropic, fake_gemini) -> Customer:
+    app, gateway, url = keyless_server
     app.exchanges.clear()
     return replace(make_customer(), url=url, gateway=gateway)
 
@@ -59,7 +48,7 @@ def assert_refused_before_anything(caller: Customer, app: Recorder, path: str,
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_openai_chat_caller(caller, keyless, fake_anthropic, fake_gemini, stream: bool):
+def test_openai_chat_caller(caller, wire, fake_anthropic, fake_gemini, stream: bool):
     client = openai.OpenAI(base_url=f"{caller.url}/v1", api_key=caller.key)  # retries on
     with pytest.raises(openai.PermissionDeniedError) as caught:
         client.chat.completions.create(model="claude-haiku-4-5", messages=MESSAGES,
@@ -68,34 +57,34 @@ def test_openai_chat_caller(caller, keyless, fake_anthropic, fake_gemini, stream
     assert error.response.headers["x-should-retry"] == "false"
     assert error.code == "provider_not_configured" and error.param == "model"
     assert "ANTHROPIC_API_KEY" in error.message and "claude-haiku-4-5" in error.message
-    assert_refused_before_anything(caller, keyless[0], "/v1/chat/completions",
+    assert_refused_before_anything(caller, wire, "/v1/chat/completions",
                                    [fake_anthropic, fake_gemini])
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_openai_responses_caller(caller, keyless, fake_anthropic, fake_gemini, stream: bool):
+def test_openai_responses_caller(caller, wire, fake_anthropic, fake_gemini, stream: bool):
     client = openai.OpenAI(base_url=f"{caller.url}/v1", api_key=caller.key)
     with pytest.raises(openai.PermissionDeniedError) as caught:
         client.responses.create(model="gemini-2.5-flash", input="hello", stream=stream)
     assert "GEMINI_API_KEY" in caught.value.message
-    assert_refused_before_anything(caller, keyless[0], "/v1/responses",
+    assert_refused_before_anything(caller, wire, "/v1/responses",
                                    [fake_anthropic, fake_gemini])
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_anthropic_caller(caller, keyless, fake_anthropic, fake_gemini, stream: bool):
+def test_anthropic_caller(caller, wire, fake_anthropic, fake_gemini, stream: bool):
     client = anthropic.Anthropic(base_url=caller.url, api_key=caller.key)  # retries on
     with pytest.raises(anthropic.PermissionDeniedError) as caught:
         client.messages.create(model="claude-haiku-4-5", max_tokens=100, messages=MESSAGES,
                                stream=stream)
     assert caught.value.body["error"]["type"] == "permission_error"
     assert "ANTHROPIC_API_KEY" in caught.value.body["error"]["message"]
-    assert_refused_before_anything(caller, keyless[0], "/v1/messages",
+    assert_refused_before_anything(caller, wire, "/v1/messages",
                                    [fake_anthropic, fake_gemini])
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_gemini_caller(caller, keyless, fake_anthropic, fake_gemini, stream: bool):
+def test_gemini_caller(caller, wire, fake_anthropic, fake_gemini, stream: bool):
     # Retries on, for the statuses google-genai retries (408, 429, 5xx).
     client = genai.Client(api_key=caller.key, http_options=gtypes.HttpOptions(
         base_url=caller.url, api_version="v1beta",
@@ -109,12 +98,12 @@ def test_gemini_caller(caller, keyless, fake_anthropic, fake_gemini, stream: boo
     assert (caught.value.code, caught.value.status) == (403, "PERMISSION_DENIED")
     assert "GEMINI_API_KEY" in caught.value.message
     method = "streamGenerateContent" if stream else "generateContent"
-    assert_refused_before_anything(caller, keyless[0],
+    assert_refused_before_anything(caller, wire,
                                    f"/v1beta/models/gemini-2.5-flash:{method}",
                                    [fake_anthropic, fake_gemini])
 
 
-def test_counting_tokens_is_refused_the_same_way(caller, keyless, fake_anthropic,
+def test_counting_tokens_is_refused_the_same_way(caller, wire, fake_anthropic,
                                                  fake_gemini):
     client = anthropic.Anthropic(base_url=caller.url, api_key=caller.key)
     with pytest.raises(anthropic.PermissionDeniedError):
