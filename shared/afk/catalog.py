@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from afk.billing.money import MAX_PRICE_PLACES, MoneyError, parse_usd, to_pico
+from afk.endpoints import Endpoint, EndpointError, parse_endpoints
 
-PROVIDERS = frozenset({"openai", "anthropic", "gemini", "echo"})
+PROVIDERS = frozenset({"openai", "anthropic", "gemini", "bedrock", "echo"})
 _PRICE_STEP = Decimal(1).scaleb(-MAX_PRICE_PLACES)
 MAX_MARKUP_PERCENT = Decimal(10_000)
 
@@ -168,7 +169,10 @@ def _marked_up(model: Model, percent: Decimal) -> Model:
 
 
 class Catalog:
-    def __init__(self, models: list[Model]) -> None:
+    def __init__(self, models: list[Model],
+                 endpoints: dict[str, Endpoint] | None = None) -> None:
+        # Upstreams the catalog declares (afk/endpoints.py), by provider name.
+        self.endpoints: dict[str, Endpoint] = endpoints or {}
         self._models: dict[str, Model] = {}
         for model in models:
             if model.id in self._models:
@@ -186,20 +190,30 @@ class Catalog:
 
     @classmethod
     def load(cls, path: Path | None = None) -> Catalog:
-        import yaml  # deferred: only paid on the first catalog load
-
         if path is None:
             text = resources.files("afk").joinpath("catalog.yaml").read_text("utf-8")
             source = "afk/catalog.yaml"
         else:
             text = Path(path).read_text("utf-8")
             source = str(path)
+        return cls.load_text(text, source)
+
+    @classmethod
+    def load_text(cls, text: str, source: str) -> Catalog:
+        """The catalog a YAML text describes (`source` names it in errors)."""
+        import yaml  # deferred: only paid on the first catalog load
+
         data = yaml.safe_load(text)
         if not isinstance(data, dict) or not isinstance(data.get("models"), list):
             raise CatalogError(f"{source}: expected a top-level `models:` list")
-        markup = Markup.parse(data.get("markup"), source)
-        catalog = cls([markup.apply(_parse_model(entry, source), entry, source)
-                       for entry in data["models"]])
+        try:
+            endpoints = parse_endpoints(data.get("providers"), source, builtin=PROVIDERS)
+        except EndpointError as exc:
+            raise CatalogError(str(exc)) from None
+        providers = PROVIDERS | set(endpoints)
+        markup = Markup.parse(data.get("markup"), source, providers)
+        catalog = cls([markup.apply(_parse_model(entry, source, providers), entry, source)
+                       for entry in data["models"]], endpoints)
         markup.check(catalog)
         return catalog
 
@@ -234,7 +248,8 @@ class Markup:
     models: dict[str, Decimal] | None = None
 
     @classmethod
-    def parse(cls, value: object, source: str) -> Markup:
+    def parse(cls, value: object, source: str, providers: frozenset[str] = PROVIDERS
+              ) -> Markup:
         if value is None:
             return cls()
         where = f"{source}: markup"
@@ -247,7 +262,7 @@ class Markup:
                 raise CatalogError(f"{where}.{name} must be a mapping to percents")
             tables[name] = {str(k): parse_markup_percent(v, f"{where}.{name}.{k}")
                             for k, v in table.items()}
-        unknown = sorted(set(tables["providers"]) - PROVIDERS)
+        unknown = sorted(set(tables["providers"]) - providers)
         if unknown:
             raise CatalogError(f"{where}.providers: unknown provider {unknown[0]!r}")
         return cls(parse_markup_percent(value.get("percent", "0"), f"{where}.percent"),
@@ -293,7 +308,8 @@ def _parse_customer_prices(value: object, cost: Prices, where: str) -> Prices:
     return prices
 
 
-def _parse_model(entry: object, source: str) -> Model:
+def _parse_model(entry: object, source: str, providers: frozenset[str] = PROVIDERS
+                 ) -> Model:
     if not isinstance(entry, dict):
         raise CatalogError(f"{source}: every model must be a mapping")
     model_id = entry.get("id")
@@ -301,8 +317,9 @@ def _parse_model(entry: object, source: str) -> Model:
     if not isinstance(model_id, str) or not model_id:
         raise CatalogError(f"{source}: a model has no `id`")
     provider = entry.get("provider")
-    if provider not in PROVIDERS:
-        raise CatalogError(f"{where}: provider must be one of {sorted(PROVIDERS)}")
+    if provider not in providers:
+        raise CatalogError(f"{where}: provider must be one of {sorted(providers)} (a "
+                           "built-in one, or one declared under `providers:`)")
     prices = entry.get("prices") or {}
     if not isinstance(prices, dict):
         raise CatalogError(f"{where}: prices must be a mapping")

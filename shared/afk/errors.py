@@ -102,10 +102,13 @@ class ProviderNotConfigured(GatewayError):
         where = (f"the {setting} field of the gateway's provider-keys secret (or the "
                  f"{setting} environment variable)" if secret
                  else f"the {setting} environment variable")
-        super().__init__(
-            f"The model `{model}` is unavailable: this gateway has no API key for its "
-            f"provider ({provider}). The gateway's operator must set {where}.",
-            param="model", code="provider_not_configured")
+        said = (f"this gateway has no API key for its provider ({provider}). The gateway's "
+                f"operator must set {where}.") if provider != "bedrock" else (
+            "Amazon Bedrock is not enabled on this gateway. The gateway's operator must set "
+            "AFK_BEDROCK=1 where it runs with AWS credentials allowed to invoke the model "
+            "(on Lambda, the stack's role is).")
+        super().__init__(f"The model `{model}` is unavailable: {said}", param="model",
+                         code="provider_not_configured")
 
 
 class RateLimited(GatewayError):

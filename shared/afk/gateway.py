@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from afk.auth import Authenticator, Principal, TTLCache
 from afk.background import Background
 from afk.catalog import Catalog, Model
+from afk.endpoints import Endpoint
 from afk.errors import ModelNotFound, PermissionDenied, ProviderNotConfigured
 from afk.providers import Provider
 from afk.settings import KEY_SETTINGS, Settings, get_settings
@@ -94,7 +95,7 @@ class Gateway:
         if self.settings.catalog_path is None and not self.settings.echo_models:
             # The built-in catalog's offline models serve `afk dev` and tests; a
             # deployed gateway lists what the operator's catalog lists.
-            catalog = Catalog([m for m in catalog if m.provider != "echo"])
+            catalog = Catalog([m for m in catalog if m.provider != "echo"], catalog.endpoints)
         return catalog
 
     @cached_property
@@ -109,7 +110,8 @@ class Gateway:
         with self._providers_lock:
             provider = self._providers.get(key)
             if provider is None:
-                provider = self._providers[key] = _build_provider(key, self.settings)
+                provider = self._providers[key] = _build_provider(
+                    key, self.settings, self.catalog.endpoints.get(name))
             return provider
 
     # ------------------------------------------------------------ accounts
@@ -140,11 +142,23 @@ class Gateway:
         self.accounts_cache.discard(account_id)
 
     # ------------------------------------------------------------ models
+    def key_setting(self, provider: str) -> str | None:
+        """The setting holding `provider`'s API key (None: it needs none)."""
+        endpoint = self.catalog.endpoints.get(provider)
+        return endpoint.key if endpoint is not None else KEY_SETTINGS.get(provider)
+
     def has_credentials(self, provider: str) -> bool:
-        """Whether this gateway holds an API key for `provider` (the offline echo
-        needs none). May read the provider-keys secret once (cached: afk.secrets)."""
-        if provider not in KEY_SETTINGS:
+        """Whether this gateway can call `provider`: it holds its API key (the offline
+        echo and a keyless declared server need none; Bedrock is enabled, its calls
+        signed with the function's role). May read the provider-keys secret once
+        (cached: afk.secrets)."""
+        if provider == "bedrock":
+            return self.settings.bedrock
+        setting = self.key_setting(provider)
+        if setting is None:
             return True
+        if provider in self.catalog.endpoints:
+            return self.settings.credential(setting) is not None
         upstream = self.settings.upstreams.get(provider)
         return upstream is not None and bool(upstream.api_key)
 
@@ -152,8 +166,10 @@ class Gateway:
         """A final 403 naming the missing setting, before anything is reserved or sent
         upstream (an unauthenticated call would come back a retryable 502)."""
         if not self.has_credentials(model.provider):
-            raise ProviderNotConfigured(model.id, model.provider, KEY_SETTINGS[model.provider],
-                                        secret=self.settings.secret_arn is not None)
+            raise ProviderNotConfigured(model.id, model.provider,
+                                        self.key_setting(model.provider) or "AFK_BEDROCK",
+                                        secret=self.settings.secret_arn is not None
+                                        and model.provider != "bedrock")
 
     def models_for(self, view: AccountView, principal: Principal | None = None) -> list[Model]:
         """The account's models, callable now or not (caps may be set on any); with
@@ -191,7 +207,17 @@ class Gateway:
         return view.priced(model), view
 
 
-def _build_provider(name: str, settings: Settings) -> Provider:
+def _build_provider(name: str, settings: Settings, endpoint: Endpoint | None) -> Provider:
+    if endpoint is not None:
+        from afk.providers.compatible import AzureOpenAIProvider, OpenAICompatibleProvider
+
+        kind = AzureOpenAIProvider if endpoint.api == "azure_openai" else \
+            OpenAICompatibleProvider
+        return kind(settings, endpoint)
+    if name == "bedrock":
+        from afk.providers.bedrock import BedrockProvider
+
+        return BedrockProvider(settings)
     if name == "openai":
         from afk.providers.openai import OpenAIProvider
 

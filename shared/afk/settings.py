@@ -8,6 +8,7 @@ Nothing else in the package reads `os.environ`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -18,6 +19,9 @@ DEFAULT_TABLE = "afk"
 # field of the same name in the provider-keys secret (afk.secrets).
 KEY_SETTINGS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
                 "gemini": "GEMINI_API_KEY"}
+# The settings a catalog-declared provider may name as its key (afk/endpoints.py):
+# environment variables of these names are kept, the rest of the environment is not.
+_KEY_NAME = re.compile(r"^[A-Z][A-Z0-9_]*_(?:API_)?(?:KEY|TOKEN)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,11 @@ class Settings:
     region: str = "us-east-1"
     catalog_path: Path | None = None
     upstreams: Mapping[str, Upstream] = field(default_factory=dict)
+    # Environment variables that may hold a declared provider's key (see `credential`).
+    named_keys: Mapping[str, str] = field(default_factory=dict)
+    # Amazon Bedrock models are callable: on Lambda (the function's role is granted
+    # Bedrock by the template) unless AFK_BEDROCK=0; elsewhere when AFK_BEDROCK=1.
+    bedrock: bool = False
     # Seconds a key -> account lookup and an account's caps stay cached in a
     # warm process: a cap change reaches every environment within this long.
     cache_ttl: float = 10.0
@@ -83,10 +92,11 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         catalog = env.get("AFK_CATALOG")
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
         settings = cls(
             table=env.get("AFK_TABLE", DEFAULT_TABLE),
             dynamodb_endpoint=env.get("AFK_DYNAMODB_ENDPOINT") or None,
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            region=region,
             catalog_path=Path(catalog) if catalog else None,
             upstreams={
                 "openai": Upstream(
@@ -103,7 +113,13 @@ class Settings:
                     ).rstrip("/"),
                     env.get("GEMINI_API_KEY") or env.get("GOOGLE_API_KEY") or None,
                 ),
+                # Signed with the function's AWS credentials, not a key (providers/bedrock).
+                "bedrock": Upstream((env.get("AFK_BEDROCK_ENDPOINT") or
+                                     f"https://bedrock-runtime.{region}.amazonaws.com"
+                                     ).rstrip("/")),
             },
+            named_keys={k: v for k, v in env.items() if v and _KEY_NAME.match(k)},
+            bedrock=_flag(env, "AFK_BEDROCK", default=bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))),
             cache_ttl=float(env.get("AFK_CACHE_TTL", "10")),
             connect_timeout=float(env.get("AFK_CONNECT_TIMEOUT", "10")),
             read_timeout=float(env.get("AFK_READ_TIMEOUT", "300")),
@@ -134,6 +150,16 @@ class Settings:
             settings = replace(settings, upstreams=with_secret_keys(settings.upstreams,
                                                                     settings.secret_arn))
         return settings
+
+    def credential(self, name: str) -> str | None:
+        """The value of the setting `name` (a declared provider's key): the environment
+        variable, else the provider-keys secret's field of that name (read once, cached)."""
+        value = self.named_keys.get(name)
+        if value or self.secret_arn is None:
+            return value or None
+        from afk.secrets import provider_keys
+
+        return provider_keys(self.secret_arn).get(name) or None
 
 
 def _count(env: Mapping[str, str], name: str, default: int) -> int:

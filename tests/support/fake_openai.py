@@ -167,12 +167,16 @@ class FakeOpenAI(FakeUpstream[Reply]):
     Counters (from ``FakeUpstream``): ``streams_started``, ``streams_finished``, ``cancelled``.
     """
 
-    def __init__(self, models: list[str] | None = None) -> None:
+    def __init__(self, models: list[str] | None = None, *, azure_key: str | None = None
+                 ) -> None:
         super().__init__()
         self.models: list[str] = models or [DEFAULT_MODEL, "gpt-4o"]
+        self.azure_key = azure_key  # the api-key Azure OpenAI deployments accept
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
+                Route("/openai/deployments/{deployment}/chat/completions", self._azure_chat,
+                      methods=["POST"]),
                 Route("/v1/responses", self._responses, methods=["POST"]),
                 Route("/v1/models", self._list_models, methods=["GET"]),
                 Route("/v1/models/{model:path}", self._get_model, methods=["GET"]),
@@ -230,6 +234,22 @@ class FakeOpenAI(FakeUpstream[Reply]):
         return JSONResponse(
             self._completion(reply, completion_id, created, model), headers=self._headers(reply)
         )
+
+    async def _azure_chat(self, request: Request) -> Response:
+        """Azure OpenAI's Chat Completions on a deployment, with its refusals: no
+        `api-version` is a 404 and a wrong `api-key` a 401, each in Azure's
+        `{"error": {"code": "<status>", "message": ...}}` shape
+        (https://learn.microsoft.com/azure/ai-foundry/openai/reference)."""
+        if not request.query_params.get("api-version"):
+            await self.record(request)
+            return JSONResponse({"error": {"code": "404", "message": "Resource not found"}}, 404)
+        if request.headers.get("api-key") != self.azure_key:
+            await self.record(request)
+            return JSONResponse({"error": {"code": "401", "message": (
+                "Access denied due to invalid subscription key or wrong API endpoint. Make "
+                "sure to provide a valid key for an active subscription and use a correct "
+                "regional API endpoint for your resource.")}}, 401)
+        return await self._chat_completions(request)
 
     async def _responses(self, request: Request) -> Response:
         started = await self._begin(request)

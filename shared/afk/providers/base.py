@@ -26,7 +26,7 @@ from afk import observability
 from afk.errors import GatewayError, UpstreamError
 from afk.providers import Call, Completion, Frame, UpstreamStream
 from afk.providers.transport import client_for_loop, json_body, open_sse, upstream_errors
-from afk.settings import Settings
+from afk.settings import Settings, Upstream
 from afk.sse import ServerSentEvent
 
 log = logging.getLogger("afk.providers")
@@ -115,8 +115,8 @@ class HTTPProvider:
     name: str
     codec: ModuleType  # the dialect module the upstream speaks
 
-    def __init__(self, settings: Settings) -> None:
-        upstream = settings.upstreams[self.name]
+    def __init__(self, settings: Settings, upstream: Upstream | None = None) -> None:
+        upstream = upstream or settings.upstreams[self.name]
         self.base_url = upstream.base_url
         self.api_key = upstream.api_key
         observability.register_secret(self.api_key)  # never in a log line, whatever its shape
