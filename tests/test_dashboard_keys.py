@@ -42,7 +42,10 @@ def test_keys_tab_shows_scope_limits_by_owner_and_spend(open_dashboard,  # noqa:
     expect(dashboard.testid(f"scope-{customer.key_id}")).to_have_text("Manage")
     expect(dashboard.testid(f"spend-today-{ci['id']}")).to_have_text(f"${cost}")
     expect(dashboard.testid(f"spend-month-{ci['id']}")).to_have_text(f"${cost}")
-    expect(dashboard.testid(f"spend-today-{customer.key_id}")).to_have_text("$0.00")
+    # One format: a column's amounts share its most decimal places (only zeros added).
+    places = max(2, len(cost.partition(".")[2]))
+    expect(dashboard.testid(f"spend-today-{customer.key_id}")).to_have_text(
+        "$0." + "0" * places)
     rpm = dashboard.testid(f"limit-rpm-{ci['id']}")
     expect(rpm).to_have_text("100 rpmoperator")
     expect(rpm).to_have_attribute("title", "Set by the operator: read-only")
@@ -74,6 +77,21 @@ def test_keys_tab_shows_scope_limits_by_owner_and_spend(open_dashboard,  # noqa:
     assert saved["operator_limits"] == {**saved["operator_limits"], "rpm": 100,
                                         "spend_per_day": "5.00"}
     assert Decimal(saved["spend"]["today"]) == Decimal(cost)
+
+
+def test_the_models_tab_says_what_a_cap_does(open_dashboard, customer: Customer):  # noqa: F811
+    dashboard = open_dashboard()
+    dashboard.sign_in(customer.key)
+    dashboard.open_tab("models")
+    explainer = dashboard.page.locator("#cap-explainer")
+    expect(explainer).to_contain_text("lowers the request's max output tokens")
+    expect(explainer).to_contain_text("refuses (402) only a request whose prompt alone")
+    # Prices in one column share their decimal places: 0.15 reads 0.150 above 0.075.
+    rows = dashboard.page.locator("#models-table tbody tr")
+    expect(rows.first).to_be_visible()
+    cells = dashboard.page.locator("#models-table tbody td[data-label='Input / 1M tokens']")
+    shown = cells.all_text_contents()
+    assert len({len(text.partition(".")[2]) for text in shown}) == 1, shown
 
 
 def test_creating_a_key_asks_for_its_scope(open_dashboard, customer: Customer):  # noqa: F811

@@ -4,6 +4,12 @@ They let every endpoint work with no provider key (local development, demos,
 tests): the reply repeats the last user message, word by word, and usage is
 counted in words (one token per whitespace-separated word), so billing is
 visible and exact.
+
+A stream yields to the event loop after every word, delay or not: generated
+in one tight loop, a long echo never let the server notice a client that had
+hung up (uvicorn learns of it in a callback the loop must get to run), so it
+generated and billed the whole answer as `ok`. Now it stops where the client
+left and is billed as `disconnected`, like any upstream.
 """
 
 from __future__ import annotations
@@ -77,8 +83,7 @@ class EchoProvider:
             yield [Frame(events=[ir.StreamStart(id=f"echo-{uuid.uuid4().hex[:24]}",
                                                 model=call.model.id, created=int(time.time()))])]
             for i, word in enumerate(words):
-                if self._word_delay:
-                    await asyncio.sleep(self._word_delay)
+                await asyncio.sleep(self._word_delay)  # 0: a turn of the loop, see above
                 yield [Frame(events=[ir.TextDelta(index=0,
                                                   text=word if i == 0 else " " + word)])]
             yield [Frame(events=[ir.UsageUpdate(usage=usage), ir.StreamEnd(stop_reason=stop)])]
