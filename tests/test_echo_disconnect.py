@@ -15,18 +15,18 @@ MAX_TOKENS = 16384  # echo-large's output cap: the whole answer, had it run on
 
 def test_echo_stops_when_the_client_leaves_and_bills_it_as_disconnected(customer: Customer):
     prompt = " ".join(f"w{i}" for i in range(20_000))
+    body = {"model": "echo-large", "stream": True,
+            "messages": [{"role": "user", "content": prompt}]}
     with httpx.Client(base_url=customer.url, timeout=30,
-                      headers={"authorization": f"Bearer {customer.key}"}) as http:
-        with http.stream("POST", "/v1/chat/completions", json={
-                "model": "echo-large", "stream": True,
-                "messages": [{"role": "user", "content": prompt}]}) as response:
-            assert response.status_code == 200
-            request_id = response.headers["x-afk-request-id"]
-            received = 0
-            for chunk in response.iter_raw():
-                received += chunk.count(b"data: ")
-                if received >= 3:
-                    break  # hang up: leaving the block closes the connection
+                      headers={"authorization": f"Bearer {customer.key}"}) as http, \
+            http.stream("POST", "/v1/chat/completions", json=body) as response:
+        assert response.status_code == 200
+        request_id = response.headers["x-afk-request-id"]
+        received = 0
+        for chunk in response.iter_raw():
+            received += chunk.count(b"data: ")
+            if received >= 3:
+                break  # hang up: leaving the block closes the connection
     wait_until(lambda: customer.in_flight() == 0, timeout=10)
     [entry] = customer.charges()
     assert entry.request_id == request_id
