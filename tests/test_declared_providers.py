@@ -173,12 +173,13 @@ def test_an_azure_key_refused_upstream_is_the_gateways_fault_not_the_callers(
     _, azure = fakes
     azure.azure_key = "rotated"
     try:
-        with pytest.raises(openai.InternalServerError) as failed:
+        with pytest.raises(openai.PermissionDeniedError) as failed:  # final (issue 12)
             buyer.openai().chat.completions.create(
                 model="gpt-4o-azure", messages=[{"role": "user", "content": "hi"}])
     finally:
         azure.azure_key = AZURE_KEY
-    assert "credentials were refused" in failed.value.message
+    assert "refused this gateway's key" in failed.value.message
+    assert "AZURE_OPENAI_API_KEY" in failed.value.message  # the setting to check
     assert AZURE_KEY not in failed.value.message
     assert buyer.charges() == [] or all(e.amount == 0 for e in buyer.charges())
     buyer.assert_books_balance()

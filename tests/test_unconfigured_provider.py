@@ -1,6 +1,7 @@
 """A provider the gateway holds no key for (issue 12, item 3): a clear, final error
 in the caller's dialect naming the missing setting, before any hold and before
-anything goes upstream; the model lists leave its models out.
+anything goes upstream; the model lists leave its models out. A key the provider
+refuses is final too.
 
 Bug pinned: the request went upstream unauthenticated and came back a retryable
 502, so the SDKs retried and Claude Code printed nothing for two minutes."""
@@ -20,6 +21,8 @@ from google.genai import types as gtypes
 
 from tests.conftest import Customer
 from tests.support.asgi import Recorder
+from tests.support.fake_anthropic import Reply as AnthropicReply
+from tests.support.fake_gemini import Reply as GeminiReply
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 
@@ -130,3 +133,25 @@ def test_a_configured_provider_still_answers(caller, fake_openai):
     client = openai.OpenAI(base_url=f"{caller.url}/v1", api_key=caller.key, max_retries=0)
     answer = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert answer.choices[0].message.content == "Hello!"
+
+
+def test_a_key_the_provider_refuses_is_final_too(customer, fake_anthropic, fake_gemini):
+    """The same hang from the other cause: a key is set, but the provider refuses it
+    (Anthropic 401; Gemini 400 API_KEY_INVALID). A final 403 naming the setting, not a
+    retryable 502: a retry would have reached the fake, whose next answer succeeds."""
+    fake_anthropic.push(AnthropicReply(status=401))
+    client = openai.OpenAI(base_url=f"{customer.url}/v1", api_key=customer.key)  # retries on
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        client.chat.completions.create(model="claude-haiku-4-5", messages=MESSAGES)
+    assert caught.value.code == "provider_credentials_refused"
+    assert "ANTHROPIC_API_KEY" in caught.value.message
+    fake_gemini.push(GeminiReply(status=400, error_reason="API_KEY_INVALID"))
+    gemini = genai.Client(api_key=customer.key, http_options=gtypes.HttpOptions(
+        base_url=customer.url, api_version="v1beta",
+        retry_options=gtypes.HttpRetryOptions(attempts=3, initial_delay=0.01)))
+    with pytest.raises(gerrors.ClientError) as failed:
+        gemini.models.generate_content(model="gemini-2.5-flash", contents="hello")
+    assert failed.value.code == 403 and "GEMINI_API_KEY" in failed.value.message
+    assert (len(fake_anthropic.requests), len(fake_gemini.requests)) == (1, 1)
+    assert [(e.status, e.amount) for e in customer.charges()] == [("error", 0)] * 2
+    customer.assert_books_balance()

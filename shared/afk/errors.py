@@ -111,6 +111,19 @@ class ProviderNotConfigured(GatewayError):
                          code="provider_not_configured")
 
 
+class CredentialsRefused(GatewayError):
+    """The provider refused the gateway's own API key: the operator's to fix (never
+    the caller's 401), so final, like ProviderNotConfigured."""
+
+    status = 403
+    kind = "permission"
+
+    def __init__(self, provider: str, setting: str | None = None) -> None:
+        check = f" The gateway's operator must check {setting}." if setting else ""
+        super().__init__(f"The {provider} upstream refused this gateway's key.{check}",
+                         code="provider_credentials_refused")
+
+
 class RateLimited(GatewayError):
     status = 429
     kind = "rate_limit"

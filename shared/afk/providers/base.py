@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 
 from afk import observability
-from afk.errors import GatewayError, UpstreamError
+from afk.errors import CredentialsRefused, GatewayError, UpstreamError
 from afk.providers import Call, Completion, Frame, UpstreamStream
 from afk.providers.transport import client_for_loop, json_body, open_sse, upstream_errors
-from afk.settings import Settings, Upstream
+from afk.settings import KEY_SETTINGS, Settings, Upstream
 from afk.sse import ServerSentEvent
 
 log = logging.getLogger("afk.providers")
@@ -115,10 +115,13 @@ class HTTPProvider:
     name: str
     codec: ModuleType  # the dialect module the upstream speaks
 
-    def __init__(self, settings: Settings, upstream: Upstream | None = None) -> None:
+    def __init__(self, settings: Settings, upstream: Upstream | None = None, *,
+                 key_setting: str | None = None) -> None:
         upstream = upstream or settings.upstreams[self.name]
         self.base_url = upstream.base_url
         self.api_key = upstream.api_key
+        # The setting holding the key: named to the operator when the provider refuses it.
+        self.key_setting = key_setting or KEY_SETTINGS.get(self.name)
         observability.register_secret(self.api_key)  # never in a log line, whatever its shape
         self._settings = settings
 
@@ -156,13 +159,13 @@ class HTTPProvider:
                     status, upstream_type(body) or "no error type",
                     response.headers.get("x-request-id") or response.headers.get("request-id")
                     or "none")
-        if status in (401, 403):
-            # The provider refused OUR credentials: a gateway fault, not the caller's.
-            return UpstreamError(f"The gateway's {self.name} credentials were refused upstream.")
+        error = self.codec.error_from_body(body, status=status)
+        if status in (401, 403) or isinstance(error, CredentialsRefused):
+            # The provider refused OUR key: a gateway fault, not the caller's, and final.
+            return CredentialsRefused(self.name, self.key_setting)
         if status == 404:
             return UpstreamError(f"The {self.name} upstream does not serve this model.")
-        error = reworded(self.codec.error_from_body(body, status=status), provider=self.name,
-                         status=status, body=body)
+        error = reworded(error, provider=self.name, status=status, body=body)
         # Overload, rate limits, timeouts and conflicts say "try again", unless the
         # provider's own x-should-retry (OpenAI, Anthropic) says not to. A request
         # the provider found invalid is never sent again.

@@ -18,7 +18,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
         self.name = endpoint.name
         self.endpoint = endpoint
         key = settings.credential(endpoint.key) if endpoint.key else None
-        super().__init__(settings, Upstream(endpoint.base_url, key))
+        super().__init__(settings, Upstream(endpoint.base_url, key), key_setting=endpoint.key)
 
     def body(self, call: Call, *, stream: bool) -> dict[str, Any]:
         body = super().body(call, stream=stream)  # a fresh dict

@@ -7,6 +7,7 @@ from typing import Any
 
 from afk.dialects.gemini.parts import dumps
 from afk.errors import (
+    CredentialsRefused,
     GatewayError,
     InvalidRequest,
     Overloaded,
@@ -56,7 +57,7 @@ def error_from_body(body: Any, *, status: int) -> GatewayError:
     message = str(detail.get("message") or "upstream error")
     reasons = {d.get("reason") for d in detail.get("details") or [] if isinstance(d, dict)}
     if "API_KEY_INVALID" in reasons or status in (401, 403):
-        return UpstreamError("The gateway's Gemini credentials were refused upstream.")
+        return CredentialsRefused("gemini")
     if status == 429:
         return RateLimited(message)
     if status in (400, 413, 422) and detail.get("status") != "FAILED_PRECONDITION":
