@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from afk.catalog import Catalog
 from tests.conftest import KEEPALIVE, Customer
 from tests.support import fake_anthropic, fake_gemini, fake_openai
 from tests.support.billing import assert_billed
+from tests.support.search import offered
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = ROOT / ".venv" / "clis"
@@ -110,13 +112,12 @@ def gemini_cli(customer: Customer, model: str, tmp_path: Path) -> str:
     return run([str(GEMINI), "-m", model, "-p", "Say hello"], env, tmp_path)
 
 
-def codex_env(customer: Customer, model: str, tmp_path: Path, *,
-              web_search: bool = False) -> dict[str, str]:
-    """Codex configured for the gateway (its config in tmp_path/.codex)."""
+def codex_env(customer: Customer, model: str, tmp_path: Path) -> dict[str, str]:
+    """Codex configured for the gateway as the README says (its config in
+    tmp_path/.codex): the gateway as a model provider, nothing disabled."""
     (tmp_path / ".codex").mkdir()
     (tmp_path / ".codex" / "config.toml").write_text(
-        f'model = "{model}"\nmodel_provider = "afk"\n'
-        + ("" if web_search else 'web_search = "disabled"\n') + "\n"
+        f'model = "{model}"\nmodel_provider = "afk"\n\n'
         "[model_providers.afk]\n"
         'name = "afk gateway"\n'
         f'base_url = "{customer.url}/v1"\n'
@@ -125,8 +126,8 @@ def codex_env(customer: Customer, model: str, tmp_path: Path, *,
     return {**base_env(tmp_path), "AFK_API_KEY": customer.key}
 
 
-def codex(customer: Customer, model: str, tmp_path: Path) -> str:
-    return run([str(CODEX), "exec", "--skip-git-repo-check", "Say hello"],
+def codex(customer: Customer, model: str, tmp_path: Path, prompt: str = "Say hello") -> str:
+    return run([str(CODEX), "exec", "--skip-git-repo-check", prompt],
                codex_env(customer, model, tmp_path), tmp_path)
 
 
@@ -154,10 +155,11 @@ def test_gemini_cli(clis, model: str, customer: Customer, fakes: dict, tmp_path:
 
 @pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.5-flash"])
 def test_codex(clis, model: str, customer: Customer, fakes: dict, tmp_path: Path):
-    """Codex speaks the Responses API: developer messages, namespaced tools, reasoning
-    settings and the hosted web_search tool. Hosted web search is not priced by the
-    gateway (on any provider), so Codex is configured without it (web_search =
-    "disabled"); otherwise the gateway answers a 400 naming the tool."""
+    """Codex with its default configuration (issue 13: it always sends the hosted
+    web_search tool, which used to be a 400 on every model): developer messages,
+    namespaced tools, reasoning settings and web search reach each provider in its
+    own form. Gemini cannot take search next to function tools, so there it is
+    dropped (and the response says so)."""
     provider = CATALOG.get(model).provider
     usage = script(provider, fakes)
     assert ANSWER in codex(customer, model, tmp_path)
@@ -169,26 +171,39 @@ def test_codex(clis, model: str, customer: Customer, fakes: dict, tmp_path: Path
         assert any(i.get("role") == "developer" for i in body["input"])
         assert any(t["type"] == "namespace" for t in body["tools"])
         assert "reasoning" not in body  # gpt-4o-mini takes no reasoning settings
+        assert offered(provider, body) and body["max_tool_calls"] == 5
     else:
         assert_prompt_and_tools_arrived(provider, body)
         names = json.dumps(body["tools"])
         assert "multi_agent_v1__spawn_agent" in names  # namespaced tools, flattened
+    if provider == "anthropic":
+        assert offered(provider, body)["max_uses"] == 5
+    if provider == "gemini":
+        assert offered(provider, body) is None
     assert_billed(customer, model, len(requests), usage)
 
 
 @pytest.mark.parametrize("model", ["claude-haiku-4-5", "gpt-4o-mini"])
-def test_codex_web_search_is_a_clear_400(clis, model: str, customer: Customer, fakes: dict,
-                                         tmp_path: Path):
-    """Hosted web search bills per search at prices the gateway does not have: a 400
-    naming the tool on every provider (OpenAI's own included), before any upstream call."""
-    env = codex_env(customer, model, tmp_path, web_search=True)
-    result = subprocess.run([str(CODEX), "exec", "--skip-git-repo-check", "Say hello"],
-                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180,
-                            stdin=subprocess.DEVNULL)
-    assert result.returncode != 0
-    assert "web_search" in result.stdout + result.stderr
-    assert fakes[CATALOG.get(model).provider].requests == []
-    assert customer.charges() == []
+def test_codex_searches_the_web_and_each_search_is_billed(clis, model: str,
+                                                           customer: Customer, fakes: dict,
+                                                           tmp_path: Path):
+    """With its defaults, Codex on a Claude or GPT model gets hosted web search: the
+    model searches, Codex shows the answer, the ledger bills the search at its fee."""
+    provider = CATALOG.get(model).provider
+    for _ in range(6):
+        if provider == "openai":
+            fakes[provider].push(fake_openai.Reply(text=ANSWER, prompt_tokens=900,
+                                                   completion_tokens=7, search="afk gateway"))
+        else:
+            fakes[provider].push(fake_anthropic.Reply(text=ANSWER, input_tokens=900,
+                                                      output_tokens=7, search="afk gateway"))
+    assert ANSWER in codex(customer, model, tmp_path, "What is new about afk gateway?")
+    searched = [e for e in customer.charges() if e.web_searches]
+    assert searched, "the search was billed"
+    fee = CATALOG.get(model).prices.web_search_per_1000 / 1000
+    for entry in searched:
+        assert entry.web_searches == 1 and Decimal(entry.web_search_cost) / 10**12 == fee
+    customer.assert_books_balance()
 
 
 @pytest.mark.parametrize(("cli", "model"), [(claude_code, "claude-haiku-4-5"),

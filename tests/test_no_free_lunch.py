@@ -325,9 +325,7 @@ def test_the_standard_service_tier_passes(tier: str, customer: Customer, fake_op
     {"type": "computer_use_preview", "display_width": 1024, "display_height": 768,
      "environment": "browser"},
     {"type": "mcp", "server_label": "x", "server_url": "https://example.com/mcp"},
-    {"type": "web_search"},
-    {"type": "web_search_preview"},
-])
+])  # web search is priced per search (tests/test_web_search.py)
 def test_openai_hosted_tools_are_refused_naming_the_tool(tool, customer: Customer,
                                                          fakes) -> None:
     response = post(customer, "/v1/responses", {"model": "gpt-4.1", "input": "hi",
@@ -339,16 +337,15 @@ def test_openai_hosted_tools_are_refused_naming_the_tool(tool, customer: Custome
 
 def test_a_hosted_tool_choice_is_refused(customer: Customer, fakes) -> None:
     response = post(customer, "/v1/responses", {
-        "model": "gpt-4.1", "input": "hi", "tool_choice": {"type": "web_search_preview"}},
+        "model": "gpt-4.1", "input": "hi", "tool_choice": {"type": "file_search"}},
         {"authorization": f"Bearer {customer.key}"})
-    assert_refused(response, "web_search_preview", "tool_choice")
+    assert_refused(response, "file_search", "tool_choice")
     assert_nothing_happened(customer, fakes)
 
 
 @pytest.mark.parametrize("tool", [
     {"type": "code_execution_20250825", "name": "code_execution"},
     {"type": "web_fetch_20250910", "name": "web_fetch"},
-    {"type": "web_search_20250305", "name": "web_search"},
     {"type": "computer_20250124", "name": "computer", "display_width_px": 1024,
      "display_height_px": 768},
 ])
@@ -374,7 +371,7 @@ def test_anthropic_client_tools_pass_and_are_billed(customer: Customer, fake_ant
 
 
 @pytest.mark.parametrize("tool", [{"codeExecution": {}}, {"urlContext": {}},
-                                  {"googleSearch": {}}, {"google_search_retrieval": {}}])
+                                  {"enterpriseWebSearch": {}}])
 def test_gemini_hosted_tools_are_refused_naming_the_tool(tool, customer: Customer,
                                                          fakes) -> None:
     response = post(customer, "/v1beta/models/gemini-2.5-flash:generateContent", {
@@ -387,10 +384,11 @@ def test_server_tool_blocks_in_the_history_are_refused(customer: Customer, fakes
     response = post(customer, "/v1/messages", {
         "model": "claude-haiku-4-5", "max_tokens": 16, "messages": [
             {"role": "user", "content": "find it"},
-            {"role": "assistant", "content": [{"type": "server_tool_use", "id": "srvtoolu_1",
-                                               "name": "web_search", "input": {"q": "x"}}]},
+            {"role": "assistant", "content": [
+                {"type": "web_fetch_tool_result", "tool_use_id": "srvtoolu_1",
+                 "content": {"type": "web_fetch_result", "url": "https://example.com"}}]},
             {"role": "user", "content": "go on"}]})
-    assert_refused(response, "server_tool_use", "messages[1].content[0]")
+    assert_refused(response, "web_fetch_tool_result", "messages[1].content[0]")
     assert_nothing_happened(customer, fakes)
 
 
@@ -481,8 +479,6 @@ def test_openai_n_above_one_is_refused(model: str, customer: Customer, fakes) ->
                               "audio": {"voice": "alloy", "format": "wav"}}, "audio"),
     ("/v1/chat/completions", {"model": "gpt-4o-mini", "modalities": ["text", "audio"]},
      "modalities"),
-    ("/v1/chat/completions", {"model": "gpt-4o-mini", "web_search_options": {}},
-     "web_search_options"),
     ("/v1/chat/completions", {"model": "gpt-4o-mini", "made_up_field": 1}, "made_up_field"),
     ("/v1/responses", {"model": "gpt-4.1", "background": True}, "background"),
     ("/v1/responses", {"model": "gpt-4.1", "prompt": {"id": "pmpt_1"}}, "prompt"),

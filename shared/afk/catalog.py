@@ -41,6 +41,9 @@ class Prices:
     cache_write: Decimal | None = None  # prompt-cache writes, where the provider prices them
     cache_write_1h: Decimal | None = None  # one-hour cache writes (Anthropic `ttl: "1h"`)
     long_context: LongContext | None = None
+    # Hosted web search: USD per 1,000 searches (or grounded requests: see
+    # WebSearchSpec.counted), on top of the tokens.
+    web_search_per_1000: Decimal | None = None
 
     # One token at a price quoted to 6 places per million is a whole number of
     # pico-USD, so every cost is integer arithmetic.
@@ -69,6 +72,11 @@ class Prices:
             else self.cache_write_pico
 
     @property
+    def web_search_pico(self) -> int:
+        """One search's fee (a price to 6 places per 1,000 is whole pico-USD)."""
+        return to_pico(self.web_search_per_1000 or Decimal(0)) // 1000
+
+    @property
     def highest_input_pico(self) -> int:
         """The most one input token can cost at this tier: what a quote prices the
         prompt at, since any of it may be billed as a cache write."""
@@ -90,12 +98,14 @@ class Prices:
                                        long_context.prices.marked_up(percent))
         return Prices(input=up(self.input), cached_input=up(self.cached_input),
                       output=up(self.output), cache_write=up(self.cache_write),
-                      cache_write_1h=up(self.cache_write_1h), long_context=long_context)
+                      cache_write_1h=up(self.cache_write_1h), long_context=long_context,
+                      web_search_per_1000=up(self.web_search_per_1000))
 
     def tier(self, input_tokens: int) -> Prices:
         """The prices a request of `input_tokens` prompt tokens is billed at."""
         if self.long_context is not None and input_tokens > self.long_context.threshold:
-            return self.long_context.prices
+            return replace(self.long_context.prices,
+                           web_search_per_1000=self.web_search_per_1000)
         return self
 
 
@@ -129,6 +139,23 @@ class ImageRule:
     max_tokens: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class WebSearchSpec:
+    """The provider's hosted web search for a model (its fee is in `Prices`).
+
+    * `counted`: what the fee counts: each `search` (Anthropic, OpenAI, Gemini 3),
+      or each grounded `request` whatever its number of queries (Gemini 2.x).
+    * `content_tokens`: the most input tokens one search adds to the bill (the
+      results the model reads), for the quote.
+    * `with_functions`: the provider serves search alongside function tools in one
+      request (Gemini 2.x does not: the gateway drops search there).
+    """
+
+    counted: str
+    content_tokens: int
+    with_functions: bool = True
+
+
 IMAGE_RULES: dict[str, tuple[str, ...]] = {
     "tiles": ("base", "per_tile"), "patches": ("max_patches", "multiplier"),
     "pixels": ("max_tokens",), "gemini_tiles": (), "fixed": ("max_tokens",),
@@ -148,6 +175,7 @@ class Model:
     created: int = 1_700_000_000
     images: ImageRule | None = None  # None: images (and PDF pages) cannot be priced
     cost: Prices | None = None  # what the provider bills the operator; None: `prices`
+    web_search: WebSearchSpec | None = None  # None: the provider has no hosted search
 
     @property
     def owned_by(self) -> str:
@@ -292,6 +320,11 @@ def _parse_customer_prices(value: object, cost: Prices, where: str) -> Prices:
         raise CatalogError(f"{where}: customer_prices must be a mapping")
     where = f"{where} (customer_prices)"
     prices = _parse_prices(value, where)
+    if prices.web_search_per_1000 is None:  # search fees at cost unless priced here
+        prices = replace(prices, web_search_per_1000=cost.web_search_per_1000)
+    elif cost.web_search_per_1000 is None:
+        raise CatalogError(f"{where}: web_search_per_1000 prices a search the model "
+                           "does not have")
     for name in ("cache_write", "cache_write_1h"):
         if (getattr(prices, name) is None) != (getattr(cost, name) is None):
             raise CatalogError(f"{where}: {name} must be priced exactly where the "
@@ -349,6 +382,7 @@ def _parse_model(entry: object, source: str, providers: frozenset[str] = PROVIDE
         reasoning=_flag(entry, "reasoning", where),
         created=int(entry.get("created", 1_700_000_000)),
         images=_parse_images(entry.get("images"), where),
+        web_search=_parse_web_search(entry.get("web_search"), parsed, where),
         **ints,
     )
 
@@ -365,10 +399,30 @@ def _parse_prices(prices: dict[str, Any], where: str) -> Prices:
         return Prices(
             **{name: price(name) for name in ("input", "cached_input", "output")},
             **{name: price(name) if prices.get(name) is not None else None
-               for name in ("cache_write", "cache_write_1h")},
+               for name in ("cache_write", "cache_write_1h", "web_search_per_1000")},
         )
     except MoneyError as exc:
         raise CatalogError(f"{where}: {exc}") from None
+
+
+def _parse_web_search(value: object, prices: Prices, where: str) -> WebSearchSpec | None:
+    if (value is None) != (prices.web_search_per_1000 is None):
+        raise CatalogError(f"{where}: web_search and prices.web_search_per_1000 go together "
+                           "(a model's hosted search and its fee)")
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - {"counted", "content_tokens",
+                                                     "with_functions"}:
+        raise CatalogError(f"{where}: web_search must be a mapping of counted, "
+                           "content_tokens, with_functions")
+    counted, tokens = value.get("counted"), value.get("content_tokens")
+    if counted not in ("search", "request"):
+        raise CatalogError(f"{where}: web_search.counted must be 'search' or 'request'")
+    if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+        raise CatalogError(f"{where}: web_search.content_tokens must be an integer >= 0")
+    return WebSearchSpec(counted=counted, content_tokens=tokens,
+                         with_functions=_flag({"with_functions": value.get(
+                             "with_functions", True)}, "with_functions", where))
 
 
 def _parse_images(value: object, where: str) -> ImageRule | None:

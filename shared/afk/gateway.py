@@ -102,11 +102,15 @@ class Gateway:
     def auth(self) -> Authenticator:
         return Authenticator(self.store.keys, self.settings.cache_ttl, self.background)
 
-    def provider(self, name: str, *, dialect: str | None = None) -> Provider:
+    def provider(self, name: str, *, dialect: str | None = None,
+                 web_search: bool = False) -> Provider:
         """The provider serving `name`'s models to a caller of `dialect`. OpenAI is
         reached over the Responses API when the caller speaks it (so nothing the
-        caller sent is lost), over Chat Completions otherwise."""
-        key = "openai_responses" if (name, dialect) == ("openai", "openai_responses") else name
+        caller sent is lost) or wants hosted web search (which OpenAI serves there
+        on every model; Chat Completions only on its search models), over Chat
+        Completions otherwise."""
+        responses = dialect == "openai_responses" or web_search
+        key = "openai_responses" if name == "openai" and responses else name
         with self._providers_lock:
             provider = self._providers.get(key)
             if provider is None:

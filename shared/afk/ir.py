@@ -22,8 +22,22 @@ StopReason = Literal["stop", "length", "tool_calls", "stop_sequence", "content_f
 
 # ---------------------------------------------------------------- content blocks
 @dataclass(slots=True, kw_only=True)
+class Citation:
+    """A web source a span of an answer's text rests on (hosted web search).
+    `start` / `end`: character offsets in the text block, where the provider
+    says; `cited_text`: the source's words, where it quotes them."""
+
+    url: str
+    title: str | None = None
+    cited_text: str | None = None
+    start: int | None = None
+    end: int | None = None
+
+
+@dataclass(slots=True, kw_only=True)
 class Text:
     text: str
+    citations: list[Citation] = field(default_factory=list)
     type: Literal["text"] = "text"
 
 
@@ -75,7 +89,23 @@ class Refusal:
     type: Literal["refusal"] = "refusal"
 
 
-Block = Text | Image | ToolCall | ToolResult | Thinking | Refusal
+@dataclass(slots=True, kw_only=True)
+class Source:
+    url: str
+    title: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class WebSearchCall:
+    """A search the provider ran for the model (hosted web search), and what it found."""
+
+    id: str
+    query: str
+    sources: list[Source] = field(default_factory=list)
+    type: Literal["web_search_call"] = "web_search_call"
+
+
+Block = Text | Image | ToolCall | ToolResult | Thinking | Refusal | WebSearchCall
 
 
 @dataclass(slots=True, kw_only=True)
@@ -131,6 +161,21 @@ class ResponseFormat:
     strict: bool | None = None
 
 
+DEFAULT_MAX_SEARCHES = 5  # hosted searches per call where the caller set no limit
+
+
+@dataclass(slots=True, kw_only=True)
+class WebSearch:
+    """The provider's hosted web search, offered to the model (every dialect's
+    spelling: OpenAI `web_search`, Anthropic `web_search_*`, Gemini `google_search`).
+    `max_uses`: the most searches one call may run (the gateway sets one where
+    the caller did not, so the hold can bound the fees)."""
+
+    max_uses: int | None = None
+    allowed_domains: list[str] = field(default_factory=list)
+    blocked_domains: list[str] = field(default_factory=list)
+
+
 @dataclass(slots=True, kw_only=True)
 class Request:
     model: str
@@ -153,6 +198,7 @@ class Request:
     thinking_budget: int | None = None  # tokens (Anthropic budget_tokens, Gemini thinkingBudget)
     user: str | None = None
     metadata: dict[str, str] | None = None
+    web_search: WebSearch | None = None
     # An upper bound of the input tokens the provider can bill for the body the
     # gateway forwards (tools, media and all), set before the hold is quoted;
     # None: estimated from this request (offline models).
@@ -184,6 +230,7 @@ class Usage:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     cache_write_1h_tokens: int = 0
+    web_searches: int = 0  # hosted web searches the provider ran (and bills)
 
     @property
     def total_tokens(self) -> int:
@@ -260,13 +307,31 @@ class UsageUpdate:
 
 
 @dataclass(slots=True, kw_only=True)
+class WebSearchDone:
+    """A hosted search completed (one event: providers report a search whole)."""
+
+    index: int
+    call: WebSearchCall
+    type: Literal["web_search_done"] = "web_search_done"
+
+
+@dataclass(slots=True, kw_only=True)
+class CitationDelta:
+    """A citation for the text block at `index`."""
+
+    index: int
+    citation: Citation
+    type: Literal["citation_delta"] = "citation_delta"
+
+
+@dataclass(slots=True, kw_only=True)
 class StreamEnd:
     stop_reason: StopReason
     type: Literal["end"] = "end"
 
 
 StreamEvent = (StreamStart | TextDelta | ThinkingDelta | RefusalDelta | ToolCallStart
-               | ToolCallDelta | UsageUpdate | StreamEnd)
+               | ToolCallDelta | UsageUpdate | WebSearchDone | CitationDelta | StreamEnd)
 
 
 def collect(events: list[StreamEvent]) -> Response:
@@ -300,6 +365,12 @@ def collect(events: list[StreamEvent]) -> Response:
                 block = blocks[i]
                 assert isinstance(block, ToolCall)
                 block.arguments += a
+            case WebSearchDone(index=i, call=call):
+                blocks[i] = call
+            case CitationDelta(index=i, citation=citation):
+                block = blocks.setdefault(i, Text(text=""))
+                assert isinstance(block, Text)
+                block.citations.append(citation)
             case UsageUpdate(usage=u):
                 usage = u
             case StreamEnd(stop_reason=r):

@@ -26,7 +26,7 @@ from afk.auth import Principal
 from afk.billing.meter import Meter
 from afk.billing.money import format_usd
 from afk.billing.prompt import bound_input_tokens
-from afk.billing.quote import Quote, estimate_input_tokens, make_quote
+from afk.billing.quote import Quote, estimate_input_tokens, make_quote, search_bound
 from afk.billing.wallet import Shortfall
 from afk.catalog import Model
 from afk.errors import (
@@ -86,7 +86,8 @@ async def reserve(gateway: Gateway, principal: Principal, model: Model, request:
     cover it, the account the refusal returns is used to re-quote: lowering
     max tokens to what is spendable, or a 402.
     """
-    input_tokens = estimate_input_tokens(request)
+    search_tokens, search_fees = search_bound(model, request)
+    input_tokens = estimate_input_tokens(request) + search_tokens
     balance: int | None = None
     over: OverBudget | None = None  # the key's spend limit refused the last attempt
     wallet = gateway.wallet
@@ -96,7 +97,8 @@ async def reserve(gateway: Gateway, principal: Principal, model: Model, request:
     for _ in range(RESERVE_ATTEMPTS):
         try:
             quote = make_quote(model, input_tokens=input_tokens,
-                               requested=request.max_output_tokens, cap=cap, balance=balance)
+                               requested=request.max_output_tokens, cap=cap, balance=balance,
+                               fees=search_fees)
         except InsufficientCredits as refused:
             if over is None or refused.code != "insufficient_credits":
                 raise
@@ -268,8 +270,11 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
         await enforce_rate_limit(gateway, principal)
     turn = turn or Turn()
     model, view = await _model_for(gateway, principal, request.model)
-    provider = gateway.provider(model.provider, dialect=codec.DIALECT)
-    passthrough = provider.dialect == codec.DIALECT
+    dropped = fit_hosted_tools(model, request)
+    provider = gateway.provider(model.provider, dialect=codec.DIALECT,
+                                web_search=request.web_search is not None)
+    # A body whose hosted tool is dropped goes through the IR, which leaves it out.
+    passthrough = provider.dialect == codec.DIALECT and not dropped
     if not passthrough:
         if hasattr(codec, "check_translatable"):
             codec.check_translatable(body)  # a 400 naming what only the caller's provider has
@@ -309,6 +314,8 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
             if not model.reasoning:
                 call.passthrough_body = codec.strip_reasoning(call.passthrough_body)
         headers: dict[str, str] = {}
+        if dropped:
+            headers["x-afk-dropped-tools"] = ", ".join(dropped)
         if quote.lowered or (requested is None
                              and quote.max_output_tokens < model.max_output_tokens):
             headers["x-afk-max-tokens"] = str(quote.max_output_tokens)
@@ -321,6 +328,24 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
     if not request.stream:
         return await _complete(gateway, codec, provider, call, reservation, headers, turn)
     return await _stream(gateway, codec, provider, call, reservation, headers, turn)
+
+
+def fit_hosted_tools(model: Model, request: ir.Request) -> list[str]:
+    """Fit the request's hosted tools to what the model's provider serves: web search
+    is dropped (named in the returned list, for `x-afk-dropped-tools`) where the
+    provider has none, or cannot serve it next to function tools; never a failed
+    call for it. Where it stays, it gets a search limit if the caller set none, so
+    the hold can bound the searches."""
+    search = request.web_search
+    if search is None:
+        return []
+    spec = model.web_search
+    if spec is None or (request.tools and not spec.with_functions):
+        request.web_search = None
+        return ["web_search"]
+    if search.max_uses is None:
+        search.max_uses = ir.DEFAULT_MAX_SEARCHES
+    return []
 
 
 # Retries happen only before any byte reached the caller (a whole buffered

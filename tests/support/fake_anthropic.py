@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .search import results
 from .upstream import (
     ClientGone,
     FakeUpstream,
@@ -87,6 +88,11 @@ class Reply:
     # stream: right after the first content block, `event: error` with this message (type
     # error_type, default overloaded_error, as in §3.4), then the body ends.
     mid_stream_error: str | None = None
+    # Hosted web search: when the request offers `web_search_*`, the model searches for
+    # this query first (server_tool_use + web_search_tool_result), and its text cites
+    # the first result, as Anthropic answers (web-search-tool docs).
+    search: str | None = None
+    searching: bool = False  # set by the fake: the request offered the tool
 
     @property
     def content_text(self) -> str | None:
@@ -127,7 +133,14 @@ class Reply:
                 "ephemeral_1h_input_tokens": hour}
         if self.thinking_tokens is not None and not start:
             usage["output_tokens_details"] = {"thinking_tokens": self.thinking_tokens}
+        if self.searched:
+            usage["server_tool_use"] = {"web_search_requests": 1 if not start else 0,
+                                        "web_fetch_requests": 0}
         return usage
+
+    @property
+    def searched(self) -> bool:
+        return self.search is not None and self.searching
 
     def error_body(self) -> dict[str, Any]:
         kind = self.error_type or ERROR_TYPES.get(self.status, "api_error")
@@ -182,6 +195,8 @@ class FakeAnthropic(FakeUpstream[Reply]):
         if reply.status != 200:
             return JSONResponse(reply.error_body(), reply.status,
                                 headers=self._headers(reply, error=True))
+        reply.searching = any(isinstance(t, dict) and str(t.get("type", "")).startswith(
+            "web_search_") for t in body.get("tools") or [])
         message_id = f"msg_{uuid.uuid4().hex[:24]}"
         model = str(body.get("model") or DEFAULT_MODEL)
         if body.get("stream") is True:
@@ -242,8 +257,25 @@ class FakeAnthropic(FakeUpstream[Reply]):
         if reply.thinking is not None:
             blocks.append({"type": "thinking", "thinking": reply.thinking,
                            "signature": reply.signature})
+        citations = []
+        if reply.searched:
+            assert reply.search is not None
+            use = "srvtoolu_01" + uuid.uuid4().hex[:20]
+            found = results(reply.search)
+            blocks += [{"type": "server_tool_use", "id": use, "name": "web_search",
+                        "input": {"query": reply.search}},
+                       {"type": "web_search_tool_result", "tool_use_id": use, "content": [
+                           {"type": "web_search_result", "url": url, "title": title,
+                            "encrypted_content": "EqgfCioIARgBIiQ3YTAwMjY1Mi1mZjM5",
+                            "page_age": "April 30, 2025"} for url, title in found]}]
+            citations = [{"type": "web_search_result_location", "url": found[0][0],
+                          "title": found[0][1], "cited_text": reply.content_text or "",
+                          "encrypted_index": "Eo8BCioIAhgBIiQyYjQ0OWJmZi1lNm"}]
         if reply.content_text is not None:
-            blocks.append({"type": "text", "text": reply.content_text})
+            text: dict[str, Any] = {"type": "text", "text": reply.content_text}
+            if citations:
+                text["citations"] = citations
+            blocks.append(text)
         blocks += [{"type": "tool_use", **call} for call in reply.calls]
         return blocks
 
@@ -265,12 +297,18 @@ class FakeAnthropic(FakeUpstream[Reply]):
         kind = block["type"]
         start = {"text": {"type": "text", "text": ""},
                  "thinking": {"type": "thinking", "thinking": "", "signature": ""},
-                 "tool_use": {**block, "input": {}}}[kind]
+                 "tool_use": {**block, "input": {}},
+                 "server_tool_use": {**block, "input": {}},
+                 "web_search_tool_result": block}[kind]
         out = [event({"type": "content_block_start", "index": index, "content_block": start})]
         if kind == "text":
             if ping:
                 out.append(event({"type": "ping"}))
+            out += [delta({"type": "citations_delta", "citation": c})
+                    for c in block.get("citations") or []]
             out += [delta({"type": "text_delta", "text": p}) for p in reply.pieces]
+        elif kind == "web_search_tool_result":
+            pass  # sent whole in its start event
         elif kind == "thinking":
             out.append(delta({"type": "thinking_delta", "thinking": block["thinking"]}))
             out.append(delta({"type": "signature_delta", "signature": block["signature"]}))
@@ -299,8 +337,9 @@ class FakeAnthropic(FakeUpstream[Reply]):
                 return [*out, sse_event(error, event="error")]
         final = reply.usage()
         usage = {"output_tokens": final["output_tokens"]}
-        if "output_tokens_details" in final:
-            usage["output_tokens_details"] = final["output_tokens_details"]
+        for name in ("output_tokens_details", "server_tool_use"):
+            if name in final:
+                usage[name] = final[name]
         out.append(sse_event({"type": "message_delta",
                               "delta": {"stop_reason": reply.stop, "stop_sequence": None},
                               "usage": usage}, event="message_delta"))

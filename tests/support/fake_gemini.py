@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .search import results
 from .upstream import (
     ClientGone,
     FakeUpstream,
@@ -98,6 +99,10 @@ class Reply:
     stall_after: int | None = None  # stream: hang after N events; non-stream: never answer
     eof_after: int | None = None  # stream: end the body after N events (no finishReason)
     mid_stream_error: str | None = None  # stream: after the content, data: {"error":…} (503)
+    # Grounding with Google Search: when the request offers `googleSearch`, the model
+    # runs this query and the last event's candidate carries `groundingMetadata`
+    # (queries, the pages as groundingChunks, the answer's span supported by the first).
+    search: str | None = None
 
     @property
     def answer(self) -> list[str]:
@@ -172,8 +177,17 @@ class FakeGemini(FakeUpstream[Reply]):
             await asyncio.sleep(reply.delay)
         if reply.status != 200:
             return JSONResponse(reply.error(), reply.status, headers=reply.headers)
+        tools = [t for t in rec.body.get("tools") or [] if isinstance(t, dict)]
+        grounded = any("googleSearch" in t or "google_search" in t for t in tools)
+        if grounded and any("functionDeclarations" in t or "function_declarations" in t
+                            for t in tools):
+            # What the Gemini API answers an API-key caller (googleapis/go-genai#323).
+            return self._error(400, "Tool use with function calling is unsupported by the "
+                                    "model.")
         bodies = self._chunks(reply, reply.model_version or model,
                               reply.response_id or uuid.uuid4().hex[:8])
+        if grounded and reply.search is not None:
+            bodies[-1]["candidates"][0]["groundingMetadata"] = self._grounding(reply)
         if method == "streamGenerateContent":
             sse = request.query_params.get("alt") == "sse"
             events = self._stream(request, reply, bodies, sse=sse)
@@ -266,6 +280,20 @@ class FakeGemini(FakeUpstream[Reply]):
             chunks.append({"candidates": [candidate], "usageMetadata": usage,
                            "modelVersion": model, "responseId": response_id})
         return chunks
+
+    @staticmethod
+    def _grounding(reply: Reply) -> dict[str, Any]:
+        assert reply.search is not None
+        found = results(reply.search)
+        text = "".join(reply.answer)
+        return {"webSearchQueries": [reply.search],
+                "searchEntryPoint": {"renderedContent": "<div class=\"container\"></div>"},
+                "groundingChunks": [{"web": {"uri": url, "title": title}}
+                                    for url, title in found],
+                "groundingSupports": [{"segment": {"startIndex": 0,
+                                                   "endIndex": len(text.encode()),
+                                                   "text": text},
+                                       "groundingChunkIndices": [0]}]}
 
     @staticmethod
     def _whole(reply: Reply, chunks: list[dict[str, Any]]) -> dict[str, Any]:

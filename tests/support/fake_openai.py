@@ -40,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .search import results
 from .upstream import (
     ClientGone,
     FakeUpstream,
@@ -92,6 +93,10 @@ class Reply:
     encrypted_content: str = "gAAAAfake-encrypted-reasoning"  # the reasoning item's state
     failed: str | None = None  # end with response.failed (status "failed") and this message
     cache_write_tokens: int | None = 0  # None: omit the key, like §2.4 and older real bodies
+    # Hosted web search (Responses): when the request offers `web_search`, the model runs
+    # this query first (a web_search_call item; its sources only with `include`
+    # "web_search_call.action.sources") and its text cites the first page (url_citation).
+    search: str | None = None
 
     # ----- derived values --------------------------------------------------------------------
     @property
@@ -256,7 +261,7 @@ class FakeOpenAI(FakeUpstream[Reply]):
         if isinstance(started, Response):
             return started
         body, reply = started
-        script = ResponseScript(reply, str(body.get("model") or DEFAULT_MODEL))
+        script = ResponseScript(reply, str(body.get("model") or DEFAULT_MODEL), body)
         if body.get("stream") is True:
             return SSEResponse(
                 self.tracked(self._play(request, reply, script.events())),
@@ -439,8 +444,13 @@ class FakeOpenAI(FakeUpstream[Reply]):
 class ResponseScript:
     """One ``Reply`` as a Responses answer: the §2.4 event sequence, or the final body."""
 
-    def __init__(self, reply: Reply, model: str) -> None:
+    def __init__(self, reply: Reply, model: str, body: dict[str, Any] | None = None) -> None:
+        body = body or {}
         self.reply = reply
+        offered = any(isinstance(t, dict) and str(t.get("type", "")).startswith("web_search")
+                      for t in body.get("tools") or [])
+        self.search = reply.search if offered else None
+        self.sources = "web_search_call.action.sources" in (body.get("include") or [])
         self.id = f"resp_{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
         self.model = model
@@ -508,6 +518,8 @@ class ResponseScript:
                self._event("response.in_progress", response=self.response("in_progress"))]
         if reply.reasoning is not None:
             out += self._reasoning(reply.reasoning)
+        if self.search is not None:
+            out += self._search(self.search)
         if reply.content is not None:
             out += self._message(reply.pieces)
         for call in reply.calls:
@@ -546,18 +558,38 @@ class ResponseScript:
                 "encrypted_content": self.reply.encrypted_content}
         return [*out, self._done(item)]
 
+    def _search(self, query: str) -> list[bytes]:
+        item_id = f"ws_{uuid.uuid4().hex[:24]}"
+        where = {"item_id": item_id, "output_index": len(self.output)}
+        action: dict[str, Any] = {"type": "search", "query": query}
+        if self.sources:
+            action["sources"] = [{"type": "url", "url": url} for url, _ in results(query)]
+        out = [self._added({"id": item_id, "type": "web_search_call", "status": "in_progress"})]
+        out += [self._event(f"response.web_search_call.{step}", **where)
+                for step in ("in_progress", "searching", "completed")]
+        return [*out, self._done({"id": item_id, "type": "web_search_call",
+                                  "status": "completed", "action": action})]
+
     def _message(self, pieces: list[str]) -> list[bytes]:
         item_id = f"msg_{uuid.uuid4().hex[:24]}"
         text = "".join(pieces)
         where = {"item_id": item_id, "output_index": len(self.output), "content_index": 0}
         item = {"id": item_id, "type": "message", "status": "in_progress", "role": "assistant",
                 "content": []}
-        part = {"type": "output_text", "text": text, "annotations": []}
+        annotations = []
+        if self.search is not None:
+            url, title = results(self.search)[0]
+            annotations = [{"type": "url_citation", "start_index": 0, "end_index": len(text),
+                            "url": url, "title": title}]
+        part = {"type": "output_text", "text": text, "annotations": annotations}
         out = [self._added(item),
                self._event("response.content_part.added", **where,
                            part={"type": "output_text", "text": "", "annotations": []})]
         out += [self._event("response.output_text.delta", **where, delta=piece, logprobs=[])
                 for piece in pieces]
+        out += [self._event("response.output_text.annotation.added", **where,
+                            annotation_index=i, annotation=a)
+                for i, a in enumerate(annotations)]
         out += [self._event("response.output_text.done", **where, text=text, logprobs=[]),
                 self._event("response.content_part.done", **where, part=part)]
         return [*out, self._done({**item, "status": "completed", "content": [part]})]

@@ -397,9 +397,10 @@ def test_count_tokens_needs_no_max_tokens() -> None:
     assert codec.render_count_tokens(14) == {"input_tokens": 14}
 
 
-def test_server_tools_and_blocks_parse_but_are_not_translatable() -> None:
+def test_web_search_maps_and_its_history_blocks_stay_with_anthropic() -> None:
     body = {"model": "m", "max_tokens": 10,
-            "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+            "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3,
+                       "allowed_domains": ["example.com"]}],
             "messages": [
                 {"role": "user", "content": "News?"},
                 {"role": "assistant", "content": [
@@ -408,14 +409,24 @@ def test_server_tools_and_blocks_parse_but_are_not_translatable() -> None:
                     {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1",
                      "content": []},
                     {"type": "text", "text": "Here."}]}]}
-    request = codec.parse_request(body)  # the passthrough path is unaffected
-    assert request.tools == [ir.Tool(name="web_search")]
+    request = codec.parse_request(body)
+    assert request.tools == []
+    assert request.web_search == ir.WebSearch(max_uses=3, allowed_domains=["example.com"])
     assert request.messages[1].content == [ir.Text(text="Here.")]
+    codec.check_translatable(body)  # web search maps; past results are Anthropic's alone
+    rendered = codec.render_request(request, model="claude")
+    assert rendered["tools"] == [{"type": "web_search_20250305", "name": "web_search",
+                                  "max_uses": 3, "allowed_domains": ["example.com"]}]
+
+
+def test_other_server_tools_parse_but_are_not_translatable() -> None:
+    body = {"model": "m", "max_tokens": 10,
+            "tools": [{"type": "web_fetch_20250910", "name": "web_fetch"}],
+            "messages": [{"role": "user", "content": "Read it."}]}
+    assert codec.parse_request(body).tools == [ir.Tool(name="web_fetch")]
     with pytest.raises(InvalidRequest) as info:
         codec.check_translatable(body)
-    assert info.value.param == "messages[1].content[0]"
-    assert "'server_tool_use' block" in info.value.message
-    assert "tools[0] (server tool 'web_search_20250305')" in info.value.message
+    assert "tools[0] (server tool 'web_fetch_20250910')" in info.value.message
     codec.check_translatable(FULL_BODY)  # nothing Anthropic-only there
 
 

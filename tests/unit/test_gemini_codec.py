@@ -516,17 +516,26 @@ def test_check_translatable_names_every_gemini_only_feature() -> None:
     assert (error.status, error.param) == (400, "cachedContent")
     for feature in ("cachedContent (cachedContents/abc123)",
                     "generationConfig.responseModalities (AUDIO)",
-                    "generationConfig.speechConfig", "tools[0] (googleSearch)",
+                    "generationConfig.speechConfig",
                     "tools[1] (codeExecution)", "tools[2] (urlContext)",
                     "contents[1].parts[0] (executableCode)",
                     "contents[1].parts[1] (codeExecutionResult)"):
         assert feature in error.message
     assert "only Gemini models can serve this" in error.message
     assert "safetySettings" not in error.message
+    assert "googleSearch" not in error.message  # the IR's web search: it translates
+
+
+def test_google_search_is_the_irs_web_search_both_ways() -> None:
+    body = {"contents": [{"role": "user", "parts": [{"text": "News?"}]}],
+            "tools": [{"google_search": {}}]}
+    request = gemini.parse_request(body, model="m", stream=False)
+    gemini.check_translatable(body)
+    assert request.web_search == ir.WebSearch() and request.tools == []
+    assert gemini.render_request(request, model="m")["tools"] == [{"googleSearch": {}}]
 
 
 @pytest.mark.parametrize(("body", "param"), [
-    ({"tools": [{"google_search": {}}]}, "tools[0]"),
     ({"tools": [{"functionDeclarations": [{"name": "f"}], "codeExecution": {}}]}, "tools[0]"),
     ({"cached_content": "cachedContents/x"}, "cachedContent"),
     ({"generation_config": {"response_modalities": ["TEXT", "IMAGE"]}},

@@ -512,13 +512,16 @@ def test_hosted_tools_and_items_parse_but_are_not_translatable() -> None:
                   {"role": "user", "content": [{"type": "input_file", "file_id": "file_1"}]}]}
     request = codec.parse_request(body)  # a same-provider passthrough still works
     assert [t.name for t in request.tools] == ["get_weather"]
+    assert request.web_search == ir.WebSearch()  # web search maps onto every provider...
     with pytest.raises(InvalidRequest) as caught:
         codec.check_translatable(body)
     message = caught.value.message
-    for name in ("'web_search'", "'file_search'", "'code_interpreter'", "'local_shell'",
-                 "'mcp'", "grammar", "'web_search_call'", "'item_reference'", "file_id"):
+    for name in ("'file_search'", "'code_interpreter'", "'local_shell'",
+                 "'mcp'", "grammar", "'item_reference'", "file_id"):
         assert name in message
-    assert caught.value.param == "tools[1]"
+    # ...and a past search in the history stays OpenAI's own record.
+    assert "'web_search'" not in message and "'web_search_call'" not in message
+    assert caught.value.param == "tools[2]"
 
 
 def test_allowed_tools_keeps_only_the_allowed() -> None:

@@ -21,7 +21,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from afk import ir
-from afk.billing.quote import usage_cost
+from afk.billing.quote import billed_searches, search_cost, usage_cost
 from afk.catalog import Model
 from afk.store.ledger import Settlement
 
@@ -95,4 +95,6 @@ class Meter:
             provider_cost=usage_cost(model, usage, provider=True),
             input_tokens=usage.input_tokens, cached_input_tokens=usage.cached_input_tokens,
             output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens,
-            status=outcome, estimated=estimated)
+            status=outcome, estimated=estimated,
+            web_searches=billed_searches(model, usage),
+            web_search_cost=search_cost(model, usage))

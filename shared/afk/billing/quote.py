@@ -69,6 +69,31 @@ class Quote:
     lowered: bool           # the gateway lowered the caller's (or the default) output cap
 
 
+def billed_searches(model: Model, usage: ir.Usage) -> int:
+    """The searches (or grounded requests) the provider bills for `usage`."""
+    spec = model.web_search
+    if spec is None or usage.web_searches <= 0:
+        return 0
+    return min(1, usage.web_searches) if spec.counted == "request" else usage.web_searches
+
+
+def search_cost(model: Model, usage: ir.Usage, *, provider: bool = False) -> int:
+    """Pico-USD of hosted-search fees in `usage` (customer's price, or the provider's)."""
+    prices = model.provider_prices if provider else model.prices
+    return billed_searches(model, usage) * prices.web_search_pico
+
+
+def search_bound(model: Model, request: ir.Request) -> tuple[int, int]:
+    """The worst case of the request's hosted searches: (input tokens their results
+    may add, fees in pico-USD), bounded by `max_uses` (which the gateway sets)."""
+    spec = model.web_search
+    if request.web_search is None or spec is None:
+        return 0, 0
+    uses = request.web_search.max_uses or ir.DEFAULT_MAX_SEARCHES
+    fees = 1 if spec.counted == "request" else uses
+    return uses * spec.content_tokens, fees * model.prices.web_search_pico
+
+
 def usage_cost(model: Model, usage: ir.Usage, *, provider: bool = False) -> int:
     """Exact cost in pico-USD at the customer's prices (with `provider`, at what the
     provider bills the operator), at the tier the prompt's size selects: cache
@@ -82,14 +107,16 @@ def usage_cost(model: Model, usage: ir.Usage, *, provider: bool = False) -> int:
             + cached * prices.cached_input_pico
             + (written - written_1h) * prices.cache_write_pico
             + written_1h * prices.cache_write_1h_pico
-            + usage.output_tokens * prices.output_pico)
+            + usage.output_tokens * prices.output_pico
+            + search_cost(model, usage, provider=provider))
 
 
 def make_quote(model: Model, *, input_tokens: int, requested: int | None,
-               cap: int | None, balance: int | None) -> Quote:
+               cap: int | None, balance: int | None, fees: int = 0) -> Quote:
     """The hold for a call, with its output cap fitted to the cap and balance.
 
     * `cap` (pico-USD per call) lowers the output cap so the worst case fits.
+    * `fees` (pico-USD): the worst case of per-call tool fees (hosted searches).
     * `balance` is None on the first attempt (no read on the hot path); when a
       reserve is refused the caller retries with the balance it got back.
       Without an explicit `requested`, the output cap is lowered to what the
@@ -97,7 +124,7 @@ def make_quote(model: Model, *, input_tokens: int, requested: int | None,
     """
     prices = model.prices.tier(input_tokens)  # the bound may reach the long-context tier
     in_price, out_price = prices.highest_input_pico, prices.output_pico
-    input_cost = input_tokens * in_price
+    input_cost = input_tokens * in_price + fees
     default = model.max_output_tokens
     tokens = min(requested, default) if requested is not None else default
     lowered = requested is not None and requested > default

@@ -50,6 +50,8 @@ def render_entry(entry: LedgerEntry) -> dict[str, Any]:
         "cost": format_usd(entry.amount) if entry.type == "charge" else "0.00",
         "credit": format_usd(entry.amount) if entry.type == "credit" else "0.00",
         "status": entry.status, "estimated": entry.estimated,
+        "web_searches": entry.web_searches,
+        "web_search_cost": format_usd(entry.web_search_cost),
     }
 
 

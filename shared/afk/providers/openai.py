@@ -65,6 +65,8 @@ class OpenAIResponsesProvider(HTTPProvider):
         include = [i for i in body.get("include") or [] if i != "reasoning.encrypted_content"]
         if call.model.reasoning:
             include.append("reasoning.encrypted_content")  # reasoning state comes back to us
+        if call.passthrough_body is None and call.request.web_search is not None:
+            include.append("web_search_call.action.sources")  # for the caller's citations
         body = {k: v for k, v in body.items() if k not in ("previous_response_id",
                                                              "conversation", "include")}
         return {**body, "stream": stream, "store": False, **({"include": include}

@@ -45,6 +45,8 @@ class Settlement:
     estimated: bool = False  # usage was estimated: the upstream never reported it
     uncovered: int = 0  # cost above the hold that was not charged (estimate too low)
     provider_cost: int = 0  # pico-USD the provider bills the operator for the same usage
+    web_searches: int = 0  # hosted web searches billed (or grounded requests)
+    web_search_cost: int = 0  # pico-USD of the charge that is search fees
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,8 @@ class LedgerEntry:
     estimated: bool = False
     note: str | None = None
     provider_cost: int = 0  # pico-USD (charges): the operator's cost; never shown to customers
+    web_searches: int = 0
+    web_search_cost: int = 0  # pico-USD: the part of `amount` that is search fees
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> LedgerEntry:
@@ -81,6 +85,8 @@ class LedgerEntry:
             status=get_s(item, "status") or "ok",
             estimated=bool(item.get("estimated", {}).get("BOOL", False)),
             note=get_s(item, "note"), provider_cost=get_n(item, "provider_cost"),
+            web_searches=get_n(item, "web_searches"),
+            web_search_cost=get_n(item, "web_search_cost"),
         )
 
 
@@ -130,6 +136,8 @@ def charge_item(hold: Hold, settlement: Settlement, now_ms: int) -> dict[str, An
         "reasoning_tokens": n(settlement.reasoning_tokens),
         "status": s(settlement.status), "estimated": {"BOOL": settlement.estimated},
         "uncovered": n(settlement.uncovered), "provider_cost": n(settlement.provider_cost),
+        "web_searches": n(settlement.web_searches),
+        "web_search_cost": n(settlement.web_search_cost),
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from afk import ir
+from afk.dialects.anthropic import search
 from afk.dialects.anthropic.history import PROVIDER, arguments_object, dumps
 from afk.errors import (
     GatewayError,
@@ -44,6 +45,7 @@ def parse_usage(usage: dict[str, Any] | None) -> ir.Usage:
         cache_write_tokens=cache_write,
         cache_write_1h_tokens=int(by_ttl.get("ephemeral_1h_input_tokens") or 0),
         reasoning_tokens=int(details.get("thinking_tokens") or 0),
+        web_searches=search.parse_searches(usage),
     )
 
 
@@ -61,13 +63,18 @@ def render_usage(usage: ir.Usage) -> dict[str, Any]:
             "ephemeral_1h_input_tokens": usage.cache_write_1h_tokens}
     if usage.reasoning_tokens:
         out["output_tokens_details"] = {"thinking_tokens": usage.reasoning_tokens}
+    if usage.web_searches:
+        out["server_tool_use"] = search.render_searches(usage.web_searches)
     return out
 
 
-def parse_block(block: dict[str, Any]) -> ir.Block | None:
+def parse_block(block: dict[str, Any], asked: dict[str, str] | None = None) -> ir.Block | None:
+    """One upstream content block; `asked` pairs search results with their queries."""
     match block.get("type"):
         case "text":
-            return ir.Text(text=block.get("text") or "")
+            return ir.Text(text=block.get("text") or "", citations=search.parse_citations(block))
+        case "web_search_tool_result":
+            return search.parse_result(block, asked or {})
         case "thinking":
             return ir.Thinking(text=block.get("thinking") or "",
                                signature=block.get("signature") or None, provider=PROVIDER)
@@ -77,7 +84,7 @@ def parse_block(block: dict[str, Any]) -> ir.Block | None:
         case "tool_use":
             return ir.ToolCall(id=block.get("id") or "", name=block.get("name") or "",
                                arguments=dumps(block.get("input") or {}))
-    return None  # server-tool blocks: relayed by a passthrough, not modelled
+    return None  # other server-tool blocks: relayed by a passthrough, not modelled
 
 
 def wrap(provider: str | None, signature: str) -> str:
@@ -88,8 +95,13 @@ def wrap(provider: str | None, signature: str) -> str:
 def render_block(block: ir.Block) -> list[dict[str, Any]]:
     """One IR output block as the caller's content blocks (zero, one or two)."""
     match block:
+        case ir.Text(text=text, citations=citations) if citations:
+            return [{"type": "text", "text": text,
+                     "citations": [search.render_citation(c) for c in citations]}]
         case ir.Text(text=text) | ir.Refusal(text=text):
             return [{"type": "text", "text": text}] if text else []
+        case ir.WebSearchCall() as call:
+            return [search.render_use(call), search.render_result(call)]
         case ir.Thinking(redacted=True, signature=str(signature), provider=provider):
             return [{"type": "redacted_thinking", "data": wrap(provider, signature)}]
         case ir.Thinking(text=text, signature=signature, provider=provider):

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from afk import ir
+from afk.dialects.anthropic import search
 from afk.dialects.anthropic.answers import (
     STOP_FROM_WIRE,
     STOP_TO_WIRE,
@@ -107,7 +108,11 @@ def _parse(body: Any, *, skipped: Skipped, count_only: bool) -> ir.Request:
         messages=parse_system(body.get("system"), skipped) + parse_messages(messages, skipped),
         max_output_tokens=max_tokens,
         stream=stream,
-        tools=[_parse_tool(t, i, skipped) for i, t in enumerate(_list(body, "tools"))],
+        tools=[_parse_tool(t, i, skipped) for i, t in enumerate(_list(body, "tools"))
+               if not search.is_search_tool(t)],
+        web_search=next((search.parse_tool(t, f"tools[{i}]")
+                         for i, t in enumerate(_list(body, "tools"))
+                         if search.is_search_tool(t)), None),
         tool_choice=choice,
         parallel_tool_calls=parallel,
         response_format=_parse_format(output_config.get("format")),
@@ -224,6 +229,8 @@ def patch_request(body: dict[str, Any], *, model: str, max_tokens: int,
     clamp would turn a valid request into an upstream 400.
     """
     patched = {**body, "model": model, "max_tokens": max_tokens}
+    if "tools" in body:
+        patched["tools"] = search.limit_uses(body["tools"], ir.DEFAULT_MAX_SEARCHES)
     thinking = body.get("thinking")
     if isinstance(thinking, dict) and isinstance(thinking.get("budget_tokens"), int) \
             and thinking["budget_tokens"] >= max_tokens:
@@ -256,6 +263,8 @@ def render_request(request: ir.Request, *, model: str) -> dict[str, Any]:
         choice = _render_tool_choice(request, thinking=thinking is not None)
         if choice:
             body["tool_choice"] = choice
+    if request.web_search is not None:
+        body["tools"] = [*body.get("tools", []), search.render_tool(request.web_search)]
     return body
 
 
@@ -313,7 +322,9 @@ def _render_tool_choice(request: ir.Request, *, thinking: bool) -> dict[str, Any
 
 # ================================================================ responses
 def parse_response(body: dict[str, Any]) -> ir.Response:
-    blocks = [parse_block(b) for b in body.get("content") or [] if isinstance(b, dict)]
+    content = body.get("content") or []
+    asked = search.queries(content)
+    blocks = [parse_block(b, asked) for b in content if isinstance(b, dict)]
     return ir.Response(
         id=body.get("id") or "", model=body.get("model") or "", created=int(time.time()),
         content=[b for b in blocks if b is not None],

@@ -37,7 +37,8 @@ _UNPRICED = {
 # Anthropic-defined tools the caller runs: only their (fixed) definitions cost tokens.
 CLIENT_TOOL_PREFIXES = ("bash_", "text_editor_", "memory_")
 USER_BLOCKS = frozenset({"text", "image", "document", "search_result", "tool_result"})
-ASSISTANT_BLOCKS = frozenset({"text", "tool_use", "thinking", "redacted_thinking"})
+ASSISTANT_BLOCKS = frozenset({"text", "tool_use", "thinking", "redacted_thinking",
+                              "server_tool_use", "web_search_tool_result"})
 RESULT_BLOCKS = frozenset({"text", "image", "document", "search_result"})
 
 
@@ -69,7 +70,7 @@ def check_forwardable(body: dict[str, Any], *, model: Model,
                      "gateway does not have")
     _context_management(body.get("context_management"))
     for i, tool in enumerate(body.get("tools") or []):
-        _tool(tool, f"tools[{i}]")
+        _tool(tool, f"tools[{i}]", model)
     _cache_ttls(body, "", model)
     for i, message in enumerate(body.get("messages") or []):
         if isinstance(message, dict) and isinstance(message.get("content"), list):
@@ -94,14 +95,13 @@ def _context_management(config: Any) -> None:
                          "by this gateway (clearing edits are)")
 
 
-def _tool(tool: Any, where: str) -> None:
+def _tool(tool: Any, where: str, model: Model) -> None:
     kind = tool.get("type") if isinstance(tool, dict) else None
     if kind in (None, "custom") or (isinstance(kind, str)
                                     and kind.startswith(CLIENT_TOOL_PREFIXES)):
         return
-    if isinstance(kind, str) and kind.startswith("web_search"):
-        raise refuse(f"{where}.type", f"the server tool {kind!r}: web search is not priced by "
-                     "this gateway yet; leave it out")
+    if isinstance(kind, str) and kind.startswith("web_search") and model.web_search:
+        return  # priced per search (catalog), bounded by max_uses (patch_request)
     raise refuse(f"{where}.type", f"the server tool {kind!r} is billed by Anthropic per use "
                  "at prices this gateway does not have; leave it out")
 

@@ -245,6 +245,8 @@ def _assistant_turn(blocks: list[dict[str, Any]], where: str, skipped: Skipped) 
         elif kind in ("tool_result", "image", "document"):
             raise InvalidRequest(f"{at}: a {kind!r} block is not valid in an assistant turn",
                                  param=at)
+        elif kind in ("server_tool_use", "web_search_tool_result"):
+            continue  # a past web search: its results are Anthropic's (encrypted) alone
         else:
             skipped.append(f"{at} ({kind!r} block)")
     return ir.Message(role="assistant", content=content)

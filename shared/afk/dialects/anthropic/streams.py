@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from afk import ir
+from afk.dialects.anthropic import search
 from afk.dialects.anthropic.answers import (
     STOP_FROM_WIRE,
     STOP_TO_WIRE,
@@ -51,6 +52,9 @@ class StreamDecoder:
         self._stop: ir.StopReason | None = None
         self._usage: dict[str, Any] = {}
         self._kinds: dict[int, str] = {}  # wire block index -> block type
+        self._queries: dict[int, str] = {}  # server_tool_use index -> its input JSON so far
+        self._asked: dict[str, str] = {}  # server_tool_use id -> its query
+        self._uses: dict[int, str] = {}  # server_tool_use index -> its id
         # Anthropic streams never carry a usage-only event a caller did not ask for.
 
     @property
@@ -80,7 +84,19 @@ class StreamDecoder:
             case "message_stop":
                 self._done = True
                 return [ir.StreamEnd(stop_reason=self._stop or "stop")]
-        return []  # content_block_stop, and event types newer than this code
+            case "content_block_stop":
+                return self._block_stop(data)
+        return []  # event types newer than this code
+
+    def _block_stop(self, data: dict[str, Any]) -> list[ir.StreamEvent]:
+        index = data.get("index")
+        if isinstance(index, int) and index in self._uses:
+            try:
+                query = json.loads(self._queries.get(index) or "{}").get("query")
+            except (ValueError, AttributeError):
+                query = None
+            self._asked[self._uses[index]] = str(query or "")
+        return []
 
     def finish(self) -> list[ir.StreamEvent]:
         """The upstream closed the stream. Without message_stop the answer is truncated
@@ -110,6 +126,12 @@ class StreamDecoder:
             return [ir.ThinkingDelta(index=index, text=block.get("thinking") or "",
                                      signature=block.get("signature") or None,
                                      provider=PROVIDER)]
+        if kind == "server_tool_use":
+            self._uses[index] = block.get("id") or ""
+            self._queries[index] = dumps(block["input"]) if block.get("input") else ""
+            return []
+        if kind == "web_search_tool_result":
+            return [ir.WebSearchDone(index=index, call=search.parse_result(block, self._asked))]
         if kind == "redacted_thinking":
             return [ir.ThinkingDelta(index=index, signature=block.get("data") or "",
                                      provider=PROVIDER, redacted=True)]
@@ -137,6 +159,11 @@ class StreamDecoder:
             case "input_json_delta" if delta.get("partial_json") and \
                     self._kinds[index] == "tool_use":
                 return [ir.ToolCallDelta(index=index, arguments=delta["partial_json"])]
+            case "input_json_delta" if index in self._uses:
+                self._queries[index] += delta.get("partial_json") or ""
+            case "citations_delta" if isinstance(delta.get("citation"), dict):
+                citations = search.parse_citations({"citations": [delta["citation"]]})
+                return [ir.CitationDelta(index=index, citation=c) for c in citations]
         return []
 
     def _message_delta(self, data: dict[str, Any]) -> list[ir.StreamEvent]:
@@ -228,6 +255,18 @@ class StreamEncoder:
                 # Whole arguments (Gemini) go as one fragment, like any other.
                 return [self._delta(index, {"type": "input_json_delta",
                                             "partial_json": arguments})] if arguments else []
+            case ir.WebSearchDone(index=index, call=call):
+                use = search.render_use(call)
+                out = self._open_block({**use, "input": {}})
+                out.append(self._event({"type": "content_block_delta", "index": self._open,
+                                        "delta": {"type": "input_json_delta",
+                                                  "partial_json": dumps(use["input"])}}))
+                out += self._enter(index, search.render_result(call))
+                return [*out, *self._close()]
+            case ir.CitationDelta(index=index, citation=citation):
+                out = self._enter(index, {"type": "text", "text": ""})
+                return [*out, self._delta(index, {"type": "citations_delta",
+                                                  "citation": search.render_citation(citation)})]
             case ir.StreamEnd(stop_reason=reason):
                 self._finished = True
                 usage = render_usage(self._usage or ir.Usage())

@@ -45,7 +45,7 @@ def check_forwardable(body: dict[str, Any], *, model: Model,
                       headers: Mapping[str, str]) -> None:
     """Raise a 400 naming (as the caller spelt it) the first part of `body` the
     gateway cannot price."""
-    del model, headers
+    del headers
     normalize_keys(body)  # a field spelt both ways is ambiguous: refused there
     for field, value in body.items():
         name = camel(field)
@@ -64,7 +64,7 @@ def check_forwardable(body: dict[str, Any], *, model: Model,
         elif name == "tools":
             for i, tool in enumerate(value if isinstance(value, list) else []):
                 for kind in tool if isinstance(tool, dict) else ():
-                    _tool(kind, f"{field}[{i}].{kind}")
+                    _tool(kind, f"{field}[{i}].{kind}", model)
         elif name == "toolConfig":
             for key in value if isinstance(value, dict) else ():
                 if camel(key) not in ("functionCallingConfig", "retrievalConfig"):
@@ -95,13 +95,15 @@ def _generation(config: Any, where: str) -> None:
             raise refuse(at, "output other than text is not priced by this gateway")
 
 
-def _tool(kind: str, where: str) -> None:
+def _tool(kind: str, where: str, model: Model) -> None:
     name = camel(kind)
     if name == "functionDeclarations":
         return
+    if name in ("googleSearch", "googleSearchRetrieval") and model.web_search:
+        return  # priced per search or grounded request (catalog)
     if name in WEB_SEARCH:
-        raise refuse(where, "grounding with search is not priced by this gateway yet; "
-                     "leave it out")
+        raise refuse(where, f"grounding with {kind!r} is not priced by this gateway for "
+                     f"{model.id}; leave it out")
     raise refuse(where, f"the hosted tool {kind!r} is billed by Gemini per use (or by input "
                  "the gateway cannot see) at prices this gateway does not have; leave it out")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from afk import ir
+from afk.dialects.gemini import grounding
 from afk.dialects.gemini.history import (
     parse_contents,
     parse_system,
@@ -102,6 +103,7 @@ def _parse(body: Any, *, model: str, stream: bool, skipped: Skipped) -> ir.Reque
     _note_gemini_only(body, config, skipped)
     tools = _parse_tools(body.get("tools"), skipped)
     tool_choice, tools = _parse_tool_config(body.get("toolConfig"), tools)
+    searching = any(grounding.is_search_tool(t) for t in body.get("tools") or [])
     level = thinking.get("thinkingLevel")
     stop = config.get("stopSequences") or []
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
@@ -125,6 +127,7 @@ def _parse(body: Any, *, model: str, stream: bool, skipped: Skipped) -> ir.Reque
         reasoning_effort=(level.lower() if isinstance(level, str)
                           and level != "THINKING_LEVEL_UNSPECIFIED" else None),
         thinking_budget=thinking.get("thinkingBudget"),
+        web_search=ir.WebSearch() if searching else None,
     )
 
 
@@ -168,8 +171,10 @@ def _parse_tools(tools: Any, skipped: Skipped) -> list[ir.Tool]:
         where = f"tools[{i}]"
         if not isinstance(tool, dict) or not tool:
             raise InvalidRequest(f"{where} must be an object declaring a tool", param=where)
-        # Gemini runs these itself (googleSearch, codeExecution, urlContext, ...).
-        hosted = sorted(k for k in tool if k != "functionDeclarations")
+        # Gemini runs these itself (codeExecution, urlContext, ...); googleSearch is
+        # the IR's web search.
+        hosted = sorted(k for k in tool if k != "functionDeclarations"
+                        and k not in grounding.SEARCH_TOOLS)
         if hosted:
             skipped.append(f"{where} ({', '.join(hosted)})")
         declarations = tool.get("functionDeclarations", [])
@@ -277,6 +282,8 @@ def render_request(request: ir.Request, *, model: str) -> dict[str, Any]:
         body["systemInstruction"] = {"parts": system}
     if request.tools:
         body["tools"] = [{"functionDeclarations": [_render_tool(t) for t in request.tools]}]
+    if request.web_search is not None:
+        body["tools"] = [*body.get("tools", []), grounding.render_tool()]
     if request.tool_choice is not None:
         choice = request.tool_choice
         calling: dict[str, Any] = {"mode": _MODES_TO_WIRE[choice.mode]}

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from afk import ir
+from afk.dialects.gemini import grounding
 from afk.dialects.gemini.parts import (
     PROVIDER,
     dumps,
@@ -82,6 +83,7 @@ def parse_response(body: Any) -> ir.Response:
     response_id = str(body.get("responseId") or "")
     candidates = body.get("candidates") or []
     blocks: list[ir.Block] = []
+    searches = 0
     if candidates:
         candidate = candidates[0]
         ordinal = iter(range(1 << 30))
@@ -89,6 +91,12 @@ def parse_response(body: Any) -> ir.Response:
             blocks += parse_part(part, f"candidates[0].content.parts[{j}]",
                                  lambda call: output_call_id(response_id, next(ordinal), call),
                                  [])
+        calls, citations = grounding.parse(candidate.get("groundingMetadata"), response_id)
+        searches = len(calls)
+        text = next((b for b in blocks if isinstance(b, ir.Text)), None)
+        if text is not None:
+            text.citations = citations
+        blocks = [*calls, *blocks]
         has_calls = any(isinstance(b, ir.ToolCall) for b in blocks)
         try:
             stop = stop_reason(candidate.get("finishReason"), has_calls=has_calls)
@@ -99,18 +107,25 @@ def parse_response(body: Any) -> ir.Response:
         stop = "content_filter"  # the prompt itself was blocked
     else:
         raise UpstreamError("The upstream answer has no candidates.")
+    usage = parse_usage(body.get("usageMetadata"))
+    usage.web_searches = searches
     return ir.Response(id=response_id, model=str(body.get("modelVersion") or ""),
                        created=int(time.time()), content=blocks, stop_reason=stop,
-                       usage=parse_usage(body.get("usageMetadata")))
+                       usage=usage)
 
 
 # ================================================================ IR -> caller
 def render_response(response: ir.Response) -> dict[str, Any]:
     parts = _render_output_parts(response.content)
     content: dict[str, Any] = {"parts": parts, "role": "model"} if parts else {"role": "model"}
+    candidate: dict[str, Any] = {"content": content,
+                                 "finishReason": STOP_TO_WIRE[response.stop_reason], "index": 0}
+    searches = [b for b in response.content if isinstance(b, ir.WebSearchCall)]
+    citations = [c for b in response.content if isinstance(b, ir.Text) for c in b.citations]
+    if searches or citations:
+        candidate["groundingMetadata"] = grounding.render(searches, citations)
     return {
-        "candidates": [{"content": content,
-                        "finishReason": STOP_TO_WIRE[response.stop_reason], "index": 0}],
+        "candidates": [candidate],
         "usageMetadata": render_usage(response.usage),
         "modelVersion": response.model,
         "responseId": response.id,

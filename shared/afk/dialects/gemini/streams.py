@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from afk import ir
+from afk.dialects.gemini import grounding
 from afk.dialects.gemini.errors import error_from_body
 from afk.dialects.gemini.parts import PROVIDER, dumps, parse_signature, render_function_call
 from afk.dialects.gemini.responses import (
@@ -39,6 +40,9 @@ class StreamDecoder:
         self._blocks = 0
         self._open: tuple[str, int] | None = None  # (kind, index) of an extendable block
         self._calls = 0
+        self._searches = 0  # queries of groundingMetadata already emitted
+        self._citations = 0
+        self._text: int | None = None  # the latest text block (citations attach to it)
 
     def _block(self, kind: str) -> int:
         """The open block of this kind, or a new one."""
@@ -78,6 +82,7 @@ class StreamDecoder:
             candidate = candidates[0]
             for part in (candidate.get("content") or {}).get("parts") or []:
                 out += self._feed_part(part)
+            out += self._feed_grounding(candidate.get("groundingMetadata"))
             if candidate.get("finishReason"):
                 try:
                     self._stop = stop_reason(candidate["finishReason"],
@@ -89,7 +94,22 @@ class StreamDecoder:
         elif (chunk.get("promptFeedback") or {}).get("blockReason"):
             self._stop = "content_filter"
         if chunk.get("usageMetadata"):
-            out.append(ir.UsageUpdate(usage=parse_usage(chunk["usageMetadata"])))
+            usage = parse_usage(chunk["usageMetadata"])
+            usage.web_searches = self._searches
+            out.append(ir.UsageUpdate(usage=usage))
+        return out
+
+    def _feed_grounding(self, metadata: Any) -> list[ir.StreamEvent]:
+        """Searches and citations not seen yet (a later chunk may repeat earlier ones)."""
+        calls, citations = grounding.parse(metadata, self._response_id)
+        out: list[ir.StreamEvent] = []
+        for call in calls[self._searches:]:
+            out.append(ir.WebSearchDone(index=self._new_block(), call=call))
+        self._searches = max(self._searches, len(calls))
+        if self._text is not None:
+            out += [ir.CitationDelta(index=self._text, citation=c)
+                    for c in citations[self._citations:]]
+            self._citations = max(self._citations, len(citations))
         return out
 
     def _feed_part(self, part: Any) -> list[ir.StreamEvent]:
@@ -114,7 +134,8 @@ class StreamDecoder:
             out.append(ir.ThinkingDelta(index=self._new_block(), signature=signature,
                                         provider=issuer))
         if text:
-            out.append(ir.TextDelta(index=self._block("text"), text=text))
+            self._text = self._block("text")
+            out.append(ir.TextDelta(index=self._text, text=text))
         # Other parts (inline images, executable code) have no stream event in the
         # IR; their tokens are still metered through usageMetadata.
         return out
@@ -153,6 +174,10 @@ class StreamEncoder:
         self._call: ir.ToolCall | None = None  # the call whose arguments are streaming
         self._call_index: int | None = None
         self._finished = False
+        # Hosted searches and citations: sent as groundingMetadata with the last event,
+        # where Gemini sends it.
+        self._searches: list[ir.WebSearchCall] = []
+        self._citations: list[ir.Citation] = []
 
     def _part(self, part: dict[str, Any]) -> dict[str, Any]:
         if self._signature and "thoughtSignature" not in part:
@@ -166,6 +191,9 @@ class StreamEncoder:
         candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
         if finish:
             candidate["finishReason"] = finish
+            if self._searches or self._citations:
+                candidate["groundingMetadata"] = grounding.render(self._searches,
+                                                                  self._citations)
         candidate["index"] = 0
         chunk: dict[str, Any] = {"candidates": [candidate]}
         if self._usage is not None:
@@ -218,6 +246,12 @@ class StreamEncoder:
                 return []
             case ir.UsageUpdate(usage=usage):
                 self._usage = usage
+                return []
+            case ir.WebSearchDone(call=call):
+                self._searches.append(call)
+                return []
+            case ir.CitationDelta(citation=citation):
+                self._citations.append(citation)
                 return []
             case ir.StreamEnd(stop_reason=reason):
                 out = self._close_call()

@@ -30,7 +30,8 @@ _UNPRICED = {
     "audio": "audio output is not priced by this gateway",
     "prediction": "predicted outputs bill rejected prediction tokens the gateway cannot "
                   "bound before the call",
-    "web_search_options": "web search is not priced by this gateway yet",
+    "web_search_options": "web search on Chat Completions needs a search model; the "
+                          "gateway serves it through the Responses API",
     "prompt_cache_options": "explicit prompt-cache writes are not priced for this model",
 }
 _MESSAGE_FIELDS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id",
@@ -80,7 +81,7 @@ def check_translatable(body: Any) -> None:
     predicted outputs, web search), for a call another provider answers."""
     if not isinstance(body, dict):
         return
-    for field in ("functions", "function_call", "audio", "prediction", "web_search_options"):
+    for field in ("functions", "function_call", "audio", "prediction"):
         if body.get(field) is not None:
             raise InvalidRequest(f"'{field}': only OpenAI models can serve this, and this "
                                  "model is served by another provider.", param=field)

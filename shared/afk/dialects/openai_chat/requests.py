@@ -48,6 +48,9 @@ def parse_request(body: Any) -> ir.Request:
         reasoning_effort=body.get("reasoning_effort"),
         user=body.get("user"),
         metadata=body.get("metadata"),
+        # Chat's hosted web search (`web_search_options`; its context size and
+        # location hints have no counterpart elsewhere and are not carried).
+        web_search=ir.WebSearch() if body.get("web_search_options") is not None else None,
     )
 
 

@@ -57,12 +57,28 @@ def parse_response(body: dict[str, Any]) -> ir.Response:
     )
 
 
+def render_annotation(citation: ir.Citation, *, offset: int, length: int) -> dict[str, Any]:
+    """A url_citation (Chat's nested shape) for a citation of a text block that starts
+    at `offset` of the message content; without offsets it covers the whole block."""
+    start = citation.start if citation.start is not None else 0
+    end = citation.end if citation.end is not None else length
+    return {"type": "url_citation", "url_citation": {
+        "start_index": offset + start, "end_index": offset + end, "url": citation.url,
+        "title": citation.title or citation.url}}
+
+
 def render_response(response: ir.Response) -> dict[str, Any]:
-    text = "".join(b.text for b in response.content if isinstance(b, ir.Text))
+    texts = [b for b in response.content if isinstance(b, ir.Text)]
+    text = "".join(b.text for b in texts)
     refusal = "".join(b.text for b in response.content if isinstance(b, ir.Refusal))
     calls = [b for b in response.content if isinstance(b, ir.ToolCall)]
+    annotations, offset = [], 0
+    for block in texts:
+        annotations += [render_annotation(c, offset=offset, length=len(block.text))
+                        for c in block.citations]
+        offset += len(block.text)
     message: dict[str, Any] = {"role": "assistant", "content": text or None,
-                               "refusal": refusal or None, "annotations": []}
+                               "refusal": refusal or None, "annotations": annotations}
     if calls:
         message["tool_calls"] = [
             {"id": c.id, "type": "function", "function": {"name": c.name,

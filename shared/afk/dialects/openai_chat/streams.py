@@ -8,7 +8,7 @@ from typing import Any
 
 from afk import ir
 from afk.dialects.openai_chat.errors import error_from_body
-from afk.dialects.openai_chat.responses import parse_usage, render_usage
+from afk.dialects.openai_chat.responses import parse_usage, render_annotation, render_usage
 from afk.dialects.openai_chat.wire import DONE, STOP_FROM_WIRE, STOP_TO_WIRE, dumps
 from afk.errors import UpstreamError
 from afk.sse import ServerSentEvent
@@ -117,6 +117,8 @@ class StreamEncoder:
         self._tool_ordinal: dict[int, int] = {}
         self._usage: ir.Usage | None = None
         self._finished = False
+        self._text_offsets: dict[int, int] = {}  # IR text block -> its offset in the content
+        self._content_length = 0
 
     def _chunk(self, delta: dict[str, Any] | None, finish: str | None = None) -> ServerSentEvent:
         chunk: dict[str, Any] = {
@@ -136,8 +138,17 @@ class StreamEncoder:
             case ir.StreamStart(id=response_id, created=created):
                 self._id, self._created = response_id, created
                 return [self._chunk({"role": "assistant", "content": ""})]
-            case ir.TextDelta(text=text):
+            case ir.TextDelta(index=index, text=text):
+                self._text_offsets.setdefault(index, self._content_length)
+                self._content_length += len(text)
                 return [self._chunk({"content": text})]
+            case ir.CitationDelta(index=index, citation=citation):
+                # As OpenAI's search models stream them: a delta of annotations.
+                offset = self._text_offsets.get(index, self._content_length)
+                return [self._chunk({"annotations": [render_annotation(
+                    citation, offset=offset, length=self._content_length - offset)]})]
+            case ir.WebSearchDone():
+                return []  # Chat shows only the answer and its citations
             case ir.RefusalDelta(text=text):
                 return [self._chunk({"refusal": text})]
             case ir.ThinkingDelta():

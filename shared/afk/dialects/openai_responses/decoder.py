@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from afk import ir
+from afk.dialects.openai_responses import search
 from afk.dialects.openai_responses.encoder import render_stream_error
 from afk.dialects.openai_responses.errors import error_from_body, failure, status_of_code
 from afk.dialects.openai_responses.wire import (
@@ -54,6 +55,7 @@ class StreamDecoder:
         self._argued: set[int] = set()  # calls whose arguments / input came as deltas
         self._summary: dict[int, int] = {}  # reasoning output_index -> last summary_index
         self._calls = 0
+        self._searches = 0  # hosted web searches (OpenAI bills per call item)
         self.final_response: dict[str, Any] | None = None
 
     @property
@@ -111,6 +113,10 @@ class StreamDecoder:
         return [start]
 
     def _delta(self, kind: Any, index: Any, data: dict[str, Any]) -> list[ir.StreamEvent]:
+        if kind == "response.output_text.annotation.added" and index in self._items:
+            citation = search.parse_annotation(data.get("annotation"))
+            block = self._block(index, int(data.get("content_index") or 0))
+            return [ir.CitationDelta(index=block, citation=citation)] if citation else []
         if kind not in _DELTAS:
             return []  # *.done, content parts, built-in tool progress, newer events
         if index not in self._items:
@@ -145,6 +151,9 @@ class StreamDecoder:
         if index not in self._items:
             raise UpstreamError("The upstream finished an output item it never added.")
         kind, out = item.get("type"), list[ir.StreamEvent]()
+        if kind == "web_search_call":
+            self._searches += 1
+            return [ir.WebSearchDone(index=self._block(index), call=search.parse_call(item))]
         if kind == "custom_tool_call":
             if index not in self._argued and item.get("input"):
                 whole = json.dumps(str(item["input"]), ensure_ascii=False)[1:-1]
@@ -164,6 +173,9 @@ class StreamDecoder:
             for j, part in enumerate(item.get("content") or []):
                 if part.get("type") == "output_text" and part.get("text"):
                     out.append(ir.TextDelta(index=self._block(index, j), text=part["text"]))
+                    out += [ir.CitationDelta(index=self._block(index, j), citation=c)
+                            for c in map(search.parse_annotation, part.get("annotations") or [])
+                            if c is not None]
                 elif part.get("type") == "refusal" and part.get("refusal"):
                     out.append(ir.RefusalDelta(index=self._block(index, j),
                                                text=part["refusal"]))
@@ -176,7 +188,9 @@ class StreamDecoder:
             error = response.get("error") or {}
             raise UpstreamError(str(error.get("message") or "The upstream response failed."),
                                 code=error.get("code"))
-        return [ir.UsageUpdate(usage=parse_usage(response.get("usage"))),
+        usage = parse_usage(response.get("usage"))
+        usage.web_searches = self._searches
+        return [ir.UsageUpdate(usage=usage),
                 ir.StreamEnd(stop_reason=stop_reason(response, has_calls=self._calls > 0))]
 
     def finish(self) -> list[ir.StreamEvent]:

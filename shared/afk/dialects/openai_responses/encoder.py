@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 
 from afk import ir
+from afk.dialects.openai_responses import search
 from afk.dialects.openai_responses.errors import failure
 from afk.dialects.openai_responses.responses import ToolNames, render_call_item, response_object
 from afk.dialects.openai_responses.wire import (
@@ -30,7 +31,7 @@ from afk.errors import GatewayError
 from afk.sse import ServerSentEvent
 
 _PREFIX = {"message": "msg", "function_call": "fc", "custom_tool_call": "ctc",
-           "reasoning": "rs"}
+           "reasoning": "rs", "web_search_call": "ws"}
 
 
 class StreamEncoder:
@@ -59,6 +60,9 @@ class StreamEncoder:
         self._where: dict[int, int] = {}  # IR block index -> output index
         self._args: dict[int, str] = {}  # output index -> call arguments so far
         self._part_block: int | None = None  # IR block of the open content part
+        # Citations by IR text block, annotated when its part closes (its text whole).
+        self._citations: dict[int, list[ir.Citation]] = {}
+        self._parts: dict[int, dict[str, Any]] = {}  # IR text block -> its content part
 
     # ------------------------------------------------------------ framing
     def _emit(self, kind: str, **fields: Any) -> ServerSentEvent:
@@ -94,6 +98,10 @@ class StreamEncoder:
             case ir.UsageUpdate(usage=usage):
                 self._usage = usage
                 return []
+            case ir.WebSearchDone(index=index, call=call):
+                return self._search(index, call)
+            case ir.CitationDelta(index=index, citation=citation):
+                return self._citation(index, citation)
             case ir.StreamEnd(stop_reason=reason):
                 return self._end(reason)
         raise TypeError(f"unknown stream event {event!r}")
@@ -170,14 +178,22 @@ class StreamEncoder:
         if not self._part_open:
             return []
         self._part_open = False
+        out = self._close_text(index)
+        self._part_block = None
+        return out
+
+    def _close_text(self, index: int) -> list[ServerSentEvent]:
         item = self._items[index]
         content_index = len(item["content"]) - 1
         part = item["content"][content_index]
         where = {"item_id": item["id"], "output_index": index, "content_index": content_index}
-        done = (self._emit("response.output_text.done", **where, text=part["text"],
-                           logprobs=[]) if part["type"] == "output_text"
-                else self._emit("response.refusal.done", **where, refusal=part["refusal"]))
-        return [done, self._emit("response.content_part.done", **where, part=part)]
+        if part["type"] == "output_text":
+            out = [*self._annotate(where, part),
+                   self._emit("response.output_text.done", **where, text=part["text"],
+                              logprobs=[])]
+        else:
+            out = [self._emit("response.refusal.done", **where, refusal=part["refusal"])]
+        return [*out, self._emit("response.content_part.done", **where, part=part)]
 
     def _enter(self, block: int, item: dict[str, Any]) -> list[ServerSentEvent]:
         """Make IR block `block` stream into the open item, opening `item` unless
@@ -212,6 +228,7 @@ class StreamEncoder:
                                   output_index=self._open,
                                   content_index=len(item["content"]), part=dict(part)))
             item["content"].append(part)
+            self._parts[block] = part
             self._part_open = True
         content_index = len(item["content"]) - 1
         where = {"item_id": item["id"], "output_index": self._open,
@@ -244,6 +261,41 @@ class StreamEncoder:
         item["summary"][0]["text"] += event.text
         return [*out, self._emit("response.reasoning_summary_text.delta", **where,
                                  delta=event.text)]
+
+    def _search(self, block: int, call: ir.WebSearchCall) -> list[ServerSentEvent]:
+        """A hosted search, whole: its item and progress events, as OpenAI sends them."""
+        out = self._add(search.render_call(call, status="in_progress"))
+        assert self._open is not None
+        self._where[block] = index = self._open
+        item = self._items[index]
+        where = {"item_id": item["id"], "output_index": index}
+        out += [self._emit(f"response.web_search_call.{step}", **where)
+                for step in ("in_progress", "searching", "completed")]
+        item["status"] = "completed"
+        return [*out, *self._close()]
+
+    def _citation(self, block: int, citation: ir.Citation) -> list[ServerSentEvent]:
+        """Held until the block's text part closes: providers cite before, during or
+        after the text, and an annotation spans text that must be whole by then. A
+        citation for a part already closed (Gemini cites in its last event) has no
+        event left to ride: it joins the part in the terminal response's output."""
+        part = self._parts.get(block)
+        if part is not None and self._part_block != block:
+            part["annotations"].append(search.render_annotation(citation, part["text"]))
+        else:
+            self._citations.setdefault(block, []).append(citation)
+        return []
+
+    def _annotate(self, where: dict[str, Any], part: dict[str, Any]) -> list[ServerSentEvent]:
+        out = []
+        for citation in self._citations.pop(self._part_block, []) \
+                if self._part_block is not None else []:
+            annotation = search.render_annotation(citation, part["text"])
+            part["annotations"].append(annotation)
+            out.append(self._emit("response.output_text.annotation.added", **where,
+                                  annotation_index=len(part["annotations"]) - 1,
+                                  annotation=annotation))
+        return out
 
     def _call_start(self, event: ir.ToolCallStart) -> list[ServerSentEvent]:
         if event.index in self._where:

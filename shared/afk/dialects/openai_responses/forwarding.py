@@ -45,7 +45,7 @@ WEB_SEARCH = ("web_search", "web_search_preview", "web_search_2025_08_26",
 ITEMS = frozenset({
     "message", "function_call", "function_call_output", "reasoning", "custom_tool_call",
     "custom_tool_call_output", "local_shell_call", "local_shell_call_output", "shell_call",
-    "shell_call_output", "apply_patch_call", "apply_patch_call_output",
+    "shell_call_output", "apply_patch_call", "apply_patch_call_output", "web_search_call",
 })
 PARTS = frozenset({"input_text", "output_text", "text", "refusal", "input_image",
                    "input_file", "summary_text", "reasoning_text"})
@@ -76,36 +76,35 @@ def check_forwardable(body: dict[str, Any], *, model: Model,
         raise refuse("service_tier", f"the {body['service_tier']!r} tier is not priced by "
                      "this gateway; send 'auto' or 'default' (or omit it)")
     for i, tool in enumerate(body.get("tools") or []):
-        _tool(tool, f"tools[{i}]")
-    _tool_choice(body.get("tool_choice"))
+        _tool(tool, f"tools[{i}]", model)
+    _tool_choice(body.get("tool_choice"), model)
     items = body.get("input")
     for i, item in enumerate(items if isinstance(items, list) else []):
         _item(item, f"input[{i}]")
 
 
-def _tool(tool: Any, where: str) -> None:
+def _tool(tool: Any, where: str, model: Model) -> None:
     kind = tool.get("type") if isinstance(tool, dict) else None
     if kind in CLIENT_TOOLS:
         for j, inner in enumerate(tool.get("tools") or [] if kind == "namespace" else []):
-            _tool(inner, f"{where}.tools[{j}]")
+            _tool(inner, f"{where}.tools[{j}]", model)
         return
-    if isinstance(kind, str) and kind.startswith(WEB_SEARCH):
-        raise refuse(f"{where}.type", f"the hosted tool {kind!r}: web search is not priced "
-                     "by this gateway yet; leave it out (Codex: web_search = \"disabled\")")
+    if kind in WEB_SEARCH and model.web_search:
+        return  # priced per call (catalog), bounded by max_tool_calls (patch_request)
     raise refuse(f"{where}.type", f"the hosted tool {kind!r} is billed by OpenAI per use at "
                  "prices this gateway does not have; leave it out")
 
 
-def _tool_choice(choice: Any) -> None:
+def _tool_choice(choice: Any, model: Model) -> None:
     if not isinstance(choice, dict):
         return
     kind = choice.get("type")
     if kind == "allowed_tools":
         for j, tool in enumerate(choice.get("tools") or []):
             if isinstance(tool, dict) and tool.get("type") not in CLIENT_TOOLS:
-                _tool(tool, f"tool_choice.tools[{j}]")
+                _tool(tool, f"tool_choice.tools[{j}]", model)
     elif kind not in ("function", "custom"):
-        _tool(choice, "tool_choice")
+        _tool(choice, "tool_choice", model)
 
 
 def _item(item: Any, where: str) -> None:

@@ -60,6 +60,8 @@ def parse_item_list(items: list[Any], skipped: Skipped, where: str) -> list[ir.M
             out.append(_message(item, at, skipped))
         elif kind in ("function_call_output", "custom_tool_call_output"):
             out.append(_call_output(item, at, skipped))
+        elif kind == "web_search_call":
+            continue  # a past hosted search: the answer that used it is in the history
         elif isinstance(kind, str):
             # Built-in tool traffic (web_search_call, local_shell_call_output, ...),
             # item_reference, compaction, newer item types: OpenAI-only.

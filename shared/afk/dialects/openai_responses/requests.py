@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from afk import ir
+from afk.dialects.openai_responses import search
 from afk.dialects.openai_responses.items import parse_item_list, render_items
 from afk.dialects.openai_responses.wire import PROVIDER, Skipped, flat_name
 from afk.errors import InvalidRequest
@@ -81,6 +82,8 @@ def _parse(body: Any, skipped: Skipped) -> ir.Request:
         reasoning_effort=reasoning.get("effort"),
         user=body.get("safety_identifier") or body.get("user"),
         metadata=metadata if isinstance(metadata, dict) and metadata else None,
+        web_search=next((search.parse_tool(t, body.get("max_tool_calls"))
+                         for t in body.get("tools") or [] if search.is_search_tool(t)), None),
     )
 
 
@@ -137,7 +140,8 @@ def _parse_tools(value: Any, skipped: Skipped) -> list[ir.Tool]:
         raise InvalidRequest("Invalid type for 'tools': expected an array.", param="tools")
     tools: list[ir.Tool] = []
     for i, tool in enumerate(value):
-        tools += _parse_tool(tool, f"tools[{i}]", None, skipped)
+        if not search.is_search_tool(tool):
+            tools += _parse_tool(tool, f"tools[{i}]", None, skipped)
     return tools
 
 
@@ -214,8 +218,10 @@ def _parse_format(value: Any) -> ir.ResponseFormat | None:
 def patch_request(body: dict[str, Any], *, model: str, max_tokens: int,
                   stream_usage: bool) -> dict[str, Any]:
     """The caller's body for an OpenAI Responses upstream: only the model and
-    `max_output_tokens` change (Responses streams always report usage)."""
-    return {**body, "model": model, "max_output_tokens": max_tokens}
+    `max_output_tokens` change (Responses streams always report usage), and web
+    search gets a `max_tool_calls` where the caller set none."""
+    return search.limit_calls({**body, "model": model, "max_output_tokens": max_tokens},
+                              ir.DEFAULT_MAX_SEARCHES)
 
 
 def echo_fields(body: dict[str, Any]) -> dict[str, Any]:
@@ -250,6 +256,10 @@ def render_request(request: ir.Request, *, model: str) -> dict[str, Any]:
                           "parameters": t.parameters or {"type": "object", "properties": {}},
                           "strict": t.strict if t.strict is not None else False}
                          for t in request.tools]
+    if request.web_search is not None:
+        body["tools"] = [*body.get("tools", []), search.render_tool(request.web_search)]
+        if request.web_search.max_uses is not None:
+            body["max_tool_calls"] = request.web_search.max_uses
     if request.tool_choice is not None:
         choice = request.tool_choice
         body["tool_choice"] = ({"type": "function", "name": choice.name}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from afk import ir
+from afk.dialects.openai_responses import search
 from afk.dialects.openai_responses.items import render_call, render_reasoning
 from afk.dialects.openai_responses.wire import (
     ERROR_STOP,
@@ -29,7 +30,7 @@ from afk.dialects.openai_responses.wire import (
 from afk.errors import InvalidRequest, UpstreamError
 
 _PREFIX = {"message": "msg", "function_call": "fc", "custom_tool_call": "ctc",
-           "reasoning": "rs"}
+           "reasoning": "rs", "web_search_call": "ws"}
 
 
 # ================================================================ upstream -> IR
@@ -49,11 +50,12 @@ def parse_response(body: dict[str, Any]) -> ir.Response:
         if isinstance(item, dict):
             blocks += parse_output_item(item)
     has_calls = any(isinstance(b, ir.ToolCall) for b in blocks)
+    usage = parse_usage(body.get("usage"))
+    usage.web_searches = sum(isinstance(b, ir.WebSearchCall) for b in blocks)
     return ir.Response(
         id=str(body.get("id") or ""), model=str(body.get("model") or ""),
         created=int(body.get("created_at") or time.time()), content=blocks,
-        stop_reason=stop_reason(body, has_calls=has_calls),
-        usage=parse_usage(body.get("usage")),
+        stop_reason=stop_reason(body, has_calls=has_calls), usage=usage,
     )
 
 
@@ -65,7 +67,10 @@ def parse_output_item(item: dict[str, Any]) -> list[ir.Block]:
             blocks: list[ir.Block] = []
             for part in item.get("content") or []:
                 if part.get("type") == "output_text" and part.get("text"):
-                    blocks.append(ir.Text(text=part["text"]))
+                    citations = [search.parse_annotation(a)
+                                 for a in part.get("annotations") or []]
+                    blocks.append(ir.Text(text=part["text"],
+                                          citations=[c for c in citations if c]))
                 elif part.get("type") == "refusal" and part.get("refusal"):
                     blocks.append(ir.Refusal(text=part["refusal"]))
             return blocks
@@ -85,6 +90,8 @@ def parse_output_item(item: dict[str, Any]) -> list[ir.Block]:
                                 name=flat_name(str(item.get("name") or ""),
                                                item.get("namespace")),
                                 arguments=dumps({"input": str(item.get("input") or "")}))]
+        case "web_search_call":
+            return [search.parse_call(item)]
     return []
 
 
@@ -145,7 +152,8 @@ def output_items(content: list[ir.Block], names: ToolNames) -> list[dict[str, An
         if isinstance(block, ir.Text | ir.Refusal):
             if not block.text:
                 continue
-            part = ({"type": "output_text", "text": block.text, "annotations": []}
+            part = ({"type": "output_text", "text": block.text, "annotations": [
+                search.render_annotation(c, block.text) for c in block.citations]}
                     if isinstance(block, ir.Text) else {"type": "refusal",
                                                          "refusal": block.text})
             if items and items[-1]["type"] == "message":
@@ -159,6 +167,8 @@ def output_items(content: list[ir.Block], names: ToolNames) -> list[dict[str, An
         elif isinstance(block, ir.ToolCall):
             *carrier, _ = render_call(block)
             items += [*carrier, render_call_item(block, names)]
+        elif isinstance(block, ir.WebSearchCall):
+            items.append(search.render_call(block))
     return items
 
 
