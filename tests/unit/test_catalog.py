@@ -121,3 +121,46 @@ def test_not_a_models_list_refused(tmp_path: Path) -> None:
     path.write_text("models: {}\n", "utf-8")
     with pytest.raises(CatalogError, match="models"):
         Catalog.load(path)
+
+
+SEARCHING = """\
+  - id: {id}
+    provider: anthropic
+    prices: {{input: "1", cached_input: "0.5", output: "2"{fee}}}
+    max_output_tokens: 1000
+    context_window: 8000
+{search}"""
+
+
+def test_web_search_fee_and_capability_go_together(tmp_path: Path) -> None:
+    search = "    web_search: {counted: search, content_tokens: 1000}\n"
+    fee = ', web_search_per_1000: "10.00"'
+    for bad in (SEARCHING.format(id="no-fee", fee="", search=search),
+                SEARCHING.format(id="no-spec", fee=fee, search="")):
+        with pytest.raises(CatalogError, match="web_search"):
+            Catalog.load(_write(tmp_path, bad))
+    wrong = search.replace("search,", "query,")
+    with pytest.raises(CatalogError, match="counted"):
+        Catalog.load(_write(tmp_path, SEARCHING.format(id="m", fee=fee, search=wrong)))
+    model = Catalog.load(_write(tmp_path, SEARCHING.format(id="m", fee=fee,
+                                                            search=search))).get("m")
+    assert model.prices.web_search_pico == 10**10  # one search: $0.01
+    assert (model.web_search.counted, model.web_search.content_tokens) == ("search", 1000)
+
+
+def test_a_markup_raises_the_search_fee_too(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text('markup: {percent: "20"}\nmodels:\n' + SEARCHING.format(
+        id="m", fee=', web_search_per_1000: "10.00"',
+        search="    web_search: {counted: search, content_tokens: 1000}\n"), "utf-8")
+    model = Catalog.load(path).get("m")
+    assert model.prices.web_search_per_1000 == Decimal("12.00")
+    assert model.provider_prices.web_search_per_1000 == Decimal("10.00")
+
+
+def test_every_shipped_model_of_a_searching_provider_prices_search() -> None:
+    for model in Catalog.load():
+        if model.provider in ("openai", "anthropic", "gemini"):
+            assert model.web_search is not None, model.id
+        if model.provider == "echo":
+            assert model.web_search is None, model.id

@@ -740,3 +740,28 @@ def test_a_refused_provider_key_is_the_gateways_fault(name: str) -> None:
         error = gemini.error_from_body(body, status=status)
         assert (type(error), error.status, error.retryable) == (CredentialsRefused, 403, False)
         assert "refused" in error.message and body["error"]["message"] not in error.message
+
+
+def test_grounding_offsets_are_bytes_on_the_wire_and_characters_in_the_ir() -> None:
+    """Gemini counts a support's segment in UTF-8 bytes of the answer; the other
+    dialects count characters (OpenAI's url_citation indices)."""
+    text = "Das Café öffnet um 8. Es ist gut."
+    cited = "Es ist gut."
+    start = len(text.encode()) - len(cited.encode())
+    body = {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
+                            "finishReason": "STOP", "index": 0, "groundingMetadata": {
+        "webSearchQueries": ["café öffnungszeiten"],
+        "groundingChunks": [{"web": {"uri": "https://example.com/cafe", "title": "Café"}}],
+        "groundingSupports": [{"segment": {"startIndex": start,
+                                           "endIndex": len(text.encode()), "text": cited},
+                               "groundingChunkIndices": [0]}]}}],
+        "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 9}}
+    response = gemini.parse_response(body)
+    search, answer = response.content
+    assert isinstance(search, ir.WebSearchCall) and search.query == "café öffnungszeiten"
+    assert response.usage.web_searches == 1
+    [citation] = answer.citations
+    assert answer.text[citation.start:citation.end] == cited
+    rendered = gemini.render_response(response)["candidates"][0]["groundingMetadata"]
+    segment = rendered["groundingSupports"][0]["segment"]
+    assert (segment["startIndex"], segment["endIndex"]) == (start, len(text.encode()))

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
 
 from afk import ir
-from afk.billing.quote import estimate_input_tokens, make_quote, usage_cost
-from afk.catalog import Model, Prices
+from afk.billing.quote import (
+    billed_searches,
+    estimate_input_tokens,
+    make_quote,
+    search_bound,
+    usage_cost,
+)
+from afk.catalog import Model, Prices, WebSearchSpec
 from afk.errors import InsufficientCredits
 
 # 1 USD / 1e6 input tokens = 1 000 000 pico per token; 0.25 -> 250 000; 4 USD -> 4 000 000.
@@ -185,3 +192,41 @@ def test_estimate_grows_with_every_part() -> None:
     assert estimate_input_tokens(with_tool) > b
     assert estimate_input_tokens(with_image) >= b + 1000
     assert estimate_input_tokens(with_call) > b
+
+
+# ---------------------------------------------------------------- hosted web search
+SEARCHING = Model(id="searching", provider="anthropic", upstream="searching",
+                  display_name="S", max_output_tokens=1000, context_window=100_000,
+                  prices=Prices(input=Decimal("1"), cached_input=Decimal("0.25"),
+                                output=Decimal("4"), web_search_per_1000=Decimal("10")),
+                  web_search=WebSearchSpec(counted="search", content_tokens=2000))
+GROUNDED = dataclasses.replace(SEARCHING, web_search=WebSearchSpec(counted="request",
+                                                                   content_tokens=2000))
+SEARCH_FEE = 10_000_000_000  # $10 / 1,000 searches = $0.01 = 10^10 pico
+
+
+def test_each_search_is_billed_at_its_fee_on_top_of_the_tokens() -> None:
+    usage = ir.Usage(input_tokens=100, output_tokens=10, web_searches=3)
+    assert billed_searches(SEARCHING, usage) == 3
+    assert usage_cost(SEARCHING, usage) == 100 * IN + 10 * OUT + 3 * SEARCH_FEE
+    # Gemini 2.x bills one fee per grounded request, whatever its queries.
+    assert billed_searches(GROUNDED, usage) == 1
+    assert usage_cost(GROUNDED, usage) == 100 * IN + 10 * OUT + SEARCH_FEE
+    # A model without search never bills one.
+    assert usage_cost(MODEL, usage) == 100 * IN + 10 * OUT
+
+
+def test_the_worst_case_of_searches_is_bounded_by_max_uses() -> None:
+    request = ir.Request(model="searching", messages=[],
+                         web_search=ir.WebSearch(max_uses=3))
+    assert search_bound(SEARCHING, request) == (3 * 2000, 3 * SEARCH_FEE)
+    assert search_bound(GROUNDED, request) == (3 * 2000, SEARCH_FEE)
+    assert search_bound(SEARCHING, ir.Request(model="searching", messages=[])) == (0, 0)
+    tokens, fees = search_bound(SEARCHING, request)
+    quote = make_quote(SEARCHING, input_tokens=100 + tokens, requested=10, cap=None,
+                       balance=None, fees=fees)
+    assert quote.amount == (100 + 6000) * IN + 10 * OUT + 3 * SEARCH_FEE
+    # A cap below the searches' worst case leaves no room: 402 before any call.
+    with pytest.raises(InsufficientCredits):
+        make_quote(SEARCHING, input_tokens=100 + tokens, requested=None,
+                   cap=3 * SEARCH_FEE, balance=None, fees=fees)

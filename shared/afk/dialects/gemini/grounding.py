@@ -5,7 +5,8 @@ Wire format (https://ai.google.dev/gemini-api/docs/google-search, and google-gen
 `GroundingMetadata` type): `webSearchQueries` (the queries the model ran),
 `groundingChunks: [{"web": {"uri", "title"}}]` (the sources), `groundingSupports:
 [{"segment": {"startIndex", "endIndex", "text"}, "groundingChunkIndices": [...]}]`
-(which spans of the answer rest on which sources; offsets into the text) and
+(which spans of the answer rest on which sources; offsets in UTF-8 bytes of the
+answer's text, the IR's in characters) and
 `searchEntryPoint.renderedContent` (a search-suggestions widget). In a stream it
 comes with the last chunks. Each query is a search (Gemini 3 bills per query,
 Gemini 2.x per grounded request: the catalog says which).
@@ -28,9 +29,21 @@ def render_tool() -> dict[str, Any]:
     return {"googleSearch": {}}
 
 
-def parse(metadata: Any, response_id: str) -> tuple[list[ir.WebSearchCall],
-                                                    list[ir.Citation]]:
-    """(searches, citations) of a candidate's groundingMetadata."""
+def _chars(text: str, offset: Any) -> int | None:
+    """A byte offset into `text` as a character offset."""
+    if not isinstance(offset, int):
+        return None
+    return len(text.encode()[:offset].decode(errors="ignore"))
+
+
+def _bytes(text: str, offset: int | None) -> int | None:
+    return None if offset is None else len(text[:offset].encode())
+
+
+def parse(metadata: Any, response_id: str, text: str = "") -> tuple[list[ir.WebSearchCall],
+                                                                    list[ir.Citation]]:
+    """(searches, citations) of a candidate's groundingMetadata; `text` is the answer
+    its offsets count bytes of."""
     if not isinstance(metadata, dict):
         return [], []
     chunks = [c.get("web") or {} for c in metadata.get("groundingChunks") or []
@@ -49,12 +62,15 @@ def parse(metadata: Any, response_id: str) -> tuple[list[ir.WebSearchCall],
             if isinstance(k, int) and 0 <= k < len(sources):
                 citations.append(ir.Citation(
                     url=sources[k].url, title=sources[k].title, cited_text=segment.get("text"),
-                    start=segment.get("startIndex", 0), end=segment.get("endIndex")))
+                    start=_chars(text, segment.get("startIndex", 0)),
+                    end=_chars(text, segment.get("endIndex"))))
     return calls, citations
 
 
-def render(calls: list[ir.WebSearchCall], citations: list[ir.Citation]) -> dict[str, Any]:
-    """groundingMetadata for the searches and citations of an answer."""
+def render(calls: list[ir.WebSearchCall], citations: list[ir.Citation],
+           text: str = "") -> dict[str, Any]:
+    """groundingMetadata for the searches and citations of an answer whose text is
+    `text`."""
     sources: list[ir.Source] = []
     seen: dict[str, int] = {}
 
@@ -71,9 +87,9 @@ def render(calls: list[ir.WebSearchCall], citations: list[ir.Citation]) -> dict[
     for citation in citations:
         segment: dict[str, Any] = {"text": citation.cited_text or ""}
         if citation.start is not None:
-            segment["startIndex"] = citation.start
+            segment["startIndex"] = _bytes(text, citation.start)
         if citation.end is not None:
-            segment["endIndex"] = citation.end
+            segment["endIndex"] = _bytes(text, citation.end)
         supports.append({"segment": segment,
                          "groundingChunkIndices": [chunk(citation.url, citation.title)]})
     return {"webSearchQueries": [c.query for c in calls],

@@ -91,9 +91,10 @@ def parse_response(body: Any) -> ir.Response:
             blocks += parse_part(part, f"candidates[0].content.parts[{j}]",
                                  lambda call: output_call_id(response_id, next(ordinal), call),
                                  [])
-        calls, citations = grounding.parse(candidate.get("groundingMetadata"), response_id)
-        searches = len(calls)
         text = next((b for b in blocks if isinstance(b, ir.Text)), None)
+        calls, citations = grounding.parse(candidate.get("groundingMetadata"), response_id,
+                                           text.text if text else "")
+        searches = len(calls)
         if text is not None:
             text.citations = citations
         blocks = [*calls, *blocks]
@@ -123,7 +124,8 @@ def render_response(response: ir.Response) -> dict[str, Any]:
     searches = [b for b in response.content if isinstance(b, ir.WebSearchCall)]
     citations = [c for b in response.content if isinstance(b, ir.Text) for c in b.citations]
     if searches or citations:
-        candidate["groundingMetadata"] = grounding.render(searches, citations)
+        text = "".join(b.text for b in response.content if isinstance(b, ir.Text))
+        candidate["groundingMetadata"] = grounding.render(searches, citations, text)
     return {
         "candidates": [candidate],
         "usageMetadata": render_usage(response.usage),

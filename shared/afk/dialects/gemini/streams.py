@@ -43,6 +43,7 @@ class StreamDecoder:
         self._searches = 0  # queries of groundingMetadata already emitted
         self._citations = 0
         self._text: int | None = None  # the latest text block (citations attach to it)
+        self._answer = ""  # its text so far (grounding offsets count its bytes)
 
     def _block(self, kind: str) -> int:
         """The open block of this kind, or a new one."""
@@ -101,7 +102,7 @@ class StreamDecoder:
 
     def _feed_grounding(self, metadata: Any) -> list[ir.StreamEvent]:
         """Searches and citations not seen yet (a later chunk may repeat earlier ones)."""
-        calls, citations = grounding.parse(metadata, self._response_id)
+        calls, citations = grounding.parse(metadata, self._response_id, self._answer)
         out: list[ir.StreamEvent] = []
         for call in calls[self._searches:]:
             out.append(ir.WebSearchDone(index=self._new_block(), call=call))
@@ -134,8 +135,11 @@ class StreamDecoder:
             out.append(ir.ThinkingDelta(index=self._new_block(), signature=signature,
                                         provider=issuer))
         if text:
-            self._text = self._block("text")
-            out.append(ir.TextDelta(index=self._text, text=text))
+            index = self._block("text")
+            if index != self._text:
+                self._text, self._answer = index, ""
+            self._answer += text
+            out.append(ir.TextDelta(index=index, text=text))
         # Other parts (inline images, executable code) have no stream event in the
         # IR; their tokens are still metered through usageMetadata.
         return out
@@ -178,6 +182,7 @@ class StreamEncoder:
         # where Gemini sends it.
         self._searches: list[ir.WebSearchCall] = []
         self._citations: list[ir.Citation] = []
+        self._answer = ""  # the text sent (grounding offsets count its bytes)
 
     def _part(self, part: dict[str, Any]) -> dict[str, Any]:
         if self._signature and "thoughtSignature" not in part:
@@ -193,7 +198,7 @@ class StreamEncoder:
             candidate["finishReason"] = finish
             if self._searches or self._citations:
                 candidate["groundingMetadata"] = grounding.render(self._searches,
-                                                                  self._citations)
+                                                                  self._citations, self._answer)
         candidate["index"] = 0
         chunk: dict[str, Any] = {"candidates": [candidate]}
         if self._usage is not None:
@@ -224,6 +229,7 @@ class StreamEncoder:
                     return []
                 out = self._close_call() + self._send()
                 self._pending = [self._part({"text": text})]
+                self._answer += text
                 return out
             case ir.ThinkingDelta(signature=signature, provider=provider):
                 out = self._close_call()
