@@ -30,7 +30,7 @@ from afk.local.dynamodb import EmbeddedDynamoDB
 from afk.store import Dynamo, Store, create_table
 from afk.sweeper import sweep
 
-DURATION = float(os.environ.get("BENCH_MONEY_SECONDS", "15"))
+DURATION = float(os.environ.get("BENCH_MONEY_SECONDS", "30"))
 PROCESSES = 4
 
 

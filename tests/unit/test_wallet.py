@@ -345,3 +345,30 @@ def test_concurrent_environments_never_oversell(table):
     statement = store.leases.statement(account)
     assert statement.account.balance >= 0
     assert_books(store, account)
+
+
+def test_calls_reserved_while_a_top_up_is_in_flight_never_leave_a_hold_uncovered(table):
+    """The fast path takes no lock on the lease's growth: a call reserved while
+    another call's top-up transaction is in flight takes part of what it adds.
+    The grower asks again for the rest instead of reserving money it lacks."""
+    store, client = table
+    account = store.accounts.create("t", credits=8 * CENT).id
+    wallet = _wallet(store)
+    first = _reserve(wallet, _hold(account, CENT))  # a 2¢ lease: a quarter of the balance
+    assert store.leases.get(account, first.lease_id).granted == 2 * CENT
+
+    side: list[Lease | None] = []
+    transact = client.transact_write_items
+
+    def racing(**kwargs):
+        if not side:  # once: another call slips in on the fast path meanwhile
+            side.append(wallet.reserve_local(_hold(account, CENT)))
+        return transact(**kwargs)
+
+    client.transact_write_items = racing
+    big = _reserve(wallet, _hold(account, 3 * CENT))  # needs 2¢ more than the lease has
+    assert side[0] is not None and side[0].id == big.lease_id
+    lease = store.leases.get(account, big.lease_id)
+    assert lease.granted >= 1 * CENT + 1 * CENT + 3 * CENT  # all three holds covered
+    assert store.accounts.require(account).balance >= 0
+    assert_books(store, account)

@@ -50,6 +50,7 @@ RECONCILE_MARGIN_S = 120.0   # clock skew and settle time beyond the longest cal
 LEASE_SHARE = 4              # a grant takes at most 1/LEASE_SHARE of the unleased balance
 MIN_CALLS_PER_LEASE = 4      # ... and at least this many of the call's holds, if it can
 LAST_USED_EVERY_S = 60.0
+ACQUIRE_ATTEMPTS = 6         # transactions one reserve may make (refusals, races)
 LOW_WATER_CALLS = 2          # top up in the background when fewer calls' worth are left
 
 
@@ -234,7 +235,7 @@ class Wallet:
         if budget is not None:
             expires = min(expires, budget.ends_ms)
         reconcile = expires + self._max_call_ms + int(RECONCILE_MARGIN_S * 1000)
-        for _ in range(2 + (len(budget.periods) if budget else 0)):
+        for _ in range(ACQUIRE_ATTEMPTS + (len(budget.periods) if budget else 0)):
             try:
                 if spending is None:
                     result = self._leases.grant(account_id, target, floor=floor,
@@ -278,12 +279,16 @@ class Wallet:
                     spending = book.current = _Spending(result, started=self._time())
                 else:
                     spending.lease = result
-                if spending.available < reserve:  # cannot happen: we took `need`
-                    raise AssertionError("lease grant did not cover the hold")
-                if reserve:
-                    spending.reserved += reserve
-                    spending.in_flight += 1
-                return result
+                if spending.available >= reserve:
+                    if reserve:
+                        spending.reserved += reserve
+                        spending.in_flight += 1
+                    return result
+                # Calls reserved on the fast path (no lock on `growing`) while this
+                # transaction was in flight took part of it: ask for the rest.
+                need = reserve - spending.available
+            target = max(need, MIN_CALLS_PER_LEASE * per_call)
+            floor = target * LEASE_SHARE
         raise StoreUnavailable("The account store is changing too fast to reserve credits "
                                "for this request. Nothing was charged; retry it.")
 

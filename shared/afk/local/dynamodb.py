@@ -138,6 +138,7 @@ class EmbeddedDynamoDB:
 
 class _KeepAliveServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    request_queue_size = 1024  # listen backlog: hundreds of clients may connect at once
 
 
 def _handler_for(app: Callable[..., list[bytes]]) -> type[WSGIRequestHandler]:
