@@ -210,13 +210,19 @@ class Customer:
         assert account.balance + statement.held + charged - credited == 0
 
 
+def open_account(store: Store, url: str, gateway: Gateway | None = None,
+                 credits: str = "10") -> Customer:
+    """A new account with `credits` and one key, calling the gateway served at `url`."""
+    account = store.accounts.create(f"test-{secrets.token_hex(3)}",
+                                    credits=to_pico(parse_usd(credits)))
+    key, record = store.keys.create(account.id, "test")
+    return Customer(account.id, key, record.key_id, url, store, gateway)
+
+
 @pytest.fixture
 def make_customer(store: Store, gateway: Gateway, gateway_url: str):
     def make(credits: str = "10") -> Customer:
-        account = store.accounts.create(f"test-{secrets.token_hex(3)}",
-                                        credits=to_pico(parse_usd(credits)))
-        key, record = store.keys.create(account.id, "test")
-        return Customer(account.id, key, record.key_id, gateway_url, store, gateway)
+        return open_account(store, gateway_url, gateway, credits)
 
     return make
 

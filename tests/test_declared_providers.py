@@ -4,7 +4,6 @@ catalog, billed exactly at the catalog's price."""
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -13,11 +12,10 @@ import anthropic
 import openai
 import pytest
 
-from afk.billing.money import parse_usd, to_pico
 from afk.catalog import Catalog, CatalogError
 from afk.gateway import Gateway
 from afk.http.apps import create_app
-from tests.conftest import Customer
+from tests.conftest import Customer, open_account
 from tests.support.fake_openai import FakeOpenAI, Reply
 from tests.support.servers import serve
 
@@ -84,10 +82,7 @@ def fakes(upstreams):
 
 @pytest.fixture
 def buyer(store, declared_url) -> Customer:
-    account = store.accounts.create(f"test-{secrets.token_hex(3)}",
-                                    credits=to_pico(parse_usd("10")))
-    key, record = store.keys.create(account.id, "test")
-    return Customer(account.id, key, record.key_id, declared_url, store)
+    return open_account(store, declared_url)
 
 
 def cost(catalog_prices: tuple[str, str, str], prompt: int, cached: int, output: int) -> Decimal:

@@ -44,6 +44,9 @@ STREAMING_ROUTES = {("POST", "/v1/chat/completions"), ("POST", "/v1/responses"),
                     ("POST", "/v1/messages/count_tokens"), ("POST", "/v1/models/{proxy+}"),
                     ("POST", "/{version}/models/{proxy+}")}
 LWA_LAYER = "753240598075:layer:LambdaAdapterLayerArm64:"
+BEDROCK_POLICY = {"Ref": "BedrockInvoke"}
+GENERATION_FUNCTIONS = {"ChatCompletionsFunction", "ResponsesFunction", "MessagesFunction",
+                        "GeminiFunction"}
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +78,8 @@ def _environment(template: dict[str, Any], function: dict[str, Any]) -> dict[str
 def _statements(function: dict[str, Any]) -> list[dict[str, Any]]:
     statements = []
     for policy in function["Properties"].get("Policies", []):
+        if policy == BEDROCK_POLICY:
+            continue  # the one shared managed policy (test_bedrock_access_is_the_catalogs)
         assert isinstance(policy, dict) and "Statement" in policy, (
             f"only inline policy documents are allowed, got {policy!r}"
         )
@@ -373,13 +378,18 @@ def test_translated_roles_reach_only_the_table_and_the_secret(
                {"Ref": "ProviderKeys"}]
     managed = {"arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
                "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"}
+    bedrock = {name for name, res in translated["Resources"].items()
+               if res["Type"] == "AWS::IAM::Role"
+               and BEDROCK_POLICY in res["Properties"].get("ManagedPolicyArns", [])}
+    assert {name.removesuffix("Role") for name in bedrock} == GENERATION_FUNCTIONS
     roles = {name: res for name, res in translated["Resources"].items()
              if res["Type"] == "AWS::IAM::Role" and name.endswith("FunctionRole")}
     assert {name.removesuffix("Role") for name in roles} == set(
         _functions(cfn_yaml.load(str(TEMPLATE))))
     for name, role in roles.items():
         props = role["Properties"]
-        assert set(props.get("ManagedPolicyArns", [])) <= managed, name
+        assert [p for p in props.get("ManagedPolicyArns", [])
+                if p != BEDROCK_POLICY and p not in managed] == [], name
         for policy in props["Policies"]:
             for statement in policy["PolicyDocument"]["Statement"]:
                 resources = statement["Resource"]
@@ -389,6 +399,36 @@ def test_translated_roles_reach_only_the_table_and_the_secret(
                                                else [resources]):
                     assert _actions(statement) == ["secretsmanager:getsecretvalue"], name
                     assert name.removesuffix("Role") in PROVIDER_FUNCTIONS, name
+
+
+def _bedrock_arns(upstream: str) -> list[str]:
+    """What invoking `upstream` needs: a cross-Region inference profile (geo or global
+    prefix) in this Region and its model wherever it routes; else the model here."""
+    prefix, _, model = upstream.partition(".")
+    if prefix in ("us", "eu", "apac", "jp", "au", "ca", "global"):
+        return ["arn:${AWS::Partition}:bedrock:${AWS::Region}:${AWS::AccountId}:"
+                f"inference-profile/{upstream}",
+                f"arn:${{AWS::Partition}}:bedrock:*::foundation-model/{model}"]
+    return [f"arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{upstream}"]
+
+
+def test_bedrock_access_is_the_catalogs_models_and_only_for_generation(
+        template: dict[str, Any]) -> None:
+    from afk.catalog import Catalog
+
+    policy = template["Resources"]["BedrockInvoke"]
+    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert sorted(_actions(statement)) == ["bedrock:invokemodel",
+                                           "bedrock:invokemodelwithresponsestream"]
+    granted = [r["Fn::Sub"] for r in statement["Resource"]]
+    expected = [arn for m in Catalog.load() if m.provider == "bedrock"
+                for arn in _bedrock_arns(m.upstream)]
+    assert expected and granted == expected
+    for name, function in _functions(template).items():
+        attached = BEDROCK_POLICY in function["Properties"].get("Policies", [])
+        assert attached == (name in GENERATION_FUNCTIONS), name
 
 
 # ------------------------------------------------------------------ SAM CLI

@@ -52,6 +52,15 @@ class Image:
     type: Literal["image"] = "image"
 
 
+# Base64 openings of the image formats every provider takes.
+_MAGIC = {"iVBOR": "image/png", "/9j/": "image/jpeg", "R0lG": "image/gif", "UklG": "image/webp"}
+
+
+def sniff_media_type(data: str) -> str | None:
+    """The image type base64 `data` opens with, for an image sent without one."""
+    return next((media for prefix, media in _MAGIC.items() if data.startswith(prefix)), None)
+
+
 @dataclass(slots=True, kw_only=True)
 class ToolCall:
     id: str

@@ -20,7 +20,8 @@ priced), other binary files, and images of a model whose catalog entry has no
 image rule (or whose rule needs a size the image does not declare).
 
 The media shapes recognised here are the four upstream dialects' (OpenAI Chat
-and Responses, Anthropic, Gemini); they cannot be mistaken for one another.
+and Responses, Anthropic, Gemini) and Bedrock Converse's; they cannot be
+mistaken for one another.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def bound_input_tokens(body: dict[str, Any], model: Model) -> int:
     skeleton = walk.value(body, "")
     text = json.dumps(skeleton, ensure_ascii=False, separators=(",", ":"))
     tools = body.get("tools")
+    if tools is None and isinstance(body.get("toolConfig"), dict):  # Bedrock Converse
+        tools = body["toolConfig"].get("tools")
     overhead = REQUEST_OVERHEAD
     if isinstance(tools, list) and tools:
         overhead += TOOL_USE_OVERHEAD + PROVIDER_TOOL_OVERHEAD * sum(
@@ -86,6 +89,11 @@ class _Walk:
                            None, f"{where}.{key}")
                 return {**self._fields(part, where, skip=(key,)),
                         key: {k: ("" if k == "data" else v) for k, v in inline.items()}}
+        for key in ("image", "document"):  # Bedrock Converse: {"image": {"format", "source"}}
+            media = part.get(key)
+            if isinstance(media, dict) and isinstance(media.get("source"), dict) \
+                    and "bytes" in media["source"]:
+                return self._converse(part, key, where)
         for key in ("fileData", "file_data"):
             if isinstance(part.get(key), dict):
                 raise _refuse(f"{where}.{key}", "a file by URI cannot be priced before the "
@@ -133,6 +141,16 @@ class _Walk:
             case "file":
                 raise _refuse(f"{at}.file_id", _BY_ID)
         return self._fields(part, where)
+
+    def _converse(self, part: dict[str, Any], key: str, where: str) -> Any:
+        media = part[key]
+        fmt = str(media.get("format") or "").lower()
+        media_type = f"image/{fmt}" if key == "image" else (
+            "application/pdf" if fmt == "pdf" else "text/plain")
+        self._blob(media_type, media["source"]["bytes"], None, f"{where}.{key}.source.bytes")
+        return {**self._fields(part, where, skip=(key,)),
+                key: {**{k: v for k, v in media.items() if k != "source"},
+                      "source": {"bytes": ""}}}
 
     def _url(self, url: Any, detail: Any, where: str) -> None:
         if not isinstance(url, str) or not url:

@@ -17,6 +17,7 @@ import copy
 import json
 import logging
 import re
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -25,9 +26,15 @@ import httpx
 from afk import observability
 from afk.errors import CredentialsRefused, GatewayError, UpstreamError
 from afk.providers import Call, Completion, Frame, UpstreamStream
-from afk.providers.transport import client_for_loop, json_body, open_sse, upstream_errors
+from afk.providers.transport import (
+    Framing,
+    client_for_loop,
+    json_body,
+    open_sse,
+    upstream_errors,
+)
 from afk.settings import KEY_SETTINGS, Settings, Upstream
-from afk.sse import ServerSentEvent
+from afk.sse import ServerSentEvent, SSEDecoder
 
 log = logging.getLogger("afk.providers")
 
@@ -114,6 +121,7 @@ def _event_body(event: ServerSentEvent) -> Any:
 class HTTPProvider:
     name: str
     codec: ModuleType  # the dialect module the upstream speaks
+    framing: Callable[[], Framing] = SSEDecoder  # how the upstream frames a stream
 
     def __init__(self, settings: Settings, upstream: Upstream | None = None, *,
                  key_setting: str | None = None) -> None:
@@ -158,7 +166,7 @@ class HTTPProvider:
         log.warning("the %s upstream answered HTTP %s (%s; upstream request id %s)", self.name,
                     status, upstream_type(body) or "no error type",
                     response.headers.get("x-request-id") or response.headers.get("request-id")
-                    or "none")
+                    or response.headers.get("x-amzn-requestid") or "none")
         error = self.codec.error_from_body(body, status=status)
         if status in (401, 403) or isinstance(error, CredentialsRefused):
             # The provider refused OUR key: a gateway fault, not the caller's, and final.
@@ -176,11 +184,15 @@ class HTTPProvider:
             error.retry_after = float(retry_after)
         return error
 
+    def request(self, call: Call, *, stream: bool) -> httpx.Request:
+        """The upstream HTTP request for `call` (a signing provider signs it here)."""
+        return self.client().build_request("POST", self.url(call, stream=stream),
+                                           json=self.body(call, stream=stream),
+                                           headers=self.headers(call))
+
     async def complete(self, call: Call) -> Completion:
         async with upstream_errors(self.name):
-            response = await self.client().post(self.url(call, stream=False),
-                                                json=self.body(call, stream=False),
-                                                headers=self.headers(call))
+            response = await self.client().send(self.request(call, stream=False))
         if response.status_code >= 300:
             raise self.error(response)
         raw = json_body(response, self.name)
@@ -203,12 +215,9 @@ class HTTPProvider:
             relayed = codec.passthrough_event(decoder, event, include_usage=include_usage)
             return Frame(events=events, raw=relayed, relay=relayed is not None)
 
-        client = self.client()
-        request = client.build_request("POST", self.url(call, stream=True),
-                                       json=self.body(call, stream=True),
-                                       headers=self.headers(call))
-        stream = await open_sse(client, request, provider=self.name, on_error=self.error,
-                                decode=decode, finish=decoder.finish)
+        stream = await open_sse(self.client(), self.request(call, stream=True),
+                                provider=self.name, on_error=self.error, decode=decode,
+                                finish=decoder.finish, framing=self.framing)
         stream.decoder = decoder
         return stream
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from afk.dialects import gemini
-from afk.providers import Call, Completion, UpstreamStream
+from afk.providers import Call
 from afk.providers.base import HTTPProvider
-from afk.providers.images import ImageBudget, ImageFetcher
+from afk.providers.images import InlinesImages
 from afk.providers.transport import json_body, upstream_errors
 
 API_VERSION = "v1beta"
@@ -18,31 +18,15 @@ def takes_by_reference(url: str) -> bool:
     return url.startswith(("gs://", "https://generativelanguage.googleapis.com/"))
 
 
-class GeminiProvider(HTTPProvider):
+class GeminiProvider(InlinesImages, HTTPProvider):
+    """Images by URL travel inline (Gemini fetches none itself, except from Cloud
+    Storage and its own Files API)."""
+
     name = "gemini"
     codec = gemini
-    images = ImageFetcher()
 
-    async def _inline_images(self, call: Call) -> None:
-        if call.passthrough_body is None:
-            settings = self._settings
-            await self.images.inline(call.request, keep=takes_by_reference, budget=ImageBudget(
-                images=settings.image_fetch_max_images, bytes=settings.image_fetch_max_bytes,
-                seconds=settings.image_fetch_seconds))
-
-    async def prepare(self, call: Call) -> None:
-        """Images by URL travel inline (Gemini fetches none itself): fetched before the
-        hold, so the quote prices them from their real size; `complete` and
-        `open_stream` then find nothing left to fetch."""
-        await self._inline_images(call)
-
-    async def complete(self, call: Call) -> Completion:
-        await self._inline_images(call)
-        return await super().complete(call)
-
-    async def open_stream(self, call: Call) -> UpstreamStream:
-        await self._inline_images(call)
-        return await super().open_stream(call)
+    def keeps_url(self, url: str) -> bool:
+        return takes_by_reference(url)
 
     def url(self, call: Call, *, stream: bool) -> str:
         model = f"{self.base_url}/{API_VERSION}/models/{call.model.upstream}"

@@ -25,6 +25,7 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -176,3 +177,35 @@ def _refusal(url: str) -> Callable[[str], InvalidRequest]:
     return lambda why: InvalidRequest(
         f"The image {shown} cannot be sent to this model: {why}. Send it as base64 data.",
         param="messages", code="image_fetch_failed")
+
+
+class InlinesImages:
+    """A provider mixin for upstreams that take images only inline (or only from their
+    own storage): image URLs are fetched in `prepare`, before the hold, so the quote
+    prices them by their real size; `complete` and `open_stream` then find nothing
+    left to fetch (a buffered retry never fetches twice)."""
+
+    images = ImageFetcher()
+    _settings: Any
+
+    def keeps_url(self, url: str) -> bool:
+        """An image URL the upstream fetches itself (sent as is)."""
+        return False
+
+    async def _inline_images(self, call: Any) -> None:
+        if call.passthrough_body is None:
+            settings = self._settings
+            await self.images.inline(call.request, keep=self.keeps_url, budget=ImageBudget(
+                images=settings.image_fetch_max_images, bytes=settings.image_fetch_max_bytes,
+                seconds=settings.image_fetch_seconds))
+
+    async def prepare(self, call: Any) -> None:
+        await self._inline_images(call)
+
+    async def complete(self, call: Any) -> Any:
+        await self._inline_images(call)
+        return await super().complete(call)  # type: ignore[misc]
+
+    async def open_stream(self, call: Any) -> Any:
+        await self._inline_images(call)
+        return await super().open_stream(call)  # type: ignore[misc]

@@ -6,13 +6,13 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from afk.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from afk.providers import Frame, UpstreamStream
-from afk.sse import ServerSentEvent, SSEDecoder
+from afk.sse import SSEDecoder
 
 _clients: dict[int, httpx.AsyncClient] = {}
 
@@ -60,11 +60,24 @@ def json_body(response: httpx.Response, provider: str) -> Any:
         raise UpstreamError(f"The {provider} upstream answered with malformed JSON.") from None
 
 
+class Framing(Protocol):
+    """Bytes in, the upstream's events out (SSE, or AWS event-stream messages)."""
+
+    @property
+    def pending(self) -> bool: ...
+
+    def feed(self, chunk: bytes) -> list[Any]: ...
+
+    def close(self) -> list[Any]: ...
+
+
 async def open_sse(client: httpx.AsyncClient, request: httpx.Request, *, provider: str,
                    on_error: Callable[[httpx.Response], GatewayError],
-                   decode: Callable[[ServerSentEvent], Frame],
-                   finish: Callable[[], list[Any]]) -> UpstreamStream:
-    """Send `request`, check its status, and return its events as Frames.
+                   decode: Callable[[Any], Frame],
+                   finish: Callable[[], list[Any]],
+                   framing: Callable[[], Framing] = SSEDecoder) -> UpstreamStream:
+    """Send `request`, check its status, and return its events as Frames (framed by
+    `framing`: SSE unless the upstream says otherwise).
 
     A non-2xx answer raises before any byte reaches the caller, so the caller
     gets a real HTTP error status. `finish` is called at upstream EOF and must
@@ -80,7 +93,7 @@ async def open_sse(client: httpx.AsyncClient, request: httpx.Request, *, provide
             await response.aclose()
         raise on_error(response)
 
-    async def batches(events: list[ServerSentEvent]) -> AsyncIterator[list[Frame]]:
+    async def batches(events: list[Any]) -> AsyncIterator[list[Frame]]:
         """The frames of one network read, as one batch (so the caller gets one
         write per read, not per event). Frames decoded before an error event in
         the same read still go out before the error."""
@@ -96,7 +109,7 @@ async def open_sse(client: httpx.AsyncClient, request: httpx.Request, *, provide
             yield batch
 
     async def frames() -> AsyncIterator[list[Frame]]:
-        decoder = SSEDecoder()
+        decoder = framing()
         try:
             async with upstream_errors(provider):
                 async for chunk in response.aiter_bytes():

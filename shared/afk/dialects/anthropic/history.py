@@ -30,9 +30,6 @@ _VALID_ID = re.compile(r"[a-zA-Z0-9_-]+")
 _INVALID_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 # Base64 prefixes of the image formats Anthropic accepts, for images that
 # arrive without a media type.
-_MAGIC = {"iVBOR": "image/png", "/9j/": "image/jpeg", "R0lG": "image/gif", "UklG": "image/webp"}
-
-
 def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
@@ -282,17 +279,13 @@ def parse_messages(messages: list[Any], skipped: Skipped) -> list[ir.Message]:
 # ================================================================ render: IR -> wire
 def render_image(image: ir.Image) -> dict[str, Any]:
     """Images as image blocks; other media (PDFs) as document blocks."""
-    media_type = image.media_type or (_sniff(image.data) if image.data else None)
+    media_type = image.media_type or (ir.sniff_media_type(image.data) if image.data else None)
     kind = "image" if media_type is None or media_type.startswith("image/") else "document"
     if image.data is not None:
         source = {"type": "base64", "media_type": media_type or "image/png", "data": image.data}
     else:
         source = {"type": "url", "url": image.url or ""}
     return {"type": kind, "source": source}
-
-
-def _sniff(data: str) -> str | None:
-    return next((media for prefix, media in _MAGIC.items() if data.startswith(prefix)), None)
 
 
 def _render_result(result: ir.ToolResult) -> dict[str, Any]:
