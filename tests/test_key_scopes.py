@@ -208,7 +208,8 @@ def test_the_operator_rpm_is_a_429_naming_the_limit(customer: Customer):
 @pytest.mark.parametrize(("body", "param"), [
     ({"scope": "admin"}, "scope"), ({"spend_per_day": 5.0}, "spend_per_day"),
     ({"spend_per_month": "-1"}, "spend_per_month"), ({"models": "echo"}, "models"),
-    ({"models": [1]}, "models"), ({"expires_at": "tomorrow"}, "expires_at"),
+    ({"models": [1]}, "models"), ({"models": ["gpt-99"]}, "models"),
+    ({"expires_at": "tomorrow"}, "expires_at"),
 ])
 def test_bad_scopes_and_limits_are_400_naming_the_field(customer: Customer, body: dict,
                                                         param: str):

@@ -11,6 +11,7 @@ endpoint and table tried, and what to check.
 from __future__ import annotations
 
 import argparse
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -119,10 +120,10 @@ def _account_json(store: Any, account_id: str) -> dict[str, Any]:
             "created": account.created}
 
 
-def _key_json(record: Any) -> dict[str, Any]:
+def _key_json(record: Any, spend: tuple[int, int] | None = None) -> dict[str, Any]:
     from afk.http.account import render_key
 
-    rendered = render_key(record)
+    rendered = render_key(record, spend)
     rendered.pop("object")
     return {"id": rendered.pop("id"), "account": record.account_id, **rendered}
 
@@ -155,7 +156,10 @@ def run(args: argparse.Namespace, store: Any) -> Any:
         case ("accounts", "show"):
             return _account_json(store, args.account)
         case ("keys", "create"):
-            operator = key_limits.changed(Limits(), _limit_flags(args))
+            changes = _limit_flags(args)
+            for model in changes.get("models") or ():
+                _catalog_model(model)
+            operator = key_limits.changed(Limits(), changes)
             key, record = store.keys.create(args.account, args.name, scope=args.scope,
                                             operator=operator)
             return {**_key_json(record), "key": key}
@@ -164,15 +168,17 @@ def run(args: argparse.Namespace, store: Any) -> Any:
             if not changes:
                 raise AdminError("name a limit to set: --rpm, --spend-per-day, "
                                  "--spend-per-month, --models or --expires-at (none lifts it)")
+            for model in changes.get("models") or ():
+                _catalog_model(model)
             record, _ = store.keys.get(args.key_id)
-            if changes.get("models"):
-                for model in changes["models"]:
-                    _catalog_model(model)
             return _key_json(store.keys.set_limits(
                 args.key_id, key_limits.changed(record.operator, changes), owner="operator"))
         case ("keys", "list"):
             store.accounts.require(args.account)
-            return [_key_json(k) for k in store.keys.list(args.account)]
+            _, _, day_ms, month_ms = key_limits.periods(int(time.time() * 1000))
+            spend = store.ledger.spend_by_key(args.account, day_ms=day_ms, month_ms=month_ms)
+            return [_key_json(k, spend.get(k.key_id, (0, 0)))
+                    for k in store.keys.list(args.account)]
         case ("keys", "revoke"):
             return _key_json(store.keys.revoke(args.key_id))
         case ("credits", "add"):

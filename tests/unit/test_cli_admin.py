@@ -323,6 +323,8 @@ def test_key_list_text_has_no_python_reprs(store: Store, account: str,
     assert code == 0
     assert "{" not in out and "None" not in out and "'" not in out
     assert "rpm=5" in out and "models=echo" in out
+    listed = run_json(capsys, "keys", "list", "--account", account)
+    assert all(k["spend"] == {"today": "0.00", "this_month": "0.00"} for k in listed)
 
 
 def _subcommands(parser: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:

@@ -68,11 +68,16 @@ def render_key(key: KeyRecord, spend: tuple[int, int] | None = None) -> dict[str
     return rendered
 
 
-def _limit_changes(body: dict[str, Any]) -> dict[str, Any]:
+def _limit_changes(body: dict[str, Any], gateway: Gateway) -> dict[str, Any]:
     try:
-        return key_limits.parse_changes(body)
+        changes = key_limits.parse_changes(body)
     except LimitError as exc:
         raise InvalidRequest(str(exc), param=exc.param) from None
+    unknown = sorted(m for m in changes.get("models") or () if gateway.catalog.get(m) is None)
+    if unknown:
+        raise InvalidRequest(f"'models' names models this gateway does not have: "
+                             f"{', '.join(unknown)}.", param="models")
+    return changes
 
 
 def _own_limits(own: Limits, operator: Limits) -> Limits:
@@ -213,7 +218,7 @@ async def create_key(request: Request) -> CompactJSONResponse:
         raise InvalidRequest(str(exc), param=exc.param) from None
     store = _gateway(request).store
     creator, _ = await anyio.to_thread.run_sync(store.keys.get, principal.key_id)
-    own = _own_limits(key_limits.changed(Limits(), _limit_changes(body)), creator.operator)
+    own = _own_limits(key_limits.changed(Limits(), _limit_changes(body, _gateway(request))), creator.operator)
     key, record = await anyio.to_thread.run_sync(lambda: store.keys.create(
         principal.account_id, name, scope=scope, own=own, operator=creator.operator))
     return CompactJSONResponse({**render_key(record), "key": key}, status_code=201)
@@ -226,7 +231,7 @@ async def update_key(key_id: str, request: Request) -> CompactJSONResponse:
     gateway = _gateway(request)
     principal = await _manager(request)
     body = await json_body(request)
-    changes = _limit_changes(body) if isinstance(body, dict) else {}
+    changes = _limit_changes(body, gateway) if isinstance(body, dict) else {}
     if not changes:
         raise InvalidRequest('Send the limits to change, e.g. {"rpm": 600, "spend_per_day": '
                              '"5.00"}; null lifts one of yours.', param="rpm")
