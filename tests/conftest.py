@@ -16,6 +16,7 @@ from google import genai
 from google.genai import types as genai_types
 
 from afk import observability
+from afk.aggregator import StreamPoller, local_poller
 from afk.billing.money import from_pico, parse_usd, to_pico
 from afk.gateway import Gateway
 from afk.http.apps import create_app
@@ -99,6 +100,15 @@ def settings(dynamodb_endpoint: str, fake_openai_server: tuple[FakeOpenAI, str],
                               "anthropic": Upstream(fake_anthropic_server[1], UPSTREAM_KEY),
                               "gemini": Upstream(fake_gemini_server[1], UPSTREAM_KEY)},
                    read_timeout=10.0, connect_timeout=2.0)
+
+
+@pytest.fixture(scope="session")
+def aggregator(store: Store, dynamodb_endpoint: str) -> Iterator[StreamPoller]:
+    """The usage aggregator on the test table's stream, as `afk dev` runs it; a test
+    that reads rollups calls `drain()` first to read them current."""
+    poller = local_poller(store, dynamodb_endpoint, "us-east-1").start()
+    yield poller
+    poller.stop()
 
 
 @pytest.fixture(scope="session")

@@ -141,7 +141,8 @@ def test_dashboard_response_sends_security_headers(gateway_url: str):
 
 
 def test_sign_in_then_a_completion_shows_in_overview_and_usage(open_dashboard, make_customer,
-                                                               fake_openai: FakeOpenAI):
+                                                               fake_openai: FakeOpenAI,
+                                                               aggregator):
     customer = make_customer("10")
     dashboard = open_dashboard()
     page = dashboard.page
@@ -157,6 +158,7 @@ def test_sign_in_then_a_completion_shows_in_overview_and_usage(open_dashboard, m
     balance = account_api(customer)["balance"]
     assert balance == "9.99964"  # 1,200 × $0.15/M + 300 × $0.60/M
 
+    aggregator.drain()  # the overview's totals come from the usage rollups
     page.locator("#refresh").click()
     expect(page.locator("#balance")).to_have_text(shown_usd(balance))
     [entry] = [e for e in account_api(customer, "/v1/account/usage")["data"]
@@ -173,6 +175,10 @@ def test_sign_in_then_a_completion_shows_in_overview_and_usage(open_dashboard, m
     expect(row).to_contain_text("1,200")
     expect(row).to_contain_text("$0.00036")
     expect(page.locator("#export-csv")).to_be_enabled()
+    with page.expect_download() as download:  # the gateway's export, every entry
+        page.locator("#export-csv").click()
+    exported = Path(download.value.path()).read_text()
+    assert request_id in exported and "opening credit" in exported
 
 
 @pytest.mark.parametrize("home", ["/", ""], ids=["prod-slash", "prod"])

@@ -94,6 +94,20 @@ def _markup(value: str) -> Any:
         raise AdminError(str(exc)) from None
 
 
+def _days(since: str | None, until: str | None) -> list[str]:
+    """The UTC days from `since` to `until` inclusive (default: the last 30)."""
+    from datetime import UTC, date, datetime, timedelta
+
+    try:
+        last = date.fromisoformat(until) if until else datetime.now(UTC).date()
+        first = date.fromisoformat(since) if since else last - timedelta(days=29)
+    except ValueError as exc:
+        raise AdminError(f"--since/--until must be dates such as 2026-11-28 ({exc})") from None
+    if first > last:
+        raise AdminError("--since must not be after --until")
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
 def _catalog_model(model: str) -> str:
     from afk.catalog import Catalog
 
@@ -201,9 +215,14 @@ def run(args: argparse.Namespace, store: Any) -> Any:
         case ("caps", "clear"):
             store.accounts.clear_cap(args.account, _catalog_model(args.model))
             return _account_json(store, args.account)
+        case ("report", _):
+            from afk.billing.report import report
+
+            return report((r for day in _days(args.since, args.until)
+                           for r in store.rollups.for_day(day)), args.by)
         case ("usage", _):
             store.accounts.require(args.account)
-            from afk.http.account import render_entry
+            from afk.http.usage import render_entry
 
             return [render_entry(e) for e in store.ledger.entries(args.account,
                                                                   limit=args.limit)]

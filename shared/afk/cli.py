@@ -114,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--account", required=True)
     a.add_argument("--model", default="*")
 
+    report = groups.add_parser("report", help="revenue, provider cost and margin (exact), "
+                                              "from the usage rollups")
+    report.set_defaults(action="report")
+    report.add_argument("--by", choices=["day", "model", "account"], default="day")
+    report.add_argument("--since", default=None, help="first UTC day (default: 29 days ago)")
+    report.add_argument("--until", default=None, help="last UTC day (default: today)")
+    report.add_argument("--json", action="store_true", help="print JSON")
+
     usage = groups.add_parser("usage", help="an account's ledger entries, newest first",
                               description="an account's ledger entries, newest first")
     usage.set_defaults(action="list")

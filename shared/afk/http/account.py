@@ -1,10 +1,9 @@
-"""`/v1/account/...`: balance, usage, caps and keys. What the dashboard reads and
+"""`/v1/account/...`: balance, caps and keys (usage: http/usage.py). What the dashboard reads and
 writes, and what anyone can script."""
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
@@ -18,12 +17,9 @@ from afk.gateway import Gateway
 from afk.http.common import CompactJSONResponse, authenticate, json_body
 from afk.http.routing import Router
 from afk.limits import LimitError, Limits
-from afk.store import KeyRecord, LedgerEntry, Statement
+from afk.store import KeyRecord, Statement
 
 router = Router()
-
-MAX_USAGE_LIMIT = 1000
-
 
 def render_account(statement: Statement) -> dict[str, Any]:
     """`balance` is the credit not yet charged; `held` the part of it reserved for
@@ -37,21 +33,6 @@ def render_account(statement: Statement) -> dict[str, Any]:
         "open_leases": len(statement.leases),
         "caps": {model: format_usd(cap) for model, cap in sorted(account.caps.items())},
         "created": account.created,
-    }
-
-
-def render_entry(entry: LedgerEntry) -> dict[str, Any]:
-    return {
-        "object": "ledger.entry", "id": entry.id, "type": entry.type,
-        "request_id": entry.request_id, "created": entry.created, "model": entry.model,
-        "endpoint": entry.endpoint, "key_id": entry.key_id,
-        "input_tokens": entry.input_tokens, "cached_input_tokens": entry.cached_input_tokens,
-        "output_tokens": entry.output_tokens, "reasoning_tokens": entry.reasoning_tokens,
-        "cost": format_usd(entry.amount) if entry.type == "charge" else "0.00",
-        "credit": format_usd(entry.amount) if entry.type == "credit" else "0.00",
-        "status": entry.status, "estimated": entry.estimated,
-        "web_searches": entry.web_searches,
-        "web_search_cost": format_usd(entry.web_search_cost),
     }
 
 
@@ -110,38 +91,6 @@ async def get_account(request: Request) -> CompactJSONResponse:
     statement = await anyio.to_thread.run_sync(_gateway(request).store.leases.statement,
                                                principal.account_id)
     return CompactJSONResponse(render_account(statement))
-
-
-def _date_ms(value: str | None, name: str, *, end: bool = False) -> int | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequest(f"'{name}' must be an ISO date such as 2026-11-28.",
-                             param=name) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    ms = int(moment.timestamp() * 1000)
-    return ms + 86_400_000 - 1 if end and len(value) == 10 else ms
-
-
-@router.get("/v1/account/usage")
-async def get_usage(request: Request) -> CompactJSONResponse:
-    """An inference key reads its own calls only; a manage key the account's."""
-    principal = await authenticate(request)
-    own_only = principal.key_id if principal.scope != "manage" else None
-    params = request.query_params
-    raw_limit = params.get("limit", "50")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_USAGE_LIMIT:
-        raise InvalidRequest(f"'limit' must be an integer from 1 to {MAX_USAGE_LIMIT}.",
-                             param="limit")
-    entries = await anyio.to_thread.run_sync(lambda: _gateway(request).store.ledger.entries(
-        principal.account_id, limit=int(raw_limit), model=params.get("model") or None,
-        kind=params.get("type") or None, key_id=own_only or params.get("key_id") or None,
-        since_ms=_date_ms(params.get("since"), "since"),
-        until_ms=_date_ms(params.get("until"), "until", end=True)))
-    return CompactJSONResponse({"object": "list", "data": [render_entry(e) for e in entries]})
 
 
 def parse_cap(body: Any) -> int:

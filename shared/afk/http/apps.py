@@ -29,8 +29,10 @@ from afk.http.common import RequestIdMiddleware, error_response
 
 log = logging.getLogger("afk.http")
 
-# One per Lambda function; each names the module in afk.http holding its routes.
+# One per Lambda function; each names the module in afk.http holding its routes
+# (and any more modules whose routes the same function serves).
 APPS = ("models", "chat", "responses", "messages", "gemini", "account", "dashboard")
+MODULES = {"account": ("account", "usage")}
 
 
 def create_app(name: str, gateway: Gateway | None = None) -> Starlette:
@@ -39,8 +41,8 @@ def create_app(name: str, gateway: Gateway | None = None) -> Starlette:
         raise ValueError(f"unknown app {name!r}; expected one of {APPS} or 'local'")
     names = APPS if name == "local" else (name,)
     # Imported on demand: a function pays only for the routes it serves.
-    routes = [route for app_name in names
-              for route in importlib.import_module(f"afk.http.{app_name}").router.routes]
+    routes = [route for app_name in names for module in MODULES.get(app_name, (app_name,))
+              for route in importlib.import_module(f"afk.http.{module}").router.routes]
     app = Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)],
                     exception_handlers=_error_handlers(), lifespan=_lifespan)
     app.state.gateway = gateway or default_gateway()

@@ -54,7 +54,7 @@ def run_dev(args: argparse.Namespace) -> int:
     if sock is None:
         return 1
     settings = Settings.from_env()
-    embedded = saver = published = None
+    embedded = saver = published = aggregator = None
     data_dir = Path(args.data_dir).resolve() if args.data_dir else None
     try:
         if settings.dynamodb_endpoint is None:
@@ -82,6 +82,10 @@ def run_dev(args: argparse.Namespace) -> int:
             pid=os.getpid()))
         print(f"afk admin works on this store from here ({published.relative_to(Path.cwd())})",
               flush=True)
+        from afk.aggregator import local_poller
+
+        # The usage aggregator on the table's stream, as the AggregatorFunction on AWS.
+        aggregator = local_poller(store, settings.dynamodb_endpoint, settings.region).start()
         gateway = Gateway(settings, store=store)
         if not args.no_seed and not kept:
             account = store.accounts.create("Demo",
@@ -99,6 +103,8 @@ def run_dev(args: argparse.Namespace) -> int:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
+        if aggregator is not None:
+            aggregator.stop()
         if published is not None:
             devfile.withdraw(published)
         if saver is not None:

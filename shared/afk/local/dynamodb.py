@@ -43,8 +43,9 @@ def _serialized(app: Callable[..., Iterable[bytes]]) -> Callable[..., list[bytes
     return serve_one
 
 
-_touched: ContextVar[dict[str, list[dict[str, Any]]] | None] = ContextVar("touched",
-                                                                          default=None)
+# The running transaction's keys per table, and the tables backed up for it so far.
+_touched: ContextVar[tuple[dict[str, list[dict[str, Any]]], dict[str, Any]] | None] = \
+    ContextVar("touched", default=None)
 _patched = False
 
 
@@ -67,14 +68,27 @@ def _cheap_rollback_backups() -> None:
         for item in transact_items:
             _, op = next(iter(item.items()))
             touched.setdefault(op.get("TableName"), []).append(op.get("Key") or op.get("Item"))
-        token = _touched.set(touched)
+        # moto appends a stream record per write as it goes and does not take them
+        # back when it rolls a cancelled transaction back; DynamoDB streams only
+        # committed writes. Remember each stream's length to cut it back.
+        streams = [(table.stream_shard, len(table.stream_shard.items))
+                   for name, table in self.tables.items()
+                   if name in touched and getattr(table, "stream_shard", None) is not None]
+        token = _touched.set((touched, {}))
         try:
             return transact(self, transact_items)
+        except Exception:
+            for shard, length in streams:
+                del shard.items[length:]
+            raise
         finally:
             _touched.reset(token)
 
     def deepcopy_table(self: Any, memo: dict[int, Any]) -> Any:
-        keys = (_touched.get() or {}).get(self.name)
+        context = _touched.get()
+        keys = context[0].get(self.name) if context else None
+        if keys is not None and self.name in context[1]:
+            return context[1][self.name]  # moto backs the table up once per item
         copied = self.__class__.__new__(self.__class__)
         memo[id(self)] = copied
         if keys is None or not self.range_key_attr:
@@ -82,15 +96,22 @@ def _cheap_rollback_backups() -> None:
                 setattr(copied, name, copy.deepcopy(value, memo))
             return copied
         copied.__dict__.update(self.__dict__)
-        copied.items = defaultdict(dict, {h: dict(r) for h, r in self.items.items()})
+        # Untouched partitions are shared (nothing writes them); touched ones copied.
+        copied.items = defaultdict(dict, self.items)
         for key in keys:
             if not key or self.hash_key_attr not in key or self.range_key_attr not in key:
                 continue
             hash_key = DynamoType(key[self.hash_key_attr])
             range_key = DynamoType(key[self.range_key_attr])
-            item = self.items.get(hash_key, {}).get(range_key)
+            partition = self.items.get(hash_key)
+            if partition is None:
+                continue
+            if copied.items.get(hash_key) is partition:
+                copied.items[hash_key] = dict(partition)
+            item = partition.get(range_key)
             if item is not None:
                 copied.items[hash_key][range_key] = copy.deepcopy(item, memo)
+        context[1][self.name] = copied
         return copied
 
     DynamoDBBackend.transact_write_items = transact_write_items

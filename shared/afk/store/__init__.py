@@ -20,6 +20,8 @@ One table, single-table design. Item layout (PK / SK):
   KEY#<sha256 hex> / KEY                the auth lookup: account_id, key_id, status
   ACCOUNT#<id> / RESPONSE#<id>[#n]      a stored Responses-API turn (see responses.py)
   RATE#<key_id> / <minute>              a key's request count in one minute (rate limits)
+  CREDIT#<idempotency key> / CREDIT     which account and amount a keyed credit was for
+  ROLLUP#… / …, ROLLED#<entry> / ROLLED usage rollups kept by the aggregator (rollups.py)
 
 Money attributes are integers of pico-USD (see afk.billing.money).
 """
@@ -30,6 +32,7 @@ from afk.store.keys import KeyRecord, Keys
 from afk.store.leases import Lease, Leases, Statement
 from afk.store.ledger import Hold, Ledger, LedgerEntry, Settlement
 from afk.store.responses import Responses, StoredResponse
+from afk.store.rollups import Rollups
 
 
 class Store:
@@ -42,7 +45,8 @@ class Store:
         self.ledger = Ledger(dynamo)
         self.leases = Leases(dynamo)
         self.responses = Responses(dynamo)
+        self.rollups = Rollups(dynamo)
 
 
 __all__ = ["Account", "Accounts", "Dynamo", "Hold", "KeyRecord", "Keys", "Lease", "Leases",
-           "Ledger", "LedgerEntry", "Responses", "Statement", "Settlement", "Store", "StoredResponse", "create_table"]
+           "Ledger", "LedgerEntry", "Responses", "Rollups", "Statement", "Settlement", "Store", "StoredResponse", "create_table"]

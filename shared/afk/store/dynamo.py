@@ -126,6 +126,8 @@ def create_table(client: Any, name: str) -> bool:
                           {"AttributeName": "GSI1SK", "KeyType": "RANGE"}],
             "Projection": {"ProjectionType": "ALL"},
         }],
+        # New items feed the usage aggregator (afk/aggregator.py), as on AWS.
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
     )
     client.get_waiter("table_exists").wait(TableName=name,
                                            WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})

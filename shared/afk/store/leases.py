@@ -67,6 +67,15 @@ def usage_partition(account_id: str, shard: int) -> str:
     return f"USAGE#{account_id}#{shard}"
 
 
+def charge_record(lease: Lease, item: dict[str, Any]) -> dict[str, Any]:
+    """A call's ledger entry (ledger.charge_item) as stored under its lease, listed
+    per account through gsi1's usage shards."""
+    request_id = get_s(item, "request_id") or ""
+    return {**charge_key(lease.id, request_id), **item, "lease_id": s(lease.id),
+            "GSI1PK": s(usage_partition(lease.account_id, _shard(lease.id, USAGE_SHARDS))),
+            "GSI1SK": s(f"{get_n(item, 'created_ms'):013d}#{request_id}")}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Lease:
     id: str
@@ -260,11 +269,7 @@ class Leases:
         a replay) of the same request id writes nothing."""
         from botocore.exceptions import ClientError
 
-        request_id = get_s(item, "request_id") or ""
-        full = {**charge_key(lease.id, request_id), **item, "lease_id": s(lease.id),
-                "GSI1PK": s(usage_partition(lease.account_id,
-                                            _shard(lease.id, USAGE_SHARDS))),
-                "GSI1SK": s(f"{get_n(item, 'created_ms'):013d}#{request_id}")}
+        full = charge_record(lease, item)
         try:
             self._db.retrying(lambda: self._db.client.put_item(
                 TableName=self._db.table, Item=full,

@@ -10,6 +10,7 @@ the charges of v1 (before leases), live in the account's own partition:
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,12 +148,29 @@ class Ledger:
 
     def entries(self, account_id: str, *, limit: int = 50, model: str | None = None,
                 since_ms: int | None = None, until_ms: int | None = None,
-                kind: str | None = None, key_id: str | None = None) -> list[LedgerEntry]:
-        """Newest first. Filters are applied while paging, so `limit` counts matches."""
+                kind: str | None = None, key_id: str | None = None,
+                before: tuple[int, str] | None = None) -> list[LedgerEntry]:
+        """Newest first, at most `limit`. Filters are applied while paging, so `limit`
+        counts matches. `before` (a cursor: the last entry's `(created_ms, id)`)
+        starts strictly after that entry."""
+        found = self.iterate(account_id, model=model, since_ms=since_ms, until_ms=until_ms,
+                             kind=kind, key_id=key_id, before=before,
+                             page_size=min(limit, 1000))
+        return [entry for entry, _ in zip(found, range(limit), strict=False)]
+
+    def iterate(self, account_id: str, *, model: str | None = None,
+                since_ms: int | None = None, until_ms: int | None = None,
+                kind: str | None = None, key_id: str | None = None,
+                before: tuple[int, str] | None = None,
+                page_size: int = 1000) -> Iterator[LedgerEntry]:
+        """Every matching entry, newest first, read page by page as it is consumed
+        (an export of any size holds one page per source in memory)."""
         from afk.store.leases import USAGE_SHARDS, usage_partition
 
         low_ms = since_ms or 0
         high_ms = until_ms if until_ms is not None else 10**13 - 1
+        if before is not None:
+            high_ms = min(high_ms, before[0])
         values: dict[str, Any] = {}
         names: dict[str, str] = {}
         filters = []
@@ -166,7 +184,7 @@ class Ledger:
             filters.append("#t = :t")
             values[":t"] = s(kind)
             names["#t"] = "type"
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"Limit": page_size}
         if filters:
             extra["FilterExpression"] = " AND ".join(filters)
         if names:
@@ -183,19 +201,22 @@ class Ledger:
                              ":lo": s(f"{low_ms:013d}#"), ":hi": s(f"{high_ms:013d}#\uffff"),
                              **values}}
                         for shard in range(USAGE_SHARDS)]
-        newest = [self._newest({**source, **extra}, limit) for source in sources]
-        merged = heapq.merge(*newest, key=lambda e: (e.created_ms, e.id), reverse=True)
-        return [entry for entry, _ in zip(merged, range(limit), strict=False)]
+        merged = heapq.merge(*(self._newest({**source, **extra}) for source in sources),
+                             key=lambda e: (e.created_ms, e.id), reverse=True)
+        for entry in merged:
+            if before is None or (entry.created_ms, entry.id) < before:
+                yield entry
 
-    def _newest(self, query: dict[str, Any], limit: int) -> list[LedgerEntry]:
-        out: list[LedgerEntry] = []
+    def _newest(self, query: dict[str, Any]) -> Iterator[LedgerEntry]:
         with self._db.errors():
-            for page in self._db.client.get_paginator("query").paginate(
-                    TableName=self._db.table, ScanIndexForward=False, **query):
-                out += (LedgerEntry.from_item(i) for i in page["Items"])
-                if len(out) >= limit:
-                    break
-        return out[:limit]
+            pages = iter(self._db.client.get_paginator("query").paginate(
+                TableName=self._db.table, ScanIndexForward=False, **query))
+        while True:
+            with self._db.errors():
+                page = next(pages, None)
+            if page is None:
+                return
+            yield from (LedgerEntry.from_item(i) for i in page["Items"])
 
     def spend_by_key(self, account_id: str, *, day_ms: int, month_ms: int
                      ) -> dict[str, tuple[int, int]]:
@@ -224,4 +245,4 @@ class Ledger:
 
     def all_entries(self, account_id: str) -> list[LedgerEntry]:
         """Every entry, credits with idempotency ids included (audits and tests)."""
-        return self.entries(account_id, limit=10**9)
+        return list(self.iterate(account_id))
