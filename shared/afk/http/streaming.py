@@ -97,7 +97,7 @@ JSON_ARRAY = Framing("application/json", b"\n", json_array_bytes,
 JSON = Framing("application/json", b"\n", None,
                lambda codec, error: compact_json(codec.render_error(error)))
 
-Generate = Callable[..., Awaitable[Outcome]]  # pipeline.generate, but for `admitted=`
+Generate = Callable[..., Awaitable[Outcome]]  # pipeline.generate, all bound but `admitted`
 
 
 def answer(request: Request, codec: ModuleType, generate: Generate, *,
