@@ -64,9 +64,9 @@ class Dev:
         return next(line.split("=", 1)[1] for line in self.lines
                     if line.startswith("AFK_API_KEY="))
 
-    def stop(self) -> str:
+    def stop(self, how: signal.Signals = signal.SIGINT) -> str:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(how)
         out, _ = self.process.communicate(timeout=30)
         return out
 
@@ -97,9 +97,10 @@ def test_admin_works_on_a_running_dev_with_no_environment(dev: Dev, tmp_path: Pa
     assert usage.returncode == 0 and "charge" in usage.stdout and "{" not in usage.stdout
 
 
-def test_a_stopped_dev_is_said_in_operator_words(tmp_path: Path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_dev_is_said_in_operator_words(tmp_path: Path, stop: signal.Signals):
     dev = Dev(tmp_path)
-    dev.stop()
+    dev.stop(stop)
     assert not (tmp_path / ".afk" / "dev.json").exists()
     failed = afk(tmp_path, "admin", "accounts", "list")
     assert failed.returncode == 1 and failed.stdout == ""
@@ -124,13 +125,24 @@ def test_a_busy_port_fails_before_any_account_or_key(dev: Dev, tmp_path: Path):
                      headers={"authorization": f"Bearer {dev.key}"}).status_code == 200
 
 
+def test_an_unreachable_store_is_named_before_anything_is_served(tmp_path: Path):
+    port = _port()
+    env = {**_env(), "AFK_DYNAMODB_ENDPOINT": f"http://127.0.0.1:{_port()}"}
+    failed = subprocess.run(
+        [sys.executable, "-m", "afk.cli", "dev", "--port", str(port)], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1
+    assert env["AFK_DYNAMODB_ENDPOINT"] in failed.stderr and "table 'afk'" in failed.stderr
+    assert "Traceback" not in failed.stderr and "AFK_API_KEY" not in failed.stdout
+
+
 def test_data_dir_keeps_the_store_across_restarts(tmp_path: Path):
     data = tmp_path / "data"
     first = Dev(tmp_path, "--data-dir", str(data))
     key = first.key
     made = afk(tmp_path, "admin", "accounts", "create", "--name", "kept", "--json")
     assert made.returncode == 0, made.stderr
-    first.stop()
+    first.stop(signal.SIGTERM)  # as a service manager stops it: saved all the same
     second = Dev(tmp_path, "--data-dir", str(data))
     try:
         assert not any(line.startswith("AFK_API_KEY=") for line in second.lines)

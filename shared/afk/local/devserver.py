@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import errno
 import os
+import signal
 import socket
 import sys
 from dataclasses import replace
@@ -69,8 +70,14 @@ def run_dev(args: argparse.Namespace) -> int:
             return 2
         store = Store(Dynamo(settings.table, endpoint_url=settings.dynamodb_endpoint,
                              region=settings.region))
-        if create_table(store.dynamo.client, settings.table):
-            print(f"created table {settings.table}", flush=True)
+        try:
+            if create_table(store.dynamo.client, settings.table):
+                print(f"created table {settings.table}", flush=True)
+        except Exception as exc:  # noqa: BLE001 - said in an operator's words, then stop
+            print(f"afk: error: cannot use DynamoDB at {settings.dynamodb_endpoint} (table "
+                  f"{settings.table!r}): {exc}. Check AFK_DYNAMODB_ENDPOINT, or unset it to "
+                  "use the embedded store.", file=sys.stderr, flush=True)
+            return 1
         kept = 0
         if data_dir is not None:
             kept = snapshot.load(store.dynamo.client, settings.table, data_dir)
@@ -100,6 +107,9 @@ def run_dev(args: argparse.Namespace) -> int:
         config = uvicorn.Config(create_app("local", gateway), log_level=args.log_level,
                                 access_log=args.log_level == "debug")
         _dev_logging(args.log_level)  # after uvicorn configured (and replaced) its handlers
+        # uvicorn re-raises the SIGTERM it stopped on once it is done: make that an exit
+        # that runs the cleanup below (the dev file, the store's last save), not a kill.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
@@ -113,6 +123,10 @@ def run_dev(args: argparse.Namespace) -> int:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _dev_logging(level: str) -> None:
