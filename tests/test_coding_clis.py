@@ -93,12 +93,13 @@ def fakes(fake_openai, fake_anthropic, fake_gemini) -> dict:
     return {"openai": fake_openai, "anthropic": fake_anthropic, "gemini": fake_gemini}
 
 
-def claude_code(customer: Customer, model: str, tmp_path: Path) -> str:
+def claude_code(customer: Customer, model: str, tmp_path: Path,
+                *flags: str) -> str:
     env = {**base_env(tmp_path), "ANTHROPIC_BASE_URL": customer.url,
            "ANTHROPIC_API_KEY": customer.key, "ANTHROPIC_MODEL": model,
            "ANTHROPIC_DEFAULT_HAIKU_MODEL": model, "ANTHROPIC_SMALL_FAST_MODEL": model,
            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}
-    return run([str(CLAUDE), "-p", "Say hello"], env, tmp_path)
+    return run([str(CLAUDE), *flags, "-p", "Say hello"], env, tmp_path)
 
 
 def gemini_cli(customer: Customer, model: str, tmp_path: Path) -> str:
@@ -219,3 +220,30 @@ def test_keepalives_are_ignored(clis, cli, model: str, patient_customer: Custome
     assert any(e.chunks and e.chunks[0] in keepalives for e in keepalive_server[0].posts())
     assert_billed(patient_customer, model, len(fakes[CATALOG.get(model).provider].requests),
                   usage)
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "gemini-2.5-flash"])
+def test_claude_code_web_search_works_on_other_providers(clis, model: str,
+                                                         customer: Customer, fakes: dict,
+                                                         tmp_path: Path):
+    """Claude Code's WebSearch tool asks the API for Anthropic's server-side search; on a
+    GPT or Gemini model the gateway serves it with that provider's own search: the
+    search runs upstream, its result reaches the agent, the search is billed."""
+    provider = CATALOG.get(model).provider
+    fake = fakes[provider]
+    if provider == "openai":
+        fake.push(fake_openai.Reply(tool_calls=[{"name": "WebSearch",
+                                                 "arguments": {"query": "afk gateway"}}]),
+                  fake_openai.Reply(text="afk gateway shipped.", search="afk gateway"),
+                  *[fake_openai.Reply(text=ANSWER) for _ in range(4)])
+    else:
+        fake.push(fake_gemini.Reply(function_calls=[{"name": "WebSearch",
+                                                     "args": {"query": "afk gateway"}}]),
+                  fake_gemini.Reply(text="afk gateway shipped.", search="afk gateway"),
+                  *[fake_gemini.Reply(text=ANSWER) for _ in range(4)])
+    # Headless, Claude Code asks before searching; a user at the prompt would say yes.
+    assert ANSWER in claude_code(customer, model, tmp_path, "--allowedTools", "WebSearch")
+    searched = [r.body for r in fake.requests if offered(provider, r.body)]
+    assert searched, "Claude Code's search reached the provider as its own search tool"
+    assert [e.web_searches for e in customer.charges() if e.web_searches] == [1]
+    customer.assert_books_balance()
