@@ -230,7 +230,13 @@ def open_account(store: Store, url: str, gateway: Gateway | None = None,
 
 
 @pytest.fixture
-def make_customer(store: Store, gateway: Gateway, gateway_url: str):
+def make_customer(store: Store, gateway: Gateway, gateway_url: str, fake_openai_server,
+                  fake_anthropic_server, fake_gemini_server):
+    # A test starts with every fake's script empty, whichever fakes it names: a reply
+    # an earlier test queued and never used must not answer this test's calls.
+    for fake, _ in (fake_openai_server, fake_anthropic_server, fake_gemini_server):
+        fake.reset()
+
     def make(credits: str = "10") -> Customer:
         return open_account(store, gateway_url, gateway, credits)
 

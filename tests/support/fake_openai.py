@@ -32,7 +32,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from starlette.applications import Starlette
@@ -206,7 +206,10 @@ class FakeOpenAI(FakeUpstream[Reply]):
             return self._error(
                 400, "We could not parse the JSON body of your request.", "invalid_request_error"
             )
+        scripted = bool(self._replies)
         reply = self.next_reply()
+        if not scripted:
+            reply = _within_limit(reply, body)
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.status != 200:
@@ -616,3 +619,15 @@ def parse_sse(raw: bytes) -> list[dict[str, Any] | str]:
         if data:
             out.append(data if data == "[DONE]" else json.loads(data))
     return out
+
+
+def _within_limit(reply: Reply, body: dict[str, Any]) -> Reply:
+    """A default answer stops at the request's output limit, as the real API does
+    (finish_reason "length"): coding CLIs probe with `max_tokens: 1`."""
+    limit = next((body[k] for k in ("max_completion_tokens", "max_tokens", "max_output_tokens")
+                  if isinstance(body.get(k), int)), None)
+    if limit is None or reply.completion_tokens is not None or reply.tool_calls:
+        return reply
+    if len(reply.pieces) <= limit:
+        return reply
+    return replace(reply, completion_tokens=limit, finish_reason="length")
