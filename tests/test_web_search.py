@@ -234,3 +234,18 @@ def test_openai_caller_of_chat_reaches_search_through_the_responses_api(customer
     push("openai", fakes)
     ask("chat", customer, MODELS["openai"], stream=False)
     assert fakes["openai"].requests[-1].path.endswith("/responses")
+
+
+def test_a_search_that_ran_is_billed_when_the_stream_breaks_after_it(customer: Customer,
+                                                                     fakes):
+    """OpenAI counts searches as call items and reports usage only at the end: a stream
+    cut after the search item (before any text) still bills the search it ran."""
+    # created, in_progress, the search item's added / 3 progress events / done, then EOF
+    push("openai", fakes, eof_after=7)
+    with pytest.raises(Exception):  # noqa: B017 - the SDK's own error for a failed stream
+        ask("responses", customer, MODELS["openai"], stream=True)
+    [entry] = customer.charges()
+    assert (entry.status, entry.web_searches) == ("error", 1)
+    fee = CATALOG.get(MODELS["openai"]).prices.web_search_per_1000 / 1000
+    assert Decimal(entry.amount) / 10**12 == fee
+    customer.assert_books_balance()

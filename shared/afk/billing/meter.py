@@ -12,6 +12,9 @@ The charge policy, one place. What the provider bills is billed:
 * disconnected (the caller went away): what was generated. The provider's
   usage if it reported any, with output no less than the text already
   produced; else an estimate (prompt + output so far).
+* hosted web searches: every search seen to run is billed at its fee, whatever
+  the outcome (the provider bills a search it ran, and some report the count
+  only at the end of a stream).
 * every charge is clipped to the hold, which never exceeds the per-call cap.
 """
 
@@ -40,6 +43,7 @@ class Meter:
     output_bytes: int = 0
     output_deltas: int = 0
     completed: bool = False
+    searches: int = 0  # hosted web searches seen to complete
 
     def feed(self, event: ir.StreamEvent) -> None:
         match event:
@@ -55,6 +59,8 @@ class Meter:
             case ir.ToolCallDelta(arguments=arguments):
                 self.output_bytes += len(arguments.encode())
                 self.output_deltas += 1
+            case ir.WebSearchDone():
+                self.searches += 1
             case ir.StreamEnd():
                 self.completed = True
 
@@ -89,6 +95,8 @@ class Meter:
             usage = ir.Usage(input_tokens=prompt_tokens_estimate,
                              output_tokens=self.estimated_output_tokens)
             estimated = True
+        if usage.web_searches < self.searches:
+            usage = dataclasses.replace(usage, web_searches=self.searches)
         cost = usage_cost(model, usage)
         return Settlement(
             charge=min(cost, hold), uncovered=max(0, cost - hold),
