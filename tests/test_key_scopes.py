@@ -25,7 +25,8 @@ from tests.conftest import Customer
 # Management routes, with a body each would accept from a manage key. The
 # inference-readable ones are listed apart; a route in neither list fails the
 # coverage test, so a new account route must say which scope it needs.
-INFERENCE_READABLE = {("GET", "/v1/account/usage")}
+INFERENCE_READABLE = {("GET", "/v1/account/usage"), ("GET", "/v1/account/usage/summary"),
+                      ("GET", "/v1/account/usage/export")}  # its own calls only
 MANAGEMENT_CALLS = {
     ("GET", "/v1/account"): None,
     ("PUT", "/v1/account/caps/{model_id:path}"): {"usd": "0.05"},
@@ -88,11 +89,14 @@ def test_an_inference_key_calls_models_and_reads_only_its_own_usage(customer: Cu
     raw = client.chat.completions.with_raw_response.create(
         model="echo", messages=[{"role": "user", "content": "from ci"}])
     assert "echo" in [m.id for m in client.models.list()]
-    customer.openai().chat.completions.create(  # the manage key's own call
+    owners = customer.openai().chat.completions.with_raw_response.create(  # the owner's call
         model="echo", messages=[{"role": "user", "content": "from the owner"}])
-    mine = httpx.get(f"{customer.url}/v1/account/usage",
-                     headers={"authorization": f"Bearer {ci['key']}"}).json()["data"]
+    as_ci = {"authorization": f"Bearer {ci['key']}"}
+    mine = httpx.get(f"{customer.url}/v1/account/usage", headers=as_ci).json()["data"]
     assert [e["request_id"] for e in mine] == [raw.headers["x-afk-request-id"]]
+    exported = httpx.get(f"{customer.url}/v1/account/usage/export", headers=as_ci).text
+    assert raw.headers["x-afk-request-id"] in exported
+    assert owners.headers["x-afk-request-id"] not in exported
     with customer.http() as http:
         everything = http.get("/v1/account/usage").json()["data"]
     assert len([e for e in everything if e["type"] == "charge"]) == 2
