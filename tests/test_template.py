@@ -35,6 +35,7 @@ ROUTES = {
     ("POST", "/{version}/models/{proxy+}"): "GeminiFunction",
     ("ANY", "/v1/account"): "AccountFunction",
     ("ANY", "/v1/account/{proxy+}"): "AccountFunction",
+    ("POST", "/webhooks/stripe"): "AccountFunction",
     ("GET", "/"): "DashboardFunction",
 }
 # Every route of a Web Adapter function streams: in response_stream mode its output
@@ -237,6 +238,8 @@ def test_functions_share_runtime_layers_and_table(template: dict[str, Any]) -> N
 # models whose provider has a key.
 PROVIDER_FUNCTIONS = {"ChatCompletionsFunction", "ResponsesFunction", "MessagesFunction",
                       "GeminiFunction", "ModelsFunction"}
+# The secret also holds the Stripe keys, which the account function's top-ups read.
+SECRET_FUNCTIONS = PROVIDER_FUNCTIONS | {"AccountFunction"}
 
 
 def test_provider_keys_secret_is_created_empty(template: dict[str, Any]) -> None:
@@ -252,7 +255,7 @@ def test_only_functions_that_call_providers_get_the_secret(template: dict[str, A
         env = _environment(template, function)
         reads = [s for s in _statements(function)
                  if "secretsmanager:getsecretvalue" in _actions(s)]
-        if name in PROVIDER_FUNCTIONS:
+        if name in SECRET_FUNCTIONS:
             assert env.get("AFK_SECRET_ARN") == {"Ref": "ProviderKeys"}, name
             assert [(_actions(s), s["Resource"]) for s in reads] == [
                 (["secretsmanager:getsecretvalue"], {"Ref": "ProviderKeys"})], name
@@ -403,7 +406,7 @@ def test_translated_roles_reach_only_the_table_and_the_secret(
                 if {"Ref": "ProviderKeys"} in (resources if isinstance(resources, list)
                                                else [resources]):
                     assert _actions(statement) == ["secretsmanager:getsecretvalue"], name
-                    assert name.removesuffix("Role") in PROVIDER_FUNCTIONS, name
+                    assert name.removesuffix("Role") in SECRET_FUNCTIONS, name
 
 
 def _bedrock_arns(upstream: str) -> list[str]:

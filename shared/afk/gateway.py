@@ -28,6 +28,7 @@ from afk.store import Account, Dynamo, Store
 
 if TYPE_CHECKING:
     from afk.billing.wallet import Wallet
+    from afk.payments import Payments
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,13 @@ class Gateway:
                       owner=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
                       max_call_s=self.settings.max_call_seconds,
                       lease_s=self.settings.lease_seconds, background=self.background)
+
+    @cached_property
+    def payments(self) -> Payments:
+        """Self-serve top-ups (afk/payments.py)."""
+        from afk.payments import Payments
+
+        return Payments(self.settings, self.store)
 
     @cached_property
     def catalog(self) -> Catalog:

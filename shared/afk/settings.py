@@ -21,6 +21,7 @@ KEY_SETTINGS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
                 "gemini": "GEMINI_API_KEY"}
 # The settings a catalog-declared provider may name as its key (afk/endpoints.py):
 # environment variables of these names are kept, the rest of the environment is not.
+PAYMENT_SECRETS = ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")
 _KEY_NAME = re.compile(r"^[A-Z][A-Z0-9_]*_(?:API_)?(?:KEY|TOKEN)$")
 
 
@@ -41,6 +42,14 @@ class Settings:
     upstreams: Mapping[str, Upstream] = field(default_factory=dict)
     # Environment variables that may hold a declared provider's key (see `credential`).
     named_keys: Mapping[str, str] = field(default_factory=dict)
+    # Self-serve top-ups (afk.payments): Stripe's API (None: api.stripe.com; tests point
+    # it at a fake), the amounts a customer may buy at once, and the balance under which
+    # the dashboard suggests a top-up. The Stripe keys are `credential`s: the env, else
+    # the stack's secret (STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET).
+    stripe_api_base: str | None = None
+    topup_min_usd: str = "5"
+    topup_max_usd: str = "500"
+    low_balance_usd: str = "1"
     # Amazon Bedrock models are callable: on Lambda (the function's role is granted
     # Bedrock by the template) unless AFK_BEDROCK=0; elsewhere when AFK_BEDROCK=1.
     bedrock: bool = False
@@ -118,7 +127,12 @@ class Settings:
                                      f"https://bedrock-runtime.{region}.amazonaws.com"
                                      ).rstrip("/")),
             },
-            named_keys={k: v for k, v in env.items() if v and _KEY_NAME.match(k)},
+            named_keys={k: v for k, v in env.items()
+                        if v and (_KEY_NAME.match(k) or k in PAYMENT_SECRETS)},
+            stripe_api_base=(env.get("AFK_STRIPE_API_BASE") or "").rstrip("/") or None,
+            topup_min_usd=env.get("AFK_TOPUP_MIN_USD") or "5",
+            topup_max_usd=env.get("AFK_TOPUP_MAX_USD") or "500",
+            low_balance_usd=env.get("AFK_LOW_BALANCE_USD") or "1",
             bedrock=_flag(env, "AFK_BEDROCK", default=bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))),
             cache_ttl=float(env.get("AFK_CACHE_TTL", "10")),
             connect_timeout=float(env.get("AFK_CONNECT_TIMEOUT", "10")),

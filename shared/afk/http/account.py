@@ -30,6 +30,7 @@ def render_account(statement: Statement) -> dict[str, Any]:
         "object": "account", "id": account.id, "name": account.name,
         "currency": account.currency, "balance": format_usd(statement.remaining),
         "held": format_usd(statement.held), "available": format_usd(account.balance),
+        "debt": format_usd(account.debt),
         "open_leases": len(statement.leases),
         "caps": {model: format_usd(cap) for model, cap in sorted(account.caps.items())},
         "created": account.created,

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from afk.billing.money import format_usd
-from afk.errors import Conflict, NotFound
+from afk.errors import Conflict, NotFound, StoreUnavailable
 from afk.store.dynamo import Dynamo, get_n, get_s, n, s
 
 
@@ -29,6 +29,7 @@ class Account:
     credited: int = 0
     currency: str = "USD"
     created: str = ""
+    debt: int = 0  # refunds and disputes the balance could not cover (pico-USD)
     models: list[str] | None = field(default=None)  # None: every catalog model
     # Negotiated prices: markup percent over provider cost per model id ("*": all).
     markups: dict[str, Decimal] = field(default_factory=dict)
@@ -52,7 +53,7 @@ class Account:
             holds=holds,
             leased=get_n(item, "leased"),
             charged=get_n(item, "charged"),
-            credited=get_n(item, "credited"),
+            credited=get_n(item, "credited"), debt=get_n(item, "debt"),
             currency=get_s(item, "currency", "USD") or "USD",
             created=get_s(item, "created") or "",
             models=[v["S"] for v in models["L"]] if models and "L" in models else None,
@@ -172,6 +173,13 @@ class Accounts:
                     code="idempotency_key_reused") from None
             raise
 
+    def credit_claim(self, credit_id: str) -> tuple[str, int] | None:
+        """The account and amount a keyed credit was for, or None."""
+        claim = self._claim(credit_id)
+        if claim is None:
+            return None
+        return get_s(claim, "account_id") or "", get_n(claim, "amount")
+
     def _claim(self, credit_id: str) -> dict[str, Any] | None:
         from afk.store.ledger import credit_claim_key
 
@@ -179,6 +187,51 @@ class Accounts:
             return self._db.client.get_item(TableName=self._db.table,
                                             Key=credit_claim_key(credit_id),
                                             ConsistentRead=True).get("Item")
+
+    def debit(self, account_id: str, amount: int, *, debit_id: str, note: str) -> int:
+        """Take `amount` pico-USD back (a refunded or disputed payment), once per
+        `debit_id`. What the unleased balance cannot cover is never taken below
+        zero: it is recorded as the account's `debt` (and on the ledger entry).
+        Returns the debt this debit added (0 on a replay)."""
+        from botocore.exceptions import ClientError
+
+        from afk.store.dynamo import cancellation_reasons
+        from afk.store.ledger import credit_entry_item
+
+        if amount <= 0:
+            raise ValueError("a debit must be positive")
+        for _ in range(20):  # the balance moves under us (leases): re-read and retry
+            balance = self.require(account_id).balance
+            taken = min(balance, amount)
+            now_ms = int(time.time() * 1000)
+            entry = credit_entry_item(account_id, amount, now_ms, note=note,
+                                      credit_id=f"debit_{debit_id}")
+            entry.update({"type": s("debit"), "debt": n(amount - taken)})
+            writes = [
+                {"Update": {
+                    "TableName": self._db.table, "Key": account_key(account_id),
+                    "UpdateExpression": ("SET balance = balance - :t, credited = credited - :t, "
+                                         "debt = if_not_exists(debt, :z) + :d"),
+                    "ConditionExpression": "attribute_exists(PK) AND balance >= :t",
+                    "ExpressionAttributeValues": {":t": n(taken), ":d": n(amount - taken),
+                                                  ":z": n(0)}}},
+                {"Put": {"TableName": self._db.table, "Item": entry,
+                         "ConditionExpression": "attribute_not_exists(PK)"}},
+                {"Put": {"TableName": self._db.table,
+                         "Item": {"PK": s(f"DEBIT#{debit_id}"), "SK": s("DEBIT"),
+                                  "account_id": s(account_id), "amount": n(amount)},
+                         "ConditionExpression": "attribute_not_exists(PK)"}}]
+            try:
+                self._db.retrying(lambda writes=writes: self._db.client.transact_write_items(
+                    TransactItems=writes))
+                return amount - taken
+            except ClientError as exc:
+                codes = [r.get("Code") for r in cancellation_reasons(exc)]
+                if codes[2:3] == ["ConditionalCheckFailed"]:
+                    return 0  # this debit was applied before
+                if codes[:1] != ["ConditionalCheckFailed"]:
+                    raise
+        raise StoreUnavailable("The balance kept changing; retry the debit.")
 
     def set_markup(self, account_id: str, model: str, percent: Decimal) -> None:
         """This account's price of `model` ("*": every model) at `percent` over cost."""
