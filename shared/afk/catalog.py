@@ -101,6 +101,29 @@ class Prices:
                       cache_write_1h=up(self.cache_write_1h), long_context=long_context,
                       web_search_per_1000=up(self.web_search_per_1000))
 
+    def ceiling(self, other: Prices) -> Prices:
+        """Each price the higher of the two (what a hold covering either must price
+        at); a long-context tier from the lower threshold, at the higher tier prices."""
+        def hi(a: Decimal | None, b: Decimal | None) -> Decimal | None:
+            return a if b is None else b if a is None else max(a, b)
+
+        writes = (None if self.cache_write is None and other.cache_write is None else
+                  max(self.cache_write or self.input, other.cache_write or other.input))
+        long_context = None
+        if self.long_context is not None or other.long_context is not None:
+            thresholds = [t.threshold for t in (self.long_context, other.long_context) if t]
+            mine = self.long_context.prices if self.long_context else self
+            theirs = other.long_context.prices if other.long_context else other
+            long_context = LongContext(min(thresholds), replace(
+                mine.ceiling(replace(theirs, long_context=None)), long_context=None))
+        return Prices(input=max(self.input, other.input),
+                      cached_input=max(self.cached_input, other.cached_input),
+                      output=max(self.output, other.output), cache_write=writes,
+                      cache_write_1h=hi(self.cache_write_1h, other.cache_write_1h),
+                      long_context=long_context,
+                      web_search_per_1000=hi(self.web_search_per_1000,
+                                             other.web_search_per_1000))
+
     def tier(self, input_tokens: int) -> Prices:
         """The prices a request of `input_tokens` prompt tokens is billed at."""
         if self.long_context is not None and input_tokens > self.long_context.threshold:
@@ -176,10 +199,28 @@ class Model:
     images: ImageRule | None = None  # None: images (and PDF pages) cannot be priced
     cost: Prices | None = None  # what the provider bills the operator; None: `prices`
     web_search: WebSearchSpec | None = None  # None: the provider has no hosted search
+    # Further deployments of this model, tried in order when the one before fails
+    # before answering (afk/failover.py); each a Model of the same id.
+    fallbacks: tuple[Model, ...] = ()
 
     @property
     def owned_by(self) -> str:
         return self.provider
+
+    @property
+    def deployments(self) -> tuple[Model, ...]:
+        return (self, *self.fallbacks)
+
+    def worst_case(self) -> Model:
+        """This model priced at the most any of its deployments can cost, per price:
+        what a hold must cover when any of them may serve the call."""
+        if not self.fallbacks:
+            return self
+        prices, cost = self.prices, self.provider_prices
+        for fallback in self.fallbacks:
+            prices = prices.ceiling(fallback.prices)
+            cost = cost.ceiling(fallback.provider_prices)
+        return replace(self, prices=prices, cost=cost, fallbacks=())
 
     @property
     def provider_prices(self) -> Prices:
@@ -193,7 +234,8 @@ class Model:
 @lru_cache(maxsize=1024)
 def _marked_up(model: Model, percent: Decimal) -> Model:
     return replace(model, prices=model.provider_prices.marked_up(percent),
-                   cost=model.provider_prices)
+                   cost=model.provider_prices,
+                   fallbacks=tuple(_marked_up(f, percent) for f in model.fallbacks))
 
 
 class Catalog:
@@ -300,8 +342,10 @@ class Markup:
         where = f"{source}: model {model.id!r}"
         explicit = entry.get("customer_prices")
         if explicit is not None:
-            return replace(model, prices=_parse_customer_prices(explicit, model.prices, where),
-                           cost=model.prices)
+            # One customer price per model, whichever deployment serves it.
+            prices = _parse_customer_prices(explicit, model.prices, where)
+            return replace(model, prices=prices, cost=model.prices, fallbacks=tuple(
+                replace(f, prices=prices, cost=f.prices) for f in model.fallbacks))
         percent = (self.models or {}).get(model.id)
         if percent is None:
             percent = (self.providers or {}).get(model.provider, self.percent)
@@ -353,7 +397,29 @@ def _parse_model(entry: object, source: str, providers: frozenset[str] = PROVIDE
     if provider not in providers:
         raise CatalogError(f"{where}: provider must be one of {sorted(providers)} (a "
                            "built-in one, or one declared under `providers:`)")
-    prices = entry.get("prices") or {}
+    parsed = _parse_tiered_prices(entry.get("prices") or {}, where)
+    ints = {}
+    for name in ("max_output_tokens", "context_window"):
+        value = entry.get(name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise CatalogError(f"{where}: {name} must be a positive integer")
+        ints[name] = value
+    model = Model(
+        id=model_id,
+        provider=provider,
+        upstream=str(entry.get("upstream") or model_id),
+        display_name=str(entry.get("display_name") or model_id),
+        prices=parsed,
+        reasoning=_flag(entry, "reasoning", where),
+        created=int(entry.get("created", 1_700_000_000)),
+        images=_parse_images(entry.get("images"), where),
+        web_search=_parse_web_search(entry.get("web_search"), parsed, where),
+        **ints,
+    )
+    return _with_fallbacks(model, entry.get("fallbacks"), where, providers)
+
+
+def _parse_tiered_prices(prices: object, where: str) -> Prices:
     if not isinstance(prices, dict):
         raise CatalogError(f"{where}: prices must be a mapping")
     parsed = _parse_prices(prices, where)
@@ -367,24 +433,35 @@ def _parse_model(entry: object, source: str, providers: frozenset[str] = PROVIDE
                                "integer")
         tier = _parse_prices(long_context, f"{where} (long_context)")
         parsed = Prices(**{**_fields(parsed), "long_context": LongContext(threshold, tier)})
-    ints = {}
-    for name in ("max_output_tokens", "context_window"):
-        value = entry.get(name)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise CatalogError(f"{where}: {name} must be a positive integer")
-        ints[name] = value
-    return Model(
-        id=model_id,
-        provider=provider,
-        upstream=str(entry.get("upstream") or model_id),
-        display_name=str(entry.get("display_name") or model_id),
-        prices=parsed,
-        reasoning=_flag(entry, "reasoning", where),
-        created=int(entry.get("created", 1_700_000_000)),
-        images=_parse_images(entry.get("images"), where),
-        web_search=_parse_web_search(entry.get("web_search"), parsed, where),
-        **ints,
-    )
+    return parsed
+
+
+def _with_fallbacks(model: Model, value: object, where: str,
+                    providers: frozenset[str]) -> Model:
+    """`fallbacks:`, a list of {provider, upstream, prices (default: the model's)}:
+    the same model served elsewhere, with the model's limits and image rule."""
+    if value is None:
+        return model
+    if not isinstance(value, list) or not value:
+        raise CatalogError(f"{where}: fallbacks must be a list of deployments")
+    if model.web_search is not None:
+        raise CatalogError(f"{where}: a model with hosted web search cannot have fallbacks "
+                           "(search is priced per provider)")
+    fallbacks = []
+    for i, entry in enumerate(value):
+        at = f"{where} fallbacks[{i}]"
+        if not isinstance(entry, dict) or set(entry) - {"provider", "upstream", "prices"}:
+            raise CatalogError(f"{at} must be a mapping of provider, upstream, prices")
+        if entry.get("provider") not in providers or not isinstance(entry.get("upstream"), str):
+            raise CatalogError(f"{at} needs a provider (one of {sorted(providers)}) and its "
+                               "upstream model id")
+        prices = model.prices if entry.get("prices") is None else \
+            _parse_tiered_prices(entry["prices"], at)
+        fallbacks.append(replace(model, provider=entry["provider"],
+                                 upstream=entry["upstream"], prices=prices))
+    if len({(m.provider, m.upstream) for m in (model, *fallbacks)}) != len(fallbacks) + 1:
+        raise CatalogError(f"{where}: a deployment is listed twice")
+    return replace(model, fallbacks=tuple(fallbacks))
 
 
 def _fields(prices: Prices) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from afk.store import Account, Dynamo, Store
 
 if TYPE_CHECKING:
     from afk.billing.wallet import Wallet
+    from afk.failover import Breaker
     from afk.payments import Payments
 
 
@@ -126,6 +127,26 @@ class Gateway:
                     key, self.settings, self.catalog.endpoints.get(name))
             return provider
 
+    def provider_for(self, model: Model, *, dialect: str | None = None,
+                     web_search: bool = False) -> Provider:
+        """What serves `model` to a caller of `dialect`: its provider, or, for a model
+        with fallbacks, its deployments that can be called, in order (afk/failover.py)."""
+        deployments = [m for m in model.deployments if self.has_credentials(m.provider)]
+        if not model.fallbacks or len(deployments) < 2:
+            chosen = deployments[0] if deployments else model
+            return self.provider(chosen.provider, dialect=dialect, web_search=web_search)
+        from afk.failover import FailoverProvider
+
+        return FailoverProvider([(m, self.provider(m.provider, dialect=dialect))
+                                 for m in deployments], self.breaker)
+
+    @cached_property
+    def breaker(self) -> Breaker:
+        """Which deployments this environment has seen failing (afk/failover.py)."""
+        from afk.failover import Breaker
+
+        return Breaker()
+
     # ------------------------------------------------------------ accounts
     def account_view(self, account_id: str) -> AccountView:
         """Blocking: may read the account (only when this process has no recent
@@ -177,7 +198,7 @@ class Gateway:
     def require_credentials(self, model: Model) -> None:
         """A final 403 naming the missing setting, before anything is reserved or sent
         upstream (an unauthenticated call would come back a retryable 502)."""
-        if not self.has_credentials(model.provider):
+        if not any(self.has_credentials(m.provider) for m in model.deployments):
             raise ProviderNotConfigured(model.id, model.provider,
                                         self.key_setting(model.provider) or "AFK_BEDROCK",
                                         secret=self.settings.secret_arn is not None
@@ -197,8 +218,9 @@ class Gateway:
         its key may call): what every model list shows. Blocking: may read the
         provider-keys secret."""
         models = self.models_for(view, principal)
-        configured = {p for p in {m.provider for m in models} if self.has_credentials(p)}
-        return [m for m in models if m.provider in configured]
+        configured = {p for p in {d.provider for m in models for d in m.deployments}
+                      if self.has_credentials(p)}
+        return [m for m in models if any(d.provider in configured for d in m.deployments)]
 
     def model_for(self, principal: Principal, model_id: str,
                   view: AccountView | None = None) -> tuple[Model, AccountView]:

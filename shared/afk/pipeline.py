@@ -271,8 +271,8 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
     turn = turn or Turn()
     model, view = await _model_for(gateway, principal, request.model)
     dropped = fit_hosted_tools(model, request)
-    provider = gateway.provider(model.provider, dialect=codec.DIALECT,
-                                web_search=request.web_search is not None)
+    provider = gateway.provider_for(model, dialect=codec.DIALECT,
+                                    web_search=request.web_search is not None)
     # A body whose hosted tool is dropped goes through the IR, which leaves it out.
     passthrough = provider.dialect == codec.DIALECT and not dropped
     if not passthrough:
@@ -300,7 +300,8 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
                          headers=probe.caller_headers)
         request.input_bound = parse_caller(codec, bound_input_tokens, upstream, model)
     requested = request.max_output_tokens
-    reservation = await reserve(gateway, principal, model, request,
+    # A model with fallbacks holds what its dearest deployment could cost.
+    reservation = await reserve(gateway, principal, model.worst_case(), request,
                                 cap=view.caps.get(model.id), endpoint=endpoint,
                                 request_id=request_id)
     try:
@@ -423,10 +424,18 @@ async def _settling_on_failure(gateway: Gateway, reservation: Reservation,
         raise
 
 
+def _served_by(deployment: Model, reservation: Reservation, headers: dict[str, str]) -> None:
+    """The call is billed at what the deployment that serves it costs; the caller
+    is told which one it was."""
+    reservation.model = deployment
+    headers["x-afk-provider"] = deployment.provider
+
+
 async def _complete(gateway: Gateway, codec: ModuleType, provider: Any, call: Call,
                     reservation: Reservation, headers: dict[str, str], turn: Turn) -> Outcome:
     completion = await _settling_on_failure(gateway, reservation,
                                             lambda: provider.complete(call))
+    _served_by(completion.deployment or call.model, reservation, headers)
     meter = Meter()
     meter.feed_response(completion.response)
     settlement = await settle(gateway, reservation, meter, "ok")
@@ -447,6 +456,7 @@ async def _stream(gateway: Gateway, codec: ModuleType, provider: Any, call: Call
                   reservation: Reservation, headers: dict[str, str], turn: Turn) -> Outcome:
     upstream = await _settling_on_failure(gateway, reservation,
                                           lambda: provider.open_stream(call))
+    _served_by(upstream.deployment or call.model, reservation, headers)
     meter = Meter()
     passthrough = call.passthrough_body is not None
     encoder = codec.StreamEncoder(model=call.model.id, include_usage=call.request.stream_usage,

@@ -105,4 +105,4 @@ class Meter:
             output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens,
             status=outcome, estimated=estimated,
             web_searches=billed_searches(model, usage),
-            web_search_cost=search_cost(model, usage))
+            web_search_cost=search_cost(model, usage), provider=model.provider)

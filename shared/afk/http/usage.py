@@ -53,6 +53,7 @@ def render_entry(entry: LedgerEntry) -> dict[str, Any]:
         format_usd(-entry.amount) if entry.type == "debit" else "0.00",
         "status": entry.status, "estimated": entry.estimated, "note": entry.note,
         "web_searches": entry.web_searches, "web_search_cost": format_usd(entry.web_search_cost),
+        "provider": entry.provider,  # the deployment that served the call
     }
 
 

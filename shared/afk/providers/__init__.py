@@ -27,6 +27,7 @@ class Call:
 class Completion:
     response: ir.Response
     raw: dict[str, Any] | None = None  # the upstream body, for a passthrough
+    deployment: Model | None = None  # which of the model's deployments served it
 
 
 @dataclass(slots=True, kw_only=True)
@@ -46,6 +47,7 @@ class UpstreamStream:
     frames: AsyncIterator[list[Frame]]
     close: Any = field(default=None)  # async callable cancelling the upstream request
     decoder: Any = None  # the codec's StreamDecoder (final state, e.g. the raw final response)
+    deployment: Model | None = None  # which of the model's deployments serves it
 
     async def aclose(self) -> None:
         """Stop reading and cancel the upstream request (idempotent)."""

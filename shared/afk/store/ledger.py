@@ -48,6 +48,7 @@ class Settlement:
     provider_cost: int = 0  # pico-USD the provider bills the operator for the same usage
     web_searches: int = 0  # hosted web searches billed (or grounded requests)
     web_search_cost: int = 0  # pico-USD of the charge that is search fees
+    provider: str | None = None  # the deployment that served the call (a model's provider)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class LedgerEntry:
     provider_cost: int = 0  # pico-USD (charges): the operator's cost; never shown to customers
     web_searches: int = 0
     web_search_cost: int = 0  # pico-USD: the part of `amount` that is search fees
+    provider: str | None = None  # which deployment served the call (failover)
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> LedgerEntry:
@@ -88,6 +90,7 @@ class LedgerEntry:
             note=get_s(item, "note"), provider_cost=get_n(item, "provider_cost"),
             web_searches=get_n(item, "web_searches"),
             web_search_cost=get_n(item, "web_search_cost"),
+            provider=get_s(item, "provider"),
         )
 
 
@@ -139,6 +142,7 @@ def charge_item(hold: Hold, settlement: Settlement, now_ms: int) -> dict[str, An
         "uncovered": n(settlement.uncovered), "provider_cost": n(settlement.provider_cost),
         "web_searches": n(settlement.web_searches),
         "web_search_cost": n(settlement.web_search_cost),
+        **({"provider": s(settlement.provider)} if settlement.provider else {}),
     }
 
 
