@@ -81,3 +81,38 @@ def test_a_bad_key_is_401_in_openai_shape(lambda_env):
 def test_sweeper_function_runs(lambda_env, customer: Customer):
     result = load_function("sweeper").handler({"source": "aws.events"}, Context())
     assert set(result) == {"due", "closed"}
+
+
+def test_aggregator_function_counts_a_stream_batch_once(lambda_env, customer: Customer,
+                                                        store, dynamodb_endpoint: str):
+    """The function on the table's stream, given a batch shaped as Lambda delivers
+    DynamoDB stream records (read here from the embedded store's own stream); the
+    same batch again (Lambda's retry) counts nothing."""
+    import boto3
+
+    from decimal import Decimal
+
+    from afk.billing.money import to_pico
+
+    store.accounts.add_credits(customer.account_id, to_pico(Decimal(7)), note="for the stream")
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1",
+                           endpoint_url=dynamodb_endpoint, aws_access_key_id="local",
+                           aws_secret_access_key="local")
+    arn = store.dynamo.client.describe_table(TableName="afk-test")["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records = []
+    while True:
+        page = streams.get_records(ShardIterator=iterator, Limit=1000)
+        records += [{**r, "eventSourceARN": arn} for r in page["Records"]]
+        iterator = page["NextShardIterator"]
+        if not page["Records"]:
+            break
+    mine = [r for r in records if customer.account_id in json.dumps(r, default=str)]
+    handler = load_function("aggregator").handler
+    handler({"Records": mine}, Context())
+    assert handler({"Records": mine}, Context()) == {"counted": 0}
+    day = [r for r in store.rollups.for_account(customer.account_id, "2000-01-01",
+                                                "2999-12-31")]
+    assert sum(r.totals.credits for r in day) == to_pico(Decimal(17))  # opening $10 + $7
