@@ -88,9 +88,9 @@ def test_aggregator_function_counts_a_stream_batch_once(lambda_env, customer: Cu
     """The function on the table's stream, given a batch shaped as Lambda delivers
     DynamoDB stream records (read here from the embedded store's own stream); the
     same batch again (Lambda's retry) counts nothing."""
-    import boto3
-
     from decimal import Decimal
+
+    import boto3
 
     from afk.billing.money import to_pico
 
