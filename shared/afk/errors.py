@@ -44,11 +44,6 @@ class RequestTooLarge(GatewayError):
     kind = "request_too_large"
 
 
-class Unprocessable(GatewayError):
-    status = 422
-    kind = "invalid_request"
-
-
 class AuthenticationFailed(GatewayError):
     status = 401
     kind = "authentication"

@@ -6,7 +6,6 @@ Codecs never see bytes; this module never sees JSON semantics.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -86,15 +85,6 @@ class SSEDecoder:
         elif name == "event":
             self._event = value
         return None
-
-
-async def iter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[ServerSentEvent]:
-    decoder = SSEDecoder()
-    async for chunk in chunks:
-        for event in decoder.feed(chunk):
-            yield event
-    for event in decoder.close():
-        yield event
 
 
 def encode(data: str, event: str | None = None) -> bytes:

@@ -204,12 +204,6 @@ def test_passthrough_relays_everything() -> None:
     assert gemini.passthrough_event(gemini.StreamDecoder(), event, include_usage=False) is event
 
 
-def test_json_array_framing() -> None:
-    first = gemini.render_json_array_chunk({"a": 1}, first=True)
-    second = gemini.render_json_array_chunk({"b": 2}, first=False)
-    assert json.loads(first + second + gemini.JSON_ARRAY_CLOSE) == [{"a": 1}, {"b": 2}]
-
-
 # ================================================================ responses
 def test_text_response_round_trips() -> None:
     body = _json("response_text.json")

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from afk.sse import ServerSentEvent, SSEDecoder, encode, iter_sse
+from afk.sse import ServerSentEvent, SSEDecoder, encode
 
 STREAM_LF = (b": keep-alive comment\n"
              b"event: message_start\n"
@@ -77,20 +74,14 @@ def test_cr_line_ends(bytewise: bool) -> None:
     assert b"".join(e.raw for e in events) == data[:-len(b"data: next")]
 
 
-def test_iter_sse_cr_line_ends_yield_the_last_event() -> None:
+def test_cr_line_ends_yield_the_last_event_at_close() -> None:
     """Bug: SSEDecoder holds a CR at the end of its buffer back as a possible
-    half of CRLF and has no end-of-stream flush, so a CR-only stream's last
-    event (`[DONE]`) is never emitted: iter_sse drops it, and
-    providers/transport.open_sse sees `pending` and fails the stream."""
-
-    async def chunks() -> AsyncIterator[bytes]:
-        for byte in _bytewise(_with_line_end(STREAM_LF, b"\r")):
-            yield byte
-
-    async def collect() -> list[ServerSentEvent]:
-        return [event async for event in iter_sse(chunks())]
-
-    events = asyncio.run(collect())
+    half of CRLF, so a CR-only stream's last event (`[DONE]`) comes out only
+    when the stream ends (`close()`); without it providers/transport.open_sse
+    sees `pending` and fails the stream."""
+    decoder = SSEDecoder()
+    events = _feed_all(decoder, _bytewise(_with_line_end(STREAM_LF, b"\r")))
+    events += decoder.close()
     assert [(e.data, e.event) for e in events] == EXPECTED
 
 

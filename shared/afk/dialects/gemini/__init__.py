@@ -41,20 +41,18 @@ from afk.dialects.gemini.responses import (
     render_usage,
 )
 from afk.dialects.gemini.streams import (
-    JSON_ARRAY_CLOSE,
     StreamDecoder,
     StreamEncoder,
     passthrough_event,
-    render_json_array_chunk,
 )
 
 __all__ = ["strip_reasoning",
-    "DIALECT", "JSON_ARRAY_CLOSE", "MAX_STOP_SEQUENCES", "PROVIDER", "StreamDecoder",
+    "DIALECT", "MAX_STOP_SEQUENCES", "PROVIDER", "StreamDecoder",
     "StreamEncoder", "check_forwardable", "check_translatable", "error_from_body",
     "normalize_keys",
     "parse_count_tokens", "parse_request", "parse_response", "parse_usage",
     "passthrough_event", "patch_request", "render_count_tokens", "render_error",
-    "render_function_call", "render_json_array_chunk", "render_model", "render_model_list",
+    "render_function_call", "render_model", "render_model_list",
     "render_request", "render_response", "render_stream_error", "render_usage",
 ]
 

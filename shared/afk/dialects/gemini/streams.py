@@ -274,10 +274,3 @@ def passthrough_event(decoder: StreamDecoder, event: ServerSentEvent, *,
     return event
 
 
-def render_json_array_chunk(response: dict[str, Any], *, first: bool) -> str:
-    """One element of `streamGenerateContent` without `alt=sse`: a JSON array sent
-    progressively. Close it with `JSON_ARRAY_CLOSE` (or `"[]"` if nothing was sent)."""
-    return ("[" if first else "\n,\r\n") + dumps(response)
-
-
-JSON_ARRAY_CLOSE = "]"
