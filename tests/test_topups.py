@@ -161,10 +161,24 @@ def test_refunds_and_disputes_take_back_never_below_zero(buyer: Customer,
         debits = http.get("/v1/account/usage", params={"type": "debit"}).json()["data"]
     assert (shown["balance"], shown["debt"]) == ("0.00", "3.00")
     assert sorted(d["credit"] for d in debits) == ["-20.00", "-5.00"]
-    statement = buyer.statement()
-    credited = sum(e.amount for e in buyer.ledger() if e.type == "credit")
-    taken = sum(e.amount for e in buyer.ledger() if e.type == "debit") - account.debt
-    assert statement.account.credited == credited - taken
+    _assert_books_with_debits(buyer)
+    # The next purchase repays the debt first.
+    _pay(stripe_fake, _checkout(buyer, "10").json())
+    account = buyer.account()
+    assert from_pico(account.balance) == Decimal("7") and account.debt == 0
+    _assert_books_with_debits(buyer)
+
+
+def _assert_books_with_debits(buyer: Customer) -> None:
+    """balance + leased + charged − credited = 0 on the account item, and `credited`
+    is the credits less what refunds and disputes took (their amount less the debt)."""
+    account = buyer.account()
+    assert account.balance >= 0
+    assert account.balance + account.leased + account.charged - account.credited == 0
+    entries = buyer.ledger()
+    credited = sum(e.amount for e in entries if e.type == "credit")
+    taken = sum(e.amount for e in entries if e.type == "debit") - account.debt
+    assert account.credited == credited - taken
 
 
 def test_top_up_end_to_end_in_chromium(buyer: Customer, stripe_fake: FakeStripe,

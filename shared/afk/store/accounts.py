@@ -117,19 +117,43 @@ class Accounts:
                     credit_id: str | None = None) -> Account:
         """Add `amount` pico-USD in one transaction. With a `credit_id` (an idempotency
         key), replaying the same credit is a no-op, and reusing the key for another
-        account or amount is a `Conflict` (409), never a silent no-op."""
+        account or amount is a `Conflict` (409), never a silent no-op. An account in
+        debt (refunds or disputes its balance could not cover: `debit`) repays it
+        from the credit first; the ledger entry says how much (`repaid`)."""
+        debt = 0  # what the account owes, as last seen (a refusal tells us)
+        for _ in range(20):
+            found = self._transact_credit(account_id, self._credit_writes(
+                account_id, amount, note=note, credit_id=credit_id, debt=debt),
+                credit_id=credit_id, amount=amount)
+            if found is None:
+                return self.require(account_id)
+            debt = found  # the debt moved (or was never seen): again, with it
+        raise StoreUnavailable("The account kept changing; retry the credit.")
+
+    def _credit_writes(self, account_id: str, amount: int, *, note: str,
+                       credit_id: str | None, debt: int) -> list[dict[str, Any]]:
         from afk.store.ledger import credit_claim_item, credit_entry_item, credit_marker_item
 
         if amount <= 0:
             raise ValueError("a credit must be positive")
         now_ms = int(time.time() * 1000)
+        repaid = min(amount, debt)
         entry = credit_entry_item(account_id, amount, now_ms, note=note, credit_id=credit_id)
+        values = {":a": n(amount - repaid), ":z": n(0)}
+        update = "SET balance = balance + :a, credited = credited + :a"
+        condition = "attribute_exists(PK) AND (attribute_not_exists(debt) OR debt = :z)"
+        if debt:
+            entry["repaid"] = n(repaid)
+            update += ", debt = :left"
+            condition = "attribute_exists(PK) AND debt = :d"
+            values.update({":left": n(debt - repaid), ":d": n(debt)})
+            del values[":z"]
         writes: list[dict[str, Any]] = [
             {"Update": {
                 "TableName": self._db.table, "Key": account_key(account_id),
-                "UpdateExpression": "SET balance = balance + :a, credited = credited + :a",
-                "ConditionExpression": "attribute_exists(PK)",
-                "ExpressionAttributeValues": {":a": n(amount)}}},
+                "UpdateExpression": update, "ConditionExpression": condition,
+                "ExpressionAttributeValues": values,
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
             {"Put": {"TableName": self._db.table, "Item": entry,
                      "ConditionExpression": "attribute_not_exists(PK)"}}]
         if credit_id:
@@ -138,11 +162,12 @@ class Accounts:
                                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
                        for item in (credit_marker_item(account_id, credit_id),
                                     credit_claim_item(account_id, credit_id, amount, now_ms))]
-        self._transact_credit(account_id, writes, credit_id=credit_id, amount=amount)
-        return self.require(account_id)
+        return writes
 
     def _transact_credit(self, account_id: str, writes: list[dict[str, Any]], *,
-                         credit_id: str | None, amount: int) -> None:
+                         credit_id: str | None, amount: int) -> int | None:
+        """None once the credit is applied (now or before); else the account's debt,
+        which differed from what `writes` assumed."""
         from botocore.exceptions import ClientError
 
         from afk.store.dynamo import cancellation_reasons
@@ -153,17 +178,14 @@ class Accounts:
         except ClientError as exc:
             reasons = cancellation_reasons(exc)
             codes = [r.get("Code") for r in reasons]
-            if codes and codes[0] == "ConditionalCheckFailed":
-                raise NotFound(f"No account with id {account_id!r}.",
-                               code="account_not_found") from None
             if credit_id and "ConditionalCheckFailed" in codes[2:]:
                 claim = reasons[3].get("Item") if len(reasons) > 3 else None
                 if claim is None and codes[3:4] == ["ConditionalCheckFailed"]:
                     claim = self._claim(credit_id)
                 if claim is None:
-                    return  # credited before claims carried their terms: applied once
+                    return None  # credited before claims carried their terms: applied once
                 if get_s(claim, "account_id") == account_id and get_n(claim, "amount") == amount:
-                    return  # this very credit was already applied
+                    return None  # this very credit was already applied
                 raise Conflict(
                     f"The idempotency key {credit_id!r} was already used for a credit of "
                     f"${format_usd(get_n(claim, 'amount'))} to "
@@ -171,7 +193,22 @@ class Accounts:
                        else "another account")
                     + "; use a new key for a different credit.",
                     code="idempotency_key_reused") from None
+            if codes and codes[0] == "ConditionalCheckFailed":
+                item = reasons[0].get("Item")
+                if item is None:
+                    item = self._account_item(account_id)
+                if item is None:
+                    raise NotFound(f"No account with id {account_id!r}.",
+                                   code="account_not_found") from None
+                return get_n(item, "debt")
             raise
+        return None
+
+    def _account_item(self, account_id: str) -> dict[str, Any] | None:
+        with self._db.errors():
+            return self._db.client.get_item(TableName=self._db.table,
+                                            Key=account_key(account_id),
+                                            ConsistentRead=True).get("Item")
 
     def credit_claim(self, credit_id: str) -> tuple[str, int] | None:
         """The account and amount a keyed credit was for, or None."""
