@@ -89,9 +89,11 @@ def test_the_models_tab_says_what_a_cap_does(open_dashboard, customer: Customer)
     # Prices in one column share their decimal places: 0.15 reads 0.150 above 0.075.
     rows = dashboard.page.locator("#models-table tbody tr")
     expect(rows.first).to_be_visible()
-    cells = dashboard.page.locator("#models-table tbody td[data-label='Input / 1M tokens']")
-    shown = cells.all_text_contents()
-    assert len({len(text.partition(".")[2]) for text in shown}) == 1, shown
+    for column in ("Input / 1M tokens", "Typical call"):
+        cells = dashboard.page.locator(f"#models-table tbody td[data-label='{column}']")
+        shown = cells.all_text_contents()
+        assert len(shown) > 1 and len({len(text.partition(".")[2]) for text in shown}) == 1, \
+            (column, shown)
 
 
 def test_creating_a_key_asks_for_its_scope(open_dashboard, customer: Customer):  # noqa: F811
