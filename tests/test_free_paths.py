@@ -38,6 +38,7 @@ from afk.providers.images import ImageFetcher
 from afk.settings import Settings
 from tests.conftest import Customer
 from tests.support.servers import serve
+from tests.support.windows import start_of_a_fresh_window
 
 MESSAGES = [{"role": "user", "content": "count these words"}]
 
@@ -80,12 +81,6 @@ def gemini_client(customer: Customer, key: str | None = None) -> genai.Client:
         retry_options=gtypes.HttpRetryOptions(attempts=1)))
 
 
-def skip_near_minute_end(margin: float = 4.0) -> None:
-    """Rate windows are calendar minutes: a test must not straddle one."""
-    if 60 - time.time() % 60 < margin:
-        time.sleep(60 - time.time() % 60 + 0.1)
-
-
 def assert_untouched(customer: Customer, credits: str = "10") -> None:
     assert customer.balance() == Decimal(credits)
     assert customer.charges() == []
@@ -116,7 +111,7 @@ def test_counting_tokens_needs_credit_in_the_gemini_dialect(make_customer, fake_
 
 def test_counting_tokens_has_its_own_rate_limit_in_both_dialects(
         customer: Customer, settings, store, fake_anthropic, fake_gemini):
-    skip_near_minute_end()
+    start_of_a_fresh_window()
     with gateway_with(settings, store, customer, count_tokens_rpm=2) as limited:
         gemini = gemini_client(limited)
         anthropic_client(limited).messages.count_tokens(model="claude-haiku-4-5",
@@ -137,7 +132,7 @@ def test_counting_tokens_has_its_own_rate_limit_in_both_dialects(
 
 
 def test_counting_tokens_counts_against_the_keys_rpm(customer: Customer, fake_anthropic):
-    skip_near_minute_end()
+    start_of_a_fresh_window()
     with customer.http() as http:
         limited = http.post("/v1/account/keys", json={"name": "slow", "rpm": 2}).json()
     client = anthropic_client(customer, limited["key"])

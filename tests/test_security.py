@@ -18,6 +18,7 @@ from afk.gateway import Gateway
 from afk.http.apps import create_app
 from tests.conftest import Customer
 from tests.support.servers import serve
+from tests.support.windows import start_of_a_fresh_window
 
 PROMPT = "my-secret-prompt-text-4242"
 
@@ -116,13 +117,11 @@ def test_per_key_rate_limit_is_a_429_in_each_dialect_across_processes(customer: 
     other = Gateway(settings, store=store)  # a second "container" sharing the count
     with serve(create_app("local", other)) as other_url:
         urls = [customer.url, other_url, customer.url]
+        start_of_a_fresh_window()  # the six counted calls share one minute
         for url in urls:
             openai.OpenAI(base_url=f"{url}/v1", api_key=limited["key"], max_retries=0) \
                 .chat.completions.create(model="echo",
                                          messages=[{"role": "user", "content": "hi"}])
-        window_left = 60 - time.time() % 60
-        if window_left < 3:  # do not straddle a minute boundary
-            pytest.skip("too close to the end of the rate window")
         with pytest.raises(openai.RateLimitError) as caught:
             openai.OpenAI(base_url=f"{other_url}/v1", api_key=limited["key"], max_retries=0) \
                 .chat.completions.create(model="echo",
