@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 import anthropic
@@ -25,6 +26,7 @@ from tests.support import fake_bedrock
 from tests.support.fake_bedrock import FakeBedrock, Reply
 from tests.support.media import png
 from tests.support.servers import serve
+from tests.support.upstream import fake_vector
 from tests.test_matrix import (
     QUESTION,
     WEATHER,
@@ -261,3 +263,20 @@ def test_bedrock_models_are_listed_only_where_bedrock_is_enabled(buyer, customer
     with pytest.raises(openai.PermissionDeniedError) as refused:
         OpenAIDriver(customer).ask(NOVA, False, tools=False)
     assert "AFK_BEDROCK=1" in refused.value.message
+
+
+def test_titan_embeddings_signed_one_input_a_call_billed_on_bedrocks_count(buyer, bedrock):
+    texts = ["Bedrock embeds this", "and this"]
+    result = buyer.openai().embeddings.create(model="titan-embed-text-v2", input=texts,
+                                              dimensions=256)
+    assert [d.embedding for d in result.data] == [fake_vector(t, 256) for t in texts]
+    assert [(r.path, r.body) for r in bedrock.requests] == [
+        ("/model/amazon.titan-embed-text-v2:0/invoke", {"inputText": t, "dimensions": 256})
+        for t in texts]
+    assert bedrock.signatures_checked == 2
+    tokens = 4 + 2  # the fake's inputTextTokenCount: a token per 4 bytes
+    assert result.usage.prompt_tokens == tokens
+    (entry,) = buyer.charges()
+    assert (entry.model, entry.input_tokens, entry.estimated) == ("titan-embed-text-v2",
+                                                                  tokens, False)
+    assert Decimal(entry.amount) / 10**12 == tokens * Decimal("0.02") / 10**6

@@ -27,6 +27,7 @@ ROUTES = {
     ("GET", "/{version}/models"): "ModelsFunction",
     ("GET", "/{version}/models/{proxy+}"): "ModelsFunction",
     ("POST", "/v1/chat/completions"): "ChatCompletionsFunction",
+    ("POST", "/v1/embeddings"): "ChatCompletionsFunction",
     ("POST", "/v1/responses"): "ResponsesFunction",
     ("ANY", "/v1/responses/{proxy+}"): "ResponsesFunction",
     ("POST", "/v1/messages"): "MessagesFunction",
@@ -40,7 +41,8 @@ ROUTES = {
 }
 # Every route of a Web Adapter function streams: in response_stream mode its output
 # is the streaming prelude + body, which a buffered proxy integration cannot parse.
-STREAMING_ROUTES = {("POST", "/v1/chat/completions"), ("POST", "/v1/responses"),
+STREAMING_ROUTES = {("POST", "/v1/chat/completions"), ("POST", "/v1/embeddings"),
+                    ("POST", "/v1/responses"),
                     ("ANY", "/v1/responses/{proxy+}"), ("POST", "/v1/messages"),
                     ("POST", "/v1/messages/count_tokens"), ("POST", "/v1/models/{proxy+}"),
                     ("POST", "/{version}/models/{proxy+}")}

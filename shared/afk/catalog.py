@@ -199,6 +199,9 @@ class Model:
     images: ImageRule | None = None  # None: images (and PDF pages) cannot be priced
     cost: Prices | None = None  # what the provider bills the operator; None: `prices`
     web_search: WebSearchSpec | None = None  # None: the provider has no hosted search
+    # "chat" (every generation route) or "embedding" (/v1/embeddings, embedContent):
+    # an embedding model is billed on input only, its max_output_tokens is nominal.
+    kind: str = "chat"
     # Further deployments of this model, tried in order when the one before fails
     # before answering (afk/failover.py); each a Model of the same id.
     fallbacks: tuple[Model, ...] = ()
@@ -398,8 +401,16 @@ def _parse_model(entry: object, source: str, providers: frozenset[str] = PROVIDE
         raise CatalogError(f"{where}: provider must be one of {sorted(providers)} (a "
                            "built-in one, or one declared under `providers:`)")
     parsed = _parse_tiered_prices(entry.get("prices") or {}, where)
-    ints = {}
+    kind = entry.get("kind", "chat")
+    if kind not in ("chat", "embedding"):
+        raise CatalogError(f"{where}: kind must be chat or embedding")
+    if kind == "embedding" and (parsed.output or entry.get("max_output_tokens") is not None):
+        raise CatalogError(f"{where}: an embedding model has no output: prices.output "
+                           'must be "0" and max_output_tokens absent')
+    ints = {"max_output_tokens": 1} if kind == "embedding" else {}
     for name in ("max_output_tokens", "context_window"):
+        if name in ints:
+            continue
         value = entry.get(name)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise CatalogError(f"{where}: {name} must be a positive integer")
@@ -414,6 +425,7 @@ def _parse_model(entry: object, source: str, providers: frozenset[str] = PROVIDE
         created=int(entry.get("created", 1_700_000_000)),
         images=_parse_images(entry.get("images"), where),
         web_search=_parse_web_search(entry.get("web_search"), parsed, where),
+        kind=kind,
         **ints,
     )
     return _with_fallbacks(model, entry.get("fallbacks"), where, providers)

@@ -270,6 +270,10 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
         await enforce_rate_limit(gateway, principal)
     turn = turn or Turn()
     model, view = await _model_for(gateway, principal, request.model)
+    if model.kind != "chat":
+        raise InvalidRequest(f"{model.id} is an embedding model: call it on /v1/embeddings "
+                             "(or Gemini's embedContent).", param="model",
+                             code="model_not_supported")
     dropped = fit_hosted_tools(model, request)
     provider = gateway.provider_for(model, dialect=codec.DIALECT,
                                     web_search=request.web_search is not None)

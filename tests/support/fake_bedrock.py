@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .upstream import FakeUpstream, json_dumps, split_words
+from .upstream import FakeUpstream, fake_vector, json_dumps, split_words
 
 REGION = "us-east-1"
 ACCESS_KEY = "AKIAFAKEBEDROCK00001"
@@ -141,6 +141,7 @@ class FakeBedrock(FakeUpstream[Reply]):
             Route("/model/{model:path}/converse", self._converse, methods=["POST"]),
             Route("/model/{model:path}/converse-stream", self._converse_stream,
                   methods=["POST"]),
+            Route("/model/{model:path}/invoke", self._invoke, methods=["POST"]),
         ])
 
     def default_reply(self) -> Reply:
@@ -185,6 +186,20 @@ class FakeBedrock(FakeUpstream[Reply]):
         return StreamingResponse(self.tracked(frames()),
                                  media_type="application/vnd.amazon.eventstream",
                                  headers={"x-amzn-requestid": "fake-request-id"})
+
+    async def _invoke(self, request: Request) -> Response:
+        """InvokeModel on Titan Text Embeddings V2: {"inputText", "dimensions"} ->
+        {"embedding", "inputTextTokenCount"} (one token per 4 bytes, at least 1)."""
+        recorded = await self.record(request)
+        problem = self._signature_problem(request, recorded.raw)
+        if problem is not None:
+            return self._error(403, "InvalidSignatureException", problem)
+        body = recorded.body if isinstance(recorded.body, dict) else {}
+        if not isinstance(body.get("inputText"), str):
+            return self._error(400, "ValidationException", "inputText is required.")
+        text = body["inputText"]
+        return JSONResponse({"embedding": fake_vector(text, body.get("dimensions")),
+                             "inputTextTokenCount": max(1, len(text.encode()) // 4)})
 
     # ----- checks ------------------------------------------------------------------------
     async def _admit(self, request: Request) -> Response | None:

@@ -38,6 +38,7 @@ from .upstream import (
     FakeUpstream,
     Recorded,
     SSEResponse,
+    fake_vector,
     hang_until_disconnect,
     json_dumps,
     split_words,
@@ -166,12 +167,19 @@ class FakeGemini(FakeUpstream[Reply]):
         version, target = request.path_params["version"], request.path_params["target"]
         model, _, method = target.partition(":")
         if version not in VERSIONS or method not in (
-                "generateContent", "streamGenerateContent", "countTokens"):
+                "generateContent", "streamGenerateContent", "countTokens",
+                "batchEmbedContents"):
             return self._error(404, f"Invalid URL ({request.method} {request.url.path})")
         if not isinstance(rec.body, dict):
             return self._error(400, "Invalid JSON payload received.")
         if method == "countTokens":
             return JSONResponse(self._count_tokens(rec.body))
+        if method == "batchEmbedContents":  # no usage in the answer, as Gemini's
+            return JSONResponse({"embeddings": [
+                {"values": fake_vector("".join(p.get("text", "") for p in
+                                               r["content"]["parts"]),
+                                       r.get("outputDimensionality"))}
+                for r in rec.body.get("requests") or []]})
         reply = self.next_reply()
         if reply.delay:
             await asyncio.sleep(reply.delay)

@@ -46,6 +46,7 @@ from .upstream import (
     FakeUpstream,
     Recorded,
     SSEResponse,
+    fake_vector,
     hang_until_disconnect,
     json_dumps,
     split_words,
@@ -183,6 +184,7 @@ class FakeOpenAI(FakeUpstream[Reply]):
                 Route("/openai/deployments/{deployment}/chat/completions", self._azure_chat,
                       methods=["POST"]),
                 Route("/v1/responses", self._responses, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
                 Route("/v1/models", self._list_models, methods=["GET"]),
                 Route("/v1/models/{model:path}", self._get_model, methods=["GET"]),
                 Route(
@@ -258,6 +260,21 @@ class FakeOpenAI(FakeUpstream[Reply]):
                 "sure to provide a valid key for an active subscription and use a correct "
                 "regional API endpoint for your resource.")}}, 401)
         return await self._chat_completions(request)
+
+    async def _embeddings(self, request: Request) -> Response:
+        """Embeddings: a fake vector per input; usage one token per 4 bytes, at least 1
+        (the request is recorded; a queued error reply answers instead)."""
+        started = await self._begin(request)
+        if isinstance(started, Response):
+            return started
+        body, _ = started
+        texts = body["input"] if isinstance(body.get("input"), list) else [body.get("input")]
+        tokens = sum(max(1, len(str(t).encode()) // 4) for t in texts)
+        return JSONResponse({"object": "list", "model": body.get("model"), "data": [
+            {"object": "embedding", "index": i,
+             "embedding": fake_vector(str(t), body.get("dimensions"))}
+            for i, t in enumerate(texts)],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     async def _responses(self, request: Request) -> Response:
         started = await self._begin(request)

@@ -29,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 __all__ = [
     "ClientGone",
+    "fake_vector",
     "FakeUpstream",
     "Recorded",
     "SSEResponse",
@@ -207,3 +208,9 @@ class FakeUpstream(Generic[ReplyT]):
 
 class ClientGone(Exception):
     """Raised inside a stream generator when it noticed the client disconnected."""
+
+
+def fake_vector(text: str, dimensions: int | None = None) -> list[float]:
+    """A fake embedding of `text`: deterministic, and exact in float32 (eighths), so a
+    base64-encoded copy decodes to the same numbers."""
+    return [((len(text) + k) % 16) / 8 for k in range(dimensions or 8)]

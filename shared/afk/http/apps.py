@@ -32,7 +32,7 @@ log = logging.getLogger("afk.http")
 # One per Lambda function; each names the module in afk.http holding its routes
 # (and any more modules whose routes the same function serves).
 APPS = ("models", "chat", "responses", "messages", "gemini", "account", "dashboard")
-MODULES = {"account": ("account", "usage", "payments")}
+MODULES = {"account": ("account", "usage", "payments"), "chat": ("chat", "embeddings")}
 
 
 def create_app(name: str, gateway: Gateway | None = None) -> Starlette:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from afk.catalog import Model
 from afk.endpoints import Endpoint
 from afk.providers import Call
 from afk.providers.openai import OpenAIProvider
@@ -42,3 +43,7 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
 
     def headers(self, call: Call) -> dict[str, str]:
         return {"content-type": "application/json", "api-key": self.api_key or ""}
+
+    def embeddings_url(self, model: Model) -> str:
+        return (f"{self.base_url}/openai/deployments/{model.upstream}/embeddings"
+                f"?api-version={self.endpoint.api_version}")

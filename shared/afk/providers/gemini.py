@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from afk.catalog import Model
 from afk.dialects import gemini
 from afk.providers import Call
 from afk.providers.base import HTTPProvider
 from afk.providers.images import InlinesImages
 from afk.providers.transport import json_body, upstream_errors
+
+if TYPE_CHECKING:
+    from afk.embeddings import Embedded
 
 API_VERSION = "v1beta"
 
@@ -57,3 +61,23 @@ class GeminiProvider(InlinesImages, HTTPProvider):
             raise self.error(response)
         count = json_body(response, self.name).get("totalTokens")
         return int(count) if isinstance(count, int) else None
+
+    async def embed(self, model: Model, texts: list[str], *,
+                    dimensions: int | None) -> Embedded:
+        """batchEmbedContents (https://ai.google.dev/api/embeddings): one request per
+        input. Its answer reports no token count: the call is billed the fair estimate."""
+        from afk.embeddings import Embedded
+
+        name = f"models/{model.upstream}"
+        requests = [{"model": name, "content": {"parts": [{"text": text}]},
+                     **({"outputDimensionality": dimensions} if dimensions else {})}
+                    for text in texts]
+        async with upstream_errors(self.name):
+            response = await self.client().post(
+                f"{self.base_url}/{API_VERSION}/{name}:batchEmbedContents",
+                json={"requests": requests}, headers=self.headers(None))  # type: ignore[arg-type]
+        if response.status_code >= 300:
+            raise self.error(response)
+        raw = json_body(response, self.name)
+        return Embedded(vectors=[e.get("values") or [] for e in raw.get("embeddings") or []],
+                        input_tokens=None)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from afk.catalog import Model
 from afk.dialects import openai_chat
 from afk.providers import Call
 from afk.providers.base import HTTPProvider
+from afk.providers.transport import json_body, upstream_errors
+
+if TYPE_CHECKING:
+    from afk.embeddings import Embedded
 
 
 class OpenAIProvider(HTTPProvider):
@@ -35,6 +40,31 @@ class OpenAIProvider(HTTPProvider):
         # only if it asked (see openai_chat.passthrough_event).
         return {**body, "stream": True,
                 "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
+
+
+    def embeddings_url(self, model: Model) -> str:
+        return f"{self.base_url}/embeddings"
+
+    async def embed(self, model: Model, texts: list[str], *,
+                    dimensions: int | None) -> Embedded:
+        """POST /embeddings (https://platform.openai.com/docs/api-reference/embeddings),
+        floats asked for: the gateway encodes for its caller."""
+        from afk.embeddings import Embedded
+
+        body: dict[str, Any] = {"model": model.upstream, "input": texts,
+                                "encoding_format": "float"}
+        if dimensions is not None:
+            body["dimensions"] = dimensions
+        async with upstream_errors(self.name):
+            response = await self.client().post(self.embeddings_url(model), json=body,
+                                                headers=self.headers(None))  # type: ignore[arg-type]
+        if response.status_code >= 300:
+            raise self.error(response)
+        raw = json_body(response, self.name)
+        data = sorted(raw.get("data") or [], key=lambda d: d.get("index", 0))
+        tokens = (raw.get("usage") or {}).get("prompt_tokens")
+        return Embedded(vectors=[d.get("embedding") or [] for d in data],
+                        input_tokens=tokens if isinstance(tokens, int) else None)
 
 
 class OpenAIResponsesProvider(HTTPProvider):

@@ -17,18 +17,23 @@ https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.htm
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 
+from afk.catalog import Model
 from afk.errors import UpstreamError
 from afk.providers import Call, Completion
 from afk.providers.base import HTTPProvider
 from afk.providers.bedrock import converse
 from afk.providers.eventstream import EventStreamDecoder
 from afk.providers.images import InlinesImages
+from afk.providers.transport import json_body, upstream_errors
 from afk.settings import Settings
+
+if TYPE_CHECKING:
+    from afk.embeddings import Embedded
 
 SERVICE = "bedrock"  # the SigV4 signing name of bedrock-runtime
 
@@ -67,18 +72,44 @@ class BedrockProvider(InlinesImages, HTTPProvider):
         return converse.render_request(call.request, model=call.model.upstream)
 
     def request(self, call: Call, *, stream: bool) -> httpx.Request:
+        return self.signed(self.url(call, stream=stream), self.body(call, stream=stream),
+                           accept="application/vnd.amazon.eventstream" if stream
+                           else "application/json")
+
+    def signed(self, url: str, body: dict[str, Any], *, accept: str) -> httpx.Request:
+        """A POST of `body` to `url`, SigV4-signed for Bedrock in this Region."""
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
 
-        url = self.url(call, stream=stream)
-        content = json.dumps(self.body(call, stream=stream), separators=(",", ":"),
-                             ensure_ascii=False).encode()
+        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         signed = AWSRequest(method="POST", url=url, data=content, headers={
-            **self.headers(call),
-            "accept": "application/vnd.amazon.eventstream" if stream else "application/json"})
+            "content-type": "application/json", "accept": accept})
         SigV4Auth(self.credentials(), SERVICE, self.region).add_auth(signed)
         return self.client().build_request("POST", url, content=content,
                                            headers=dict(signed.headers.items()))
+
+    async def embed(self, model: Model, texts: list[str], *,
+                    dimensions: int | None) -> Embedded:
+        """Titan Text Embeddings V2 over InvokeModel, one input per call
+        (https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html):
+        `{"inputText", "dimensions"}` -> `{"embedding", "inputTextTokenCount"}`."""
+        from afk.embeddings import Embedded
+
+        url = f"{self.base_url}/model/{quote(model.upstream, safe='')}/invoke"
+        vectors, tokens = [], 0
+        for text in texts:
+            body: dict[str, Any] = {"inputText": text}
+            if dimensions is not None:
+                body["dimensions"] = dimensions
+            async with upstream_errors(self.name):
+                response = await self.client().send(self.signed(url, body,
+                                                                 accept="application/json"))
+            if response.status_code >= 300:
+                raise self.error(response)
+            raw = json_body(response, self.name)
+            vectors.append(raw.get("embedding") or [])
+            tokens += int(raw.get("inputTextTokenCount") or 0)
+        return Embedded(vectors=vectors, input_tokens=tokens)
 
     async def complete(self, call: Call) -> Completion:
         completion = await super().complete(call)
