@@ -7,6 +7,7 @@ keyboard use). Screenshots land in test-artifacts/dashboard/."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -418,3 +419,40 @@ def test_every_tab_fits_the_screen(open_dashboard, make_customer, fake_openai: F
         if name == "models":
             # Regression: the Clear button sat beyond the table's right edge at 1280px.
             assert cap_controls_in_view(dashboard), f"cap buttons hidden at {label} width"
+
+
+def test_usage_pages_past_the_first_thousand_entries(open_dashboard, make_customer):
+    """Issue 14: the usage list stopped at the latest 1,000 entries. Paging on past
+    them fetches the older ones with the API's cursor."""
+    import secrets as token
+
+    from afk.store import Hold, Lease, Settlement
+    from afk.store.leases import charge_record
+    from afk.store.ledger import charge_item
+
+    customer = make_customer("10")
+    lease = Lease(id=f"lse_{token.token_hex(10)}", account_id=customer.account_id,
+                  granted=0, expires_ms=0, reconcile_ms=0, version=1)
+    start = int(time.time() * 1000) - 10_000
+    items = [charge_record(lease, charge_item(
+        Hold(id=f"req_{i:05d}_{token.token_hex(4)}", account_id=customer.account_id,
+             amount=10**9, model=MODEL, endpoint="/v1/chat/completions",
+             key_id=customer.key_id, created_ms=0),
+        Settlement(charge=1_000_000, input_tokens=i), start + i)) for i in range(1_001)]
+    db = customer.store.dynamo
+    for first in range(0, len(items), 25):
+        db.client.batch_write_item(RequestItems={db.table: [
+            {"PutRequest": {"Item": item}} for item in items[first:first + 25]]})
+    oldest = items[0]["request_id"]["S"]
+
+    dashboard = open_dashboard()
+    page = dashboard.page
+    dashboard.sign_in(customer.key)
+    dashboard.open_tab("usage")
+    info = page.locator("#usage-page-info")
+    expect(info).to_contain_text("of 1,000+")
+    for _ in range(40):  # 1,000 entries, 25 a page: the 41st page needs the cursor
+        page.locator("#usage-next").click()
+    expect(info).to_contain_text("of 1,002")  # 1,001 charges and the opening credit
+    expect(page.locator("#usage-table")).to_contain_text(oldest)
+    expect(page.locator("#usage-next")).to_be_disabled()
