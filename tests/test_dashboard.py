@@ -450,9 +450,11 @@ def test_usage_pages_past_the_first_thousand_entries(open_dashboard, make_custom
     dashboard.sign_in(customer.key)
     dashboard.open_tab("usage")
     info = page.locator("#usage-page-info")
-    expect(info).to_contain_text("of 1,000+")
+    # Reading 1,000 entries from moto takes seconds on a busy machine: wait for them.
+    expect(info).to_contain_text("of 1,000+", timeout=60_000)
     for _ in range(40):  # 1,000 entries, 25 a page: the 41st page needs the cursor
         page.locator("#usage-next").click()
-    expect(info).to_contain_text("of 1,002")  # 1,001 charges and the opening credit
+    # 1,001 charges and the opening credit
+    expect(info).to_contain_text("of 1,002", timeout=60_000)
     expect(page.locator("#usage-table")).to_contain_text(oldest)
     expect(page.locator("#usage-next")).to_be_disabled()
