@@ -284,3 +284,45 @@ def test_titan_embeddings_signed_one_input_a_call_billed_on_bedrocks_count(buyer
     assert (entry.model, entry.input_tokens, entry.estimated) == ("titan-embed-text-v2",
                                                                   tokens, False)
     assert Decimal(entry.amount) / 10**12 == tokens * Decimal("0.02") / 10**6
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["buffered", "stream"])
+def test_claudes_thinking_on_bedrock_round_trips_with_its_signature(stream, buyer, bedrock):
+    client = anthropic.Anthropic(base_url=buyer.url, api_key=buyer.key, max_retries=0)
+    bedrock.push(Reply(reasoning="Paris is in France.", text="Sunny.",
+                              input_tokens=30, output_tokens=40))
+    kwargs: dict[str, Any] = dict(model=CLAUDE, max_tokens=4096,
+                                  thinking={"type": "enabled", "budget_tokens": 2048},
+                                  messages=[{"role": "user", "content": QUESTION}])
+    if stream:
+        with client.messages.stream(**kwargs) as s:
+            message = s.get_final_message()
+    else:
+        message = client.messages.create(**kwargs)
+    sent = bedrock.requests[-1].body
+    assert sent["additionalModelRequestFields"] == {
+        "thinking": {"type": "enabled", "budget_tokens": 2048}}
+    assert "temperature" not in sent["inferenceConfig"]
+    thinking, text = message.content
+    assert (thinking.type, thinking.thinking, text.text) == ("thinking",
+                                                            "Paris is in France.", "Sunny.")
+    # The caller sends the turn back: Bedrock gets its own reasoning, signature intact.
+    bedrock.push(Reply(text="Still sunny.", input_tokens=50, output_tokens=3))
+    client.messages.create(**{**kwargs, "messages": [
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True)
+                                          for b in message.content]},
+        {"role": "user", "content": "And tomorrow?"}]})
+    assert bedrock.requests[-1].body["messages"][1]["content"][0] == {"reasoningContent": {
+        "reasoningText": {"text": "Paris is in France.",
+                          "signature": Reply().signature}}}
+    assert_charged(buyer, CLAUDE, [Usage(input=30, output=40), Usage(input=50, output=3)])
+
+
+def test_an_openai_reasoning_effort_becomes_a_thinking_budget_under_max_tokens(buyer,
+                                                                              bedrock):
+    buyer.openai().chat.completions.create(
+        model=CLAUDE, reasoning_effort="high", max_completion_tokens=5000,
+        messages=[{"role": "user", "content": "Think hard."}])
+    assert bedrock.requests[-1].body["additionalModelRequestFields"] == {
+        "thinking": {"type": "enabled", "budget_tokens": 4999}}

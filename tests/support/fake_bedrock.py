@@ -72,6 +72,8 @@ class Reply:
     """One scripted Converse answer."""
 
     text: str | None = "Hello from Bedrock!"
+    reasoning: str | None = None  # a reasoningContent block first (Claude's thinking)
+    signature: str = "EqQBCkYIBxgCKkD-fake-bedrock-signature"
     # [{"id": "tooluse_1", "name": "get_weather", "input": {"city": "Paris"}}]
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     input_tokens: int = 12
@@ -101,19 +103,28 @@ class Reply:
         return usage
 
     def content(self) -> list[dict[str, Any]]:
-        blocks: list[dict[str, Any]] = [{"text": self.text}] if self.text else []
+        blocks: list[dict[str, Any]] = [{"reasoningContent": {"reasoningText": {
+            "text": self.reasoning, "signature": self.signature}}}] if self.reasoning else []
+        blocks += [{"text": self.text}] if self.text else []
         return blocks + [{"toolUse": {"toolUseId": c["id"], "name": c["name"],
                                       "input": c["input"]}} for c in self.tool_calls]
 
     def events(self) -> list[bytes]:
         out = [event("messageStart", {"role": "assistant"})]
         index = 0
+        if self.reasoning:
+            out += [event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {
+                "reasoningContent": {"text": piece}}}) for piece in split_words(self.reasoning)]
+            out += [event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {
+                "reasoningContent": {"signature": self.signature}}}),
+                    event("contentBlockStop", {"contentBlockIndex": 0})]
+            index = 1
         if self.text:
-            out += [event("contentBlockDelta", {"contentBlockIndex": 0,
+            out += [event("contentBlockDelta", {"contentBlockIndex": index,
                                                 "delta": {"text": piece}})
                     for piece in split_words(self.text)]
-            out.append(event("contentBlockStop", {"contentBlockIndex": 0}))
-            index = 1
+            out.append(event("contentBlockStop", {"contentBlockIndex": index}))
+            index += 1
         for i, call in enumerate(self.tool_calls, start=index):
             out.append(event("contentBlockStart", {"contentBlockIndex": i, "start": {
                 "toolUse": {"toolUseId": call["id"], "name": call["name"]}}}))

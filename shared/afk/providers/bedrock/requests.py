@@ -5,7 +5,8 @@ System messages become `system` blocks; tool results travel in user turns;
 same-role turns are merged (Converse takes alternating turns). Images and PDFs
 go inline as `bytes` (base64 in the JSON body): Converse takes no URLs, so the
 provider fetches image URLs before the call (providers/images.py). Reasoning
-issued by another provider cannot be read here and is dropped; what Converse
+issued by another provider cannot be read here and is dropped (Bedrock's own is
+sent back with its signature, as Claude requires within a tool-use turn); what Converse
 cannot express (top_k, a JSON response format, tool_choice none over a history
 of tool calls) is a 400 naming it.
 """
@@ -19,6 +20,9 @@ from afk import ir
 from afk.errors import InvalidRequest
 from afk.providers.bedrock.wire import PROVIDER
 
+MIN_THINKING_BUDGET = 1024  # Claude's floor for thinking.budget_tokens
+# A reasoning effort as a thinking budget (the inverse of ir.effort_for_budget's steps).
+EFFORT_BUDGETS = {"low": 2048, "medium": 8192, "high": 16384, "xhigh": 32000, "max": 64000}
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg",
                  "image/gif": "gif", "image/webp": "webp"}
 
@@ -48,10 +52,16 @@ def render_request(request: ir.Request, *, model: str) -> dict[str, Any]:
     config: dict[str, Any] = {}
     if request.max_output_tokens:
         config["maxTokens"] = request.max_output_tokens
-    if request.temperature is not None:
-        config["temperature"] = request.temperature
-    if request.top_p is not None:
-        config["topP"] = request.top_p
+    thinking = _thinking(request)
+    if thinking is not None:
+        # Claude's extended thinking, in Anthropic's own shape; it takes no sampling
+        # settings (https://docs.aws.amazon.com/bedrock/latest/userguide/claude-messages-extended-thinking.html).
+        body["additionalModelRequestFields"] = {"thinking": thinking}
+    else:
+        if request.temperature is not None:
+            config["temperature"] = request.temperature
+        if request.top_p is not None:
+            config["topP"] = request.top_p
     if request.stop:
         config["stopSequences"] = request.stop
     if config:
@@ -61,6 +71,24 @@ def render_request(request: ir.Request, *, model: str) -> dict[str, Any]:
     if tools:
         body["toolConfig"] = tools
     return body
+
+
+def _thinking(request: ir.Request) -> dict[str, Any] | None:
+    """Extended thinking for a reasoning model (the pipeline clears these settings for
+    the others; on Bedrock only Claude models are catalogued as reasoning): the
+    caller's budget, or its effort as one, under max tokens and at least Anthropic's
+    floor; none where the caller forces a tool (Claude refuses both at once)."""
+    choice = request.tool_choice
+    if choice is not None and choice.mode in ("required", "tool"):
+        return None
+    budget = request.thinking_budget
+    if budget is None:
+        budget = EFFORT_BUDGETS.get(request.reasoning_effort or "")
+    if not budget or not request.max_output_tokens:
+        return None
+    budget = min(budget, request.max_output_tokens - 1)
+    return {"type": "enabled", "budget_tokens": budget} if budget >= MIN_THINKING_BUDGET \
+        else None
 
 
 def _refuse_untranslatable(request: ir.Request) -> None:
