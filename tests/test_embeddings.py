@@ -128,3 +128,10 @@ def test_langchains_openai_embeddings(customer, fake_openai):
     assert query == fake_vector("a question?")
     assert [e[0] for e in charged(customer)] == ["text-embedding-3-small"] * 2
     customer.assert_books_balance()
+
+
+def test_a_large_batch_reaches_gemini_in_batches_of_100_in_order(customer, fake_gemini):
+    texts = [f"text number {i}" + "x" * (i % 5) for i in range(230)]
+    result = customer.openai().embeddings.create(model="gemini-embedding-001", input=texts)
+    assert [d.embedding for d in result.data] == [fake_vector(t) for t in texts]
+    assert [len(r.body["requests"]) for r in fake_gemini.requests] == [100, 100, 30]

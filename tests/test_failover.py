@@ -156,9 +156,10 @@ def test_each_failure_before_the_first_byte_moves_the_call_to_azure(
     assert_billed(buyer, "azure-eastus", AZURE_PRICE, (20, 1000))
 
 
-def test_a_deployment_that_cannot_be_reached_is_passed_over(buyer, azure):
+@pytest.mark.parametrize("stream", [False, True], ids=["buffered", "stream"])
+def test_a_deployment_that_cannot_be_reached_is_passed_over(stream, buyer, azure):
     azure.push(OpenAIReply(text="Still here.", prompt_tokens=9, completion_tokens=3))
-    assert ask(buyer, "gpt-far") == ("Still here.", "azure-eastus")
+    assert ask(buyer, "gpt-far", stream=stream) == ("Still here.", "azure-eastus")
     assert_billed(buyer, "azure-eastus", (Decimal("0.165"), Decimal("0.66")), (9, 3))
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from afk.embeddings import Embedded
 
 API_VERSION = "v1beta"
+EMBED_BATCH = 100  # requests per batchEmbedContents call (https://ai.google.dev/api/embeddings)
 
 
 def takes_by_reference(url: str) -> bool:
@@ -69,15 +70,18 @@ class GeminiProvider(InlinesImages, HTTPProvider):
         from afk.embeddings import Embedded
 
         name = f"models/{model.upstream}"
-        requests = [{"model": name, "content": {"parts": [{"text": text}]},
-                     **({"outputDimensionality": dimensions} if dimensions else {})}
-                    for text in texts]
-        async with upstream_errors(self.name):
-            response = await self.client().post(
-                f"{self.base_url}/{API_VERSION}/{name}:batchEmbedContents",
-                json={"requests": requests}, headers=self.headers(None))  # type: ignore[arg-type]
-        if response.status_code >= 300:
-            raise self.error(response)
-        raw = json_body(response, self.name)
-        return Embedded(vectors=[e.get("values") or [] for e in raw.get("embeddings") or []],
-                        input_tokens=None)
+        vectors: list[list[float]] = []
+        for at in range(0, len(texts), EMBED_BATCH):  # the API takes 100 a batch
+            requests = [{"model": name, "content": {"parts": [{"text": text}]},
+                         **({"outputDimensionality": dimensions} if dimensions else {})}
+                        for text in texts[at:at + EMBED_BATCH]]
+            async with upstream_errors(self.name):
+                response = await self.client().post(
+                    f"{self.base_url}/{API_VERSION}/{name}:batchEmbedContents",
+                    json={"requests": requests},
+                    headers=self.headers(None))  # type: ignore[arg-type]
+            if response.status_code >= 300:
+                raise self.error(response)
+            raw = json_body(response, self.name)
+            vectors += [e.get("values") or [] for e in raw.get("embeddings") or []]
+        return Embedded(vectors=vectors, input_tokens=None)
