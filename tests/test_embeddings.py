@@ -135,3 +135,18 @@ def test_a_large_batch_reaches_gemini_in_batches_of_100_in_order(customer, fake_
     result = customer.openai().embeddings.create(model="gemini-embedding-001", input=texts)
     assert [d.embedding for d in result.data] == [fake_vector(t) for t in texts]
     assert [len(r.body["requests"]) for r in fake_gemini.requests] == [100, 100, 30]
+
+
+def test_a_per_call_cap_bounds_the_input_and_nothing_reaches_the_provider(customer,
+                                                                         fake_openai):
+    with customer.http() as http:
+        http.put("/v1/account/caps/text-embedding-3-large",
+                 json={"usd": "0.000003"}).raise_for_status()
+    # Bound: a token per byte plus 16 an input, at $0.13/M: 51 tokens > $0.000003 > 18
+    with pytest.raises(openai.APIStatusError) as refused:
+        customer.openai().embeddings.create(model="text-embedding-3-large",
+                                            input="a sentence long enough to cost more")
+    assert refused.value.status_code == 402 and "cap" in refused.value.message
+    assert fake_openai.requests == [] and customer.charges() == []
+    small = customer.openai().embeddings.create(model="text-embedding-3-large", input="hi")
+    assert small.data[0].embedding == fake_vector("hi")  # within the cap: served
