@@ -167,6 +167,15 @@ def test_refunds_and_disputes_take_back_never_below_zero(buyer: Customer,
     account = buyer.account()
     assert from_pico(account.balance) == Decimal("7") and account.debt == 0
     _assert_books_with_debits(buyer)
+    # The operator wins the dispute: Stripe returns the $20, once.
+    won = dict(dispute, status="won")
+    for _ in range(2):
+        assert stripe_fake.send("charge.dispute.closed", won).status == 200
+    assert buyer.balance() == Decimal("27")
+    lost = dict(stripe_fake.dispute(payment, 100), status="lost")
+    assert stripe_fake.send("charge.dispute.closed", lost).status == 200
+    assert buyer.balance() == Decimal("27")
+    _assert_books_with_debits(buyer)
 
 
 def _assert_books_with_debits(buyer: Customer) -> None:

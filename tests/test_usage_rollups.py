@@ -16,7 +16,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from afk import cli
+from afk import admin, cli
 from afk.aggregator import StreamPoller, aggregate, local_poller
 from afk.billing.money import format_usd, from_pico
 from afk.store import Hold, Lease, Settlement, Store
@@ -211,7 +211,7 @@ def test_operator_report_gives_revenue_cost_and_margin_exactly(
 
     monkeypatch.setenv("AFK_TABLE", store.dynamo.table)
     monkeypatch.setenv("AFK_DYNAMODB_ENDPOINT", dynamodb_endpoint)
-    monkeypatch.setattr(cli, "_store", lambda: store)
+    monkeypatch.setattr(admin, "_store", lambda where: store)
     customer = counted["customer"]
     assert cli.main(["admin", "report", "--by", "account", "--since", counted["since"],
                      "--until", counted["until"], "--json"]) == 0

@@ -19,6 +19,8 @@ webhook Stripe signed credits, and each payment credits once.
   - `refund.created` and `charge.dispute.created`: a debit keyed on the refund or
     dispute id, of the account the payment credited; what the balance cannot
     cover is recorded as debt, never taken below zero.
+  - `charge.dispute.closed` with status `won`: the disputed amount credited back
+    (repaying debt first), once per dispute.
   Anything else is acknowledged and ignored.
 """
 
@@ -149,7 +151,19 @@ class Payments:
         if kind == "charge.dispute.created":
             return self._debit(obj.get("payment_intent"), obj["amount"], f"stripe:{obj['id']}",
                                "dispute")
+        if kind == "charge.dispute.closed" and obj.get("status") == "won":
+            return self._won(obj)
         return "ignored"
+
+    def _won(self, dispute: Any) -> str:
+        """A dispute decided for the operator: Stripe returns the money, so does this."""
+        claim = self._store.accounts.credit_claim(f"stripe:{dispute.get('payment_intent')}")
+        if claim is None:
+            return "unknown payment"
+        self._store.accounts.add_credits(claim[0], int(dispute["amount"]) * PICO_PER_CENT,
+                                         note="Stripe dispute won",
+                                         credit_id=f"stripe:{dispute['id']}:won")
+        return "credited (dispute won)"
 
     def _credit(self, session: Any) -> str:
         if session.get("payment_status") != "paid" or session.get("mode") != "payment":
