@@ -222,3 +222,22 @@ def test_the_hold_is_quoted_at_the_dearest_deployment(failover_gateway):
     assert (worst.input, worst.cached_input, worst.cache_write, worst.output) == (
         Decimal("1.21"), Decimal("0.121"), Decimal("1.5125"), Decimal("6.05"))
     assert [d.provider for d in model.deployments] == ["anthropic", "bedrock"]
+
+
+def test_a_deployment_that_cannot_take_the_request_is_left_out_of_it(buyer, fake_anthropic,
+                                                                     failover_bedrock):
+    """A JSON response format: Anthropic takes it, Converse cannot (400 on Bedrock
+    alone). The call goes to Anthropic; when Anthropic fails, there is nowhere else."""
+    fake_anthropic.push(AnthropicReply(text='{"ok": true}', input_tokens=12,
+                                       output_tokens=5))
+    client = buyer.openai()
+    kwargs = dict(model="claude-ha", response_format={"type": "json_object"},
+                  messages=[{"role": "user", "content": "JSON please"}])
+    raw = client.chat.completions.with_raw_response.create(**kwargs)
+    assert raw.headers["x-afk-provider"] == "anthropic"
+    assert raw.parse().choices[0].message.content == '{"ok": true}'
+    fake_anthropic.push(AnthropicReply(status=529))
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(**kwargs)
+    assert failover_bedrock.requests == []
+    buyer.assert_books_balance()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from afk.catalog import Model
-from afk.errors import GatewayError, RateLimited
+from afk.errors import GatewayError, InvalidRequest, RateLimited
 from afk.providers import Call, Completion, Provider, UpstreamStream
 
 log = logging.getLogger("afk.failover")
@@ -74,7 +74,7 @@ class FailoverProvider:
     """The deployments of one model, each with its provider, tried in order."""
 
     def __init__(self, deployments: list[tuple[Model, Provider]], breaker: Breaker) -> None:
-        self.deployments = deployments
+        self.deployments = deployments  # built per call (Gateway.provider_for)
         self.breaker = breaker
         self.name = deployments[0][1].name
         dialects = {provider.dialect for _, provider in deployments}
@@ -92,9 +92,21 @@ class FailoverProvider:
             await provider.prepare(self._call(call, model))
 
     def upstream_body(self, call: Call, *, stream: bool) -> dict[str, Any] | None:
-        """The largest body any deployment would get: what the hold must cover."""
-        bodies = [provider.upstream_body(self._call(call, model), stream=stream)
-                  for model, provider in self.deployments]
+        """The largest body any deployment would get: what the hold must cover. A
+        deployment that cannot take this request (it cannot express a setting the
+        caller sent) is left out of this call; if none can, the first one's 400."""
+        bodies, fit, refusal = [], [], None
+        for model, provider in self.deployments:
+            try:
+                bodies.append(provider.upstream_body(self._call(call, model), stream=stream))
+            except InvalidRequest as refused:
+                refusal = refusal or refused
+                continue
+            fit.append((model, provider))
+        if not fit:
+            assert refusal is not None
+            raise refusal
+        self.deployments = fit
         sized = [b for b in bodies if b is not None]
         return max(sized, key=lambda b: len(json.dumps(b, ensure_ascii=False)), default=None)
 
