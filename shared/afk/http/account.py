@@ -21,6 +21,7 @@ from afk.store import KeyRecord, Statement
 
 router = Router()
 
+
 def render_account(statement: Statement) -> dict[str, Any]:
     """`balance` is the credit not yet charged; `held` the part of it reserved for
     calls (credit leases of running environments, in-flight calls included);
