@@ -91,6 +91,7 @@ def test_the_models_tab_says_what_a_cap_does(open_dashboard, customer: Customer)
     expect(rows.first).to_be_visible()
     for column in ("Input / 1M tokens", "Typical call"):
         cells = dashboard.page.locator(f"#models-table tbody td[data-label='{column}']")
+        expect(cells.nth(1)).to_be_visible()  # the priced rows, not a loading placeholder
         shown = cells.all_text_contents()
         assert len(shown) > 1 and len({len(text.partition(".")[2]) for text in shown}) == 1, \
             (column, shown)
