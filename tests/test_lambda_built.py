@@ -39,6 +39,7 @@ import shutil
 import socket
 import subprocess
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.conftest import Customer
+from tests.support import fake_stripe
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".aws-sam" / "build"
@@ -224,7 +226,26 @@ MANGUM_EXPECTATIONS = {
     "account_caps_put": (200, lambda b: (b["model"], b["usd"]) == ("echo", "0.05")),
     "account_caps_delete": (200, lambda b: b["deleted"] is True),
     "dashboard": (200, None),
+    # Last, so the credit it makes is not in account_usage's list: a Stripe delivery
+    # signed with the function's secret credits the account ($5.00) exactly once.
+    "webhooks_stripe": (200, lambda b: b == {"received": True, "result": "credited"}),
 }
+STRIPE_SECRET = "whsec_built_function_test"
+
+
+def _prepared(name: str, event: dict[str, Any], customer: Customer, key_id: str) -> str:
+    """The sample event with the test's key, key id and account in place of the
+    placeholders; a Stripe delivery is signed afresh, as Stripe signs (its
+    tolerance refuses the sample's old timestamp)."""
+    text = json.dumps(event).replace(PLACEHOLDER_KEY, customer.key)
+    event = json.loads(text.replace("key_EXAMPLE", key_id))
+    if name == "webhooks_stripe":
+        body = event["body"].replace("acct_EXAMPLE", customer.account_id)
+        signature = fake_stripe.sign(body.encode(), STRIPE_SECRET)
+        event["body"] = body
+        event["headers"]["Stripe-Signature"] = signature
+        event["multiValueHeaders"]["Stripe-Signature"] = [signature]
+    return json.dumps(event)
 
 
 def test_mangum_functions_answer_their_events(build: Path, routes: dict, tmp_path: Path,
@@ -242,16 +263,15 @@ def test_mangum_functions_answer_their_events(build: Path, routes: dict, tmp_pat
     for function, names in by_function.items():
         paths = []
         for name in names:
-            text = json.dumps(events[name]).replace(PLACEHOLDER_KEY, customer.key)
             path = tmp_path / f"{name}.json"
-            path.write_text(text.replace("key_EXAMPLE", second.key_id))
+            path.write_text(_prepared(name, events[name], customer, second.key_id))
             paths.append(str(path))
         out = tmp_path / f"{function}.out.json"
         # Lambda's order: the function's code, then the layers (/opt/python).
         run = subprocess.run(
             [str(runtime / "bin" / "python"), "-c", DRIVER, str(build), str(out), *paths],
             cwd=build / function, capture_output=True, text=True, timeout=120,
-            env=_env(dynamodb_endpoint, runtime,
+            env=_env(dynamodb_endpoint, runtime, STRIPE_WEBHOOK_SECRET=STRIPE_SECRET,
                      PYTHONPATH=f"{build / function}:{DEPENDENCIES}:{LAYER}"))
         assert run.returncode == 0, run.stderr[-3000:]
         loaded = json.loads(out.read_text())
@@ -274,6 +294,7 @@ def test_mangum_functions_answer_their_events(build: Path, routes: dict, tmp_pat
         assert len([m for m in emf if "Requests" in m]) == len(names), run.stdout[-2000:]
         for key in (customer.key, second_key):
             assert key not in run.stdout + run.stderr
+    assert customer.balance() == Decimal("15.00"), "the Stripe delivery credits $5.00 once"
 
 
 def routes_handler(routes: dict, event: dict[str, Any]) -> str:
