@@ -1,6 +1,7 @@
 """What the functions log and measure on Lambda (afk.observability) and where their
 provider keys come from (afk.secrets): no key in any log line, JSON logs with the
-request's fields, one EMF flush per request, secrets read lazily and cached."""
+request's fields, one EMF flush per request, the secret read once per environment,
+in a worker thread."""
 
 from __future__ import annotations
 
@@ -143,44 +144,74 @@ def test_importing_the_app_does_not_import_powertools() -> None:
 def secret_arn(monkeypatch, dynamodb_endpoint: str) -> Iterator[str]:
     """A secret in the session's moto server (it serves every service). Not mock_aws:
     starting it resets moto's in-process backends, the embedded DynamoDB's included."""
-    from aws_lambda_powertools.utilities import parameters
-
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": "us-east-1",
                         "AWS_ENDPOINT_URL_SECRETS_MANAGER": dynamodb_endpoint}.items():
         monkeypatch.setenv(name, value)
-    parameters.clear_caches()
-    parameters.base.DEFAULT_PROVIDERS.clear()  # its boto3 client must see the endpoint
     client = boto3.client("secretsmanager", region_name="us-east-1",
                           endpoint_url=dynamodb_endpoint)
-    arn = client.create_secret(Name=f"afk/provider-keys-{uuid.uuid4().hex}", SecretString=(
+    yield client.create_secret(Name=f"afk/provider-keys-{uuid.uuid4().hex}", SecretString=(
         json.dumps({"OPENAI_API_KEY": "sk-from-secret", "ANTHROPIC_API_KEY": "sk-ant-from-secret",
-                    "GEMINI_API_KEY": ""})))["ARN"]
-    yield arn
-    parameters.clear_caches()
-    parameters.base.DEFAULT_PROVIDERS.clear()
+                    "GEMINI_API_KEY": "", "STRIPE_SECRET_KEY": "sk_test_from_secret"})))["ARN"]
 
 
 def test_provider_keys_come_from_the_secret_unless_the_environment_has_them(secret_arn):
-    settings = Settings.from_env({"AFK_SECRET_ARN": secret_arn, "OPENAI_API_KEY": "sk-env"})
+    from afk.secrets import resolve
+
+    settings = resolve(Settings.from_env({"AFK_SECRET_ARN": secret_arn,
+                                          "OPENAI_API_KEY": "sk-env"}))
     assert settings.upstreams["openai"].api_key == "sk-env"  # env wins (local runs)
     assert settings.upstreams["anthropic"].api_key == "sk-ant-from-secret"
     assert settings.upstreams["gemini"].api_key is None  # empty in the secret: unset
     assert settings.upstreams["gemini"].base_url == "https://generativelanguage.googleapis.com"
+    assert settings.credential("STRIPE_SECRET_KEY") == "sk_test_from_secret"
 
 
-def test_the_secret_is_read_once_per_container(secret_arn):
+def test_reading_settings_reads_no_secret(secret_arn):
+    """Settings are read at cold start with no I/O; the secret comes later, explicitly."""
     settings = Settings.from_env({"AFK_SECRET_ARN": secret_arn})
-    assert settings.upstreams["openai"].api_key == "sk-from-secret"
+    assert settings.upstreams["openai"].api_key is None
+    assert settings.credential("STRIPE_SECRET_KEY") is None
+
+
+def test_the_secret_is_read_once_per_environment_off_the_event_loop(secret_arn, monkeypatch):
+    import threading
+
+    import anyio
+
+    from afk import secrets
+    from afk.gateway import Gateway
+
+    readers: list[threading.Thread] = []
+    read = secrets.read_secret
+
+    def recording_read(arn: str, *, region: str) -> dict[str, str]:
+        readers.append(threading.current_thread())
+        return read(arn, region=region)
+
+    monkeypatch.setattr(secrets, "read_secret", recording_read)
+    gateway = Gateway(Settings.from_env({"AFK_SECRET_ARN": secret_arn}))
+
+    async def two_requests() -> threading.Thread:
+        await gateway.ready()
+        await gateway.ready()
+        return threading.current_thread()
+
+    loop_thread = anyio.run(two_requests)
+    assert gateway.provider("openai").api_key == "sk-from-secret"
     boto3.client("secretsmanager", region_name="us-east-1").put_secret_value(  # same endpoint
-        SecretId=secret_arn, SecretString=json.dumps({"OPENAI_API_KEY": "sk-rotated"}))
-    # Cached (Powertools, max_age): no second GetSecretValue within the container.
-    assert settings.upstreams["openai"].api_key == "sk-from-secret"
+        SecretId=secret_arn, SecretString=json.dumps({"ANTHROPIC_API_KEY": "sk-rotated"}))
+    assert gateway.provider("anthropic").api_key == "sk-ant-from-secret"  # no second read
+    assert len(readers) == 1 and readers[0] is not loop_thread
 
 
-def test_no_secret_configured_means_no_secret_lookup() -> None:
-    settings = Settings.from_env({"OPENAI_API_KEY": "sk-env"})
-    assert settings.secret_arn is None and isinstance(settings.upstreams, dict)
+def test_no_secret_configured_means_no_secret_lookup(monkeypatch) -> None:
+    from afk import secrets
+    from afk.gateway import Gateway
+
+    monkeypatch.setattr(secrets, "read_secret", lambda *a, **k: pytest.fail("read"))
+    gateway = Gateway(Settings.from_env({"OPENAI_API_KEY": "sk-env"}))
+    assert gateway.resolve_secret().upstreams["openai"].api_key == "sk-env"
 
 
 def test_a_provider_empty_in_the_secret_is_refused_naming_the_secret_field(secret_arn):

@@ -17,6 +17,7 @@ from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from afk import observability
 from afk.auth import Authenticator, Principal, TTLCache
 from afk.background import Background
 from afk.catalog import Catalog, Model
@@ -56,7 +57,11 @@ class Gateway:
     def __init__(self, settings: Settings, *, store: Store | None = None,
                  catalog: Catalog | None = None,
                  providers: dict[str, Provider] | None = None) -> None:
+        # As read from the environment until `ready()` folds in the provider-keys
+        # secret (once per environment); every key lookup goes through it after.
         self.settings = settings
+        self._secret_resolved = settings.secret_arn is None
+        self._secret_lock = threading.Lock()
         self._store = store
         self._catalog = catalog
         self._providers = providers or {}
@@ -65,6 +70,29 @@ class Gateway:
         # Bytes of stored Responses turns per account, as read (plus what this process
         # stored since): the quota check's figure, at most cache_ttl old.
         self.responses_usage: TTLCache[list[int]] = TTLCache(settings.cache_ttl)
+
+    async def ready(self) -> None:
+        """What a route awaits before it needs a provider or payment key: the first
+        call of an environment reads the provider-keys secret in a worker thread
+        (never on the event loop); every later call returns at once."""
+        if not self._secret_resolved:
+            import anyio.to_thread
+
+            await anyio.to_thread.run_sync(self.resolve_secret)
+
+    def resolve_secret(self) -> Settings:
+        """Blocking, once per environment: `settings` with the provider-keys secret's
+        keys (afk.secrets). Every later call returns the same settings, no I/O."""
+        if not self._secret_resolved:
+            with self._secret_lock:
+                if not self._secret_resolved:
+                    from afk.secrets import resolve
+
+                    self.settings = resolve(self.settings)
+                    for value in self.settings.named_keys.values():
+                        observability.register_secret(value)  # never in a log line
+                    self._secret_resolved = True
+        return self.settings
 
     @cached_property
     def store(self) -> Store:
@@ -94,7 +122,7 @@ class Gateway:
         """Self-serve top-ups (afk/payments.py)."""
         from afk.payments import Payments
 
-        return Payments(self.settings, self.store)
+        return Payments(self.resolve_secret(), self.store)
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -120,11 +148,12 @@ class Gateway:
         Completions otherwise."""
         responses = dialect == "openai_responses" or web_search
         key = "openai_responses" if name == "openai" and responses else name
+        settings = self.resolve_secret()  # before the lock: no I/O is made under it
         with self._providers_lock:
             provider = self._providers.get(key)
             if provider is None:
                 provider = self._providers[key] = _build_provider(
-                    key, self.settings, self.catalog.endpoints.get(name))
+                    key, settings, self.catalog.endpoints.get(name))
             return provider
 
     def provider_for(self, model: Model, *, dialect: str | None = None,
@@ -183,16 +212,17 @@ class Gateway:
     def has_credentials(self, provider: str) -> bool:
         """Whether this gateway can call `provider`: it holds its API key (the offline
         echo and a keyless declared server need none; Bedrock is enabled, its calls
-        signed with the function's role). May read the provider-keys secret once
-        (cached: afk.secrets)."""
+        signed with the function's role). Blocking the first time in an environment
+        that has not awaited `ready()`: it reads the provider-keys secret."""
         if provider == "bedrock":
             return self.settings.bedrock
+        settings = self.resolve_secret()
         setting = self.key_setting(provider)
         if setting is None:
             return True
         if provider in self.catalog.endpoints:
-            return self.settings.credential(setting) is not None
-        upstream = self.settings.upstreams.get(provider)
+            return settings.credential(setting) is not None
+        upstream = settings.upstreams.get(provider)
         return upstream is not None and bool(upstream.api_key)
 
     def require_credentials(self, model: Model) -> None:

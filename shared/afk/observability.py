@@ -329,8 +329,8 @@ def configure(settings: Settings) -> None:
                 root.removeHandler(handler)
             root.addHandler(_JsonHandler(settings.service))
             root.setLevel(settings.log_level)
-    for upstream in settings.upstreams.values() if not settings.secret_arn else ():
-        register_secret(upstream.api_key)  # keys from the secret register when read
+    for upstream in settings.upstreams.values():
+        register_secret(upstream.api_key)  # the secret's keys register when it is resolved
     # uvicorn's own loggers do not propagate to the root: guard their handlers too.
     install_redaction()
 

@@ -166,6 +166,7 @@ async def enforce_rate_limit(gateway: Gateway, principal: Principal) -> None:
 async def _model_for(gateway: Gateway, principal: Principal,
                      model_id: str) -> tuple[Model, AccountView]:
     """The caller's model and account view: no I/O and no thread hop when cached."""
+    await gateway.ready()  # provider keys resolved off the event loop, once
     if gateway.accounts_cache.get(principal.account_id) is not None:
         model, view = gateway.model_for(principal, model_id)
     else:

@@ -156,24 +156,21 @@ class Settings:
             log_level=(env.get("AFK_LOG_LEVEL") or "INFO").upper(),
             store_named=bool(env.get("AFK_TABLE") or env.get("AFK_DYNAMODB_ENDPOINT")),
         )
-        if settings.secret_arn:
-            # Keys missing from the environment come from the secret, read on first use
-            # (no I/O here); an environment key wins, for local runs.
-            from afk.secrets import with_secret_keys
-
-            settings = replace(settings, upstreams=with_secret_keys(settings.upstreams,
-                                                                    settings.secret_arn))
         return settings
 
-    def credential(self, name: str) -> str | None:
-        """The value of the setting `name` (a declared provider's key): the environment
-        variable, else the provider-keys secret's field of that name (read once, cached)."""
-        value = self.named_keys.get(name)
-        if value or self.secret_arn is None:
-            return value or None
-        from afk.secrets import provider_keys
+    def with_secret(self, values: Mapping[str, str]) -> Settings:
+        """These settings with each key absent from the environment taken from
+        `values`, the provider-keys secret's fields (afk.secrets.resolve)."""
+        upstreams = {name: upstream if upstream.api_key or name not in KEY_SETTINGS
+                     else replace(upstream, api_key=values.get(KEY_SETTINGS[name]) or None)
+                     for name, upstream in self.upstreams.items()}
+        return replace(self, upstreams=upstreams, named_keys={**values, **self.named_keys})
 
-        return provider_keys(self.secret_arn).get(name) or None
+    def credential(self, name: str) -> str | None:
+        """The value of the setting `name` (a declared provider's key, a Stripe key):
+        the environment variable, else the provider-keys secret's field of that name
+        once the secret is resolved (afk.secrets; before that, the environment's)."""
+        return self.named_keys.get(name) or None
 
 
 def _count(env: Mapping[str, str], name: str, default: int) -> int:
