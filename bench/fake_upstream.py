@@ -2,7 +2,7 @@
 
 `python bench/fake_upstream.py PORT [CHUNKS]`. A raw ASGI app (no framework) so it
 costs as little CPU as possible; its bodies follow the wire format of
-tests/support/fake_openai.py (PROTOCOLS.md §1): a non-stream completion, or a
+tests/fakes/fake_openai.py (PROTOCOLS.md §1): a non-stream completion, or a
 stream of CHUNKS content chunks (default 200), the finish chunk, the usage chunk
 when `stream_options.include_usage` is true, and `data: [DONE]`.
 """

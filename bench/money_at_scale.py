@@ -2,7 +2,7 @@
 
 `python -m bench.money_at_scale` from the repository root (`make bench` runs
 it). Four gateway processes (as four environments) on one table behind the
-DynamoDB-semantics layer (tests/support/dynamodb_semantics.py: 4 ms per
+DynamoDB-semantics layer (tests/fakes/dynamodb_semantics.py: 4 ms per
 single-item call, 15 ms per transaction, transaction conflicts, 1,000 WCU/s
 per partition key); N concurrent clients each stream ~1 s chat completions
 back to back for DURATION seconds. Prints one JSON line per N and writes
@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 import httpx
-from tests.support.dynamodb_semantics import DynamoDBSemantics
-from tests.support.fake_openai import FakeOpenAI, Reply
+from tests.fakes.dynamodb_semantics import DynamoDBSemantics
+from tests.fakes.fake_openai import FakeOpenAI, Reply
+from tests.integration.test_money_at_scale import SERVER, _port, _up
 from tests.support.servers import serve
-from tests.test_money_at_scale import SERVER, _port, _up
 
 from afk.local.dynamodb import EmbeddedDynamoDB
 from afk.store import Dynamo, Store, create_table

@@ -23,10 +23,10 @@ from afk.http.apps import create_app
 from afk.local.dynamodb import EmbeddedDynamoDB
 from afk.settings import Settings, Upstream
 from afk.store import Account, Dynamo, Statement, Store, create_table
+from tests.fakes.fake_anthropic import FakeAnthropic
+from tests.fakes.fake_gemini import FakeGemini
+from tests.fakes.fake_openai import FakeOpenAI
 from tests.support.asgi import Recorder
-from tests.support.fake_anthropic import FakeAnthropic
-from tests.support.fake_gemini import FakeGemini
-from tests.support.fake_openai import FakeOpenAI
 from tests.support.servers import serve
 from tests.support.stage import StagePrefix
 
@@ -55,6 +55,14 @@ def holds_bound_the_bill(request, monkeypatch) -> Iterator[list]:
 
 @pytest.fixture(scope="session")
 def dynamodb_endpoint() -> Iterator[str]:
+    with EmbeddedDynamoDB() as db:
+        yield db.endpoint
+
+
+@pytest.fixture(scope="module")
+def embedded_dynamodb() -> Iterator[str]:
+    """An embedded DynamoDB (moto server) of the test module's own, for tests below
+    the gateway (unit tests, the DynamoDB-semantics layer)."""
     with EmbeddedDynamoDB() as db:
         yield db.endpoint
 
