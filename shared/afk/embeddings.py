@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 
-from afk import ir, pipeline
+from afk import ir
 from afk.auth import Principal
-from afk.billing.meter import Meter
 from afk.catalog import Model
-from afk.errors import GatewayError, InvalidRequest
+from afk.errors import InvalidRequest
 from afk.gateway import Gateway
+from afk.pipeline import Reservation, enforce_rate_limit
 from afk.store import Settlement
 
 MAX_INPUTS = 2048  # OpenAI's limit per request; Gemini's batch limit is lower (100)
@@ -62,8 +62,7 @@ def check_inputs(texts: object, param: str = "input") -> list[str]:
 
 async def embed(gateway: Gateway, principal: Principal, model_id: str, texts: list[str], *,
                 dimensions: int | None, endpoint: str, request_id: str) -> Embeddings:
-    if principal.rpm is not None:
-        await pipeline.enforce_rate_limit(gateway, principal)
+    await enforce_rate_limit(gateway, principal)
     model, view = await anyio.to_thread.run_sync(gateway.model_for, principal, model_id)
     if model.kind != "embedding":
         raise InvalidRequest(f"{model.id} is not an embedding model; embedding models are "
@@ -75,21 +74,13 @@ async def embed(gateway: Gateway, principal: Principal, model_id: str, texts: li
     bound = sum(min(len(t.encode()) + PER_INPUT_OVERHEAD, model.context_window) for t in texts)
     request = ir.Request(model=model.id, max_output_tokens=1, input_bound=bound, messages=[
         ir.Message(role="user", content=[ir.Text(text=t) for t in texts])])
-    reservation = await pipeline.reserve(gateway, principal, model, request,
-                                         cap=view.caps.get(model.id), endpoint=endpoint,
-                                         request_id=request_id)
     provider = gateway.provider(model.provider)
-    try:
+    async with Reservation(gateway, principal, model, request, cap=view.caps.get(model.id),
+                           endpoint=endpoint, request_id=request_id) as reservation:
+        reservation.calling()
         embedded = await provider.embed(model, texts, dimensions=dimensions)
-    except GatewayError:
-        await pipeline.settle(gateway, reservation, Meter(), "error")
-        raise
-    except BaseException:
-        await pipeline.settle(gateway, reservation, Meter(), "disconnected")
-        raise
-    meter = Meter()
-    if embedded.input_tokens is not None:
-        meter.usage = ir.Usage(input_tokens=embedded.input_tokens)
-    meter.completed = True
-    settlement = await pipeline.settle(gateway, reservation, meter, "ok")
+        if embedded.input_tokens is not None:
+            reservation.meter.usage = ir.Usage(input_tokens=embedded.input_tokens)
+        reservation.meter.completed = True
+        settlement = await reservation.settle("ok")
     return Embeddings(model=model, vectors=embedded.vectors, settlement=settlement)

@@ -282,8 +282,11 @@ def observe_request(route: str, status: int) -> None:
 
 
 class Usage(Protocol):
-    input_tokens: int
-    output_tokens: int
+    @property
+    def input_tokens(self) -> int: ...
+
+    @property
+    def output_tokens(self) -> int: ...
 
 
 def observe_settlement(model: str, route: str, usage: Usage, cost_pico: int,

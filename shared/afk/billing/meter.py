@@ -22,11 +22,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Literal
 
 from afk import ir
 from afk.billing.quote import billed_searches, search_cost, usage_cost
 from afk.catalog import Model
 from afk.store.ledger import Settlement
+
+# How a call ended, as its ledger entry records it (`status`): completed; the
+# upstream failed; the upstream or this function's deadline ran out; the caller
+# went away.
+CallOutcome = Literal["ok", "error", "timeout", "disconnected"]
 
 BYTES_PER_TOKEN_ESTIMATE = 4  # a fair (not conservative) estimate: this one bills
 
@@ -74,9 +80,9 @@ class Meter:
         # others; the larger of the two counts is the fairer estimate.
         return max(self.output_deltas, fair_token_estimate(self.output_bytes))
 
-    def settlement(self, model: Model, *, hold: int, outcome: str,
+    def settlement(self, model: Model, *, hold: int, outcome: CallOutcome,
                    prompt_tokens_estimate: int) -> Settlement:
-        """`outcome` is ok | error | timeout | disconnected."""
+        """What the call is charged, ended as `outcome` (the policy above)."""
         usage = self.usage
         estimated = False
         cut = outcome == "disconnected" or (

@@ -19,6 +19,8 @@ router = Router()
 async def chat_completions(request: Request) -> Answer:
     principal = await authenticate(request)
     body = await json_body(request, dialect=openai_chat.DIALECT)
+    parsed = pipeline.parse_caller(openai_chat, openai_chat.parse_request, body)
     return answer(request, openai_chat, partial(
-        pipeline.generate, request.app.state.gateway, openai_chat, principal, body,
-        endpoint="chat.completions", request_id=request_id(request)))
+        pipeline.generate, request.app.state.gateway, openai_chat, principal,
+        pipeline.Generation(request=parsed, body=body, endpoint="chat.completions",
+                            request_id=request_id(request))))

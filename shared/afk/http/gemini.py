@@ -57,8 +57,9 @@ async def model_method(version: str, target: str, request: Request) -> Response 
     parsed = pipeline.parse_caller(gemini, gemini.parse_request, body, model=model,
                                    stream=stream)
     return answer(request, gemini, partial(
-        pipeline.generate, gateway, gemini, principal, body, endpoint=method,
-        request_id=request_id(request), request=parsed),
+        pipeline.generate, gateway, gemini, principal,
+        pipeline.Generation(request=parsed, body=body, endpoint=method,
+                            request_id=request_id(request))),
         stream_framing=GEMINI_SSE if request.query_params.get("alt") == "sse" else JSON_ARRAY)
 
 

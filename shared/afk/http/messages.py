@@ -31,10 +31,12 @@ def _caller_headers(request: Request) -> dict[str, str]:
 async def messages(request: Request) -> Answer:
     principal = await authenticate(request)
     body = await json_body(request, dialect=anthropic.DIALECT)
+    parsed = pipeline.parse_caller(anthropic, anthropic.parse_request, body)
     return answer(request, anthropic, partial(
-        pipeline.generate, request.app.state.gateway, anthropic, principal, body,
-        endpoint="messages", request_id=request_id(request),
-        caller_headers=_caller_headers(request)))
+        pipeline.generate, request.app.state.gateway, anthropic, principal,
+        pipeline.Generation(request=parsed, body=body, endpoint="messages",
+                            request_id=request_id(request),
+                            caller_headers=_caller_headers(request))))
 
 
 @router.post("/v1/messages/count_tokens")

@@ -30,8 +30,9 @@ async def create_response(request: Request) -> Answer:
     turn = ResponsesTurn(gateway, openai_responses, principal, body)
     parsed, expanded, hooks = await turn.prepare()
     return answer(request, openai_responses, partial(
-        pipeline.generate, gateway, openai_responses, principal, expanded,
-        endpoint="responses", request_id=request_id(request), request=parsed, turn=hooks))
+        pipeline.generate, gateway, openai_responses, principal,
+        pipeline.Generation(request=parsed, body=expanded, endpoint="responses",
+                            request_id=request_id(request), turn=hooks)))
 
 
 def _not_found(response_id: str) -> NotFound:

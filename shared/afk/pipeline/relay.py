@@ -1,0 +1,120 @@
+"""A streamed answer: the upstream's frames metered, encoded in the caller's
+dialect (or relayed byte for byte), and billed before the end reaches the caller.
+
+    streaming --(the meter sees the end)--> billed --(upstream ends)--> done
+    streaming --(GatewayError)--> failed: billed for what ran, the dialect's
+                                  error event sent, done
+    any state --(the caller goes away, or the upstream ends early)--> done,
+                 billed by the reservation's exit if nothing billed it yet
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any, Literal
+
+import anyio
+
+from afk import ir, sse
+from afk.errors import GatewayError
+from afk.pipeline.answering import Answering
+from afk.providers import Frame, UpstreamStream
+
+log = logging.getLogger("afk.pipeline")
+
+State = Literal["streaming", "billed", "failed"]
+Batch = list[sse.ServerSentEvent]
+
+
+class Relay:
+    """One call's stream to the caller; `events()` is what the HTTP layer sends.
+
+    `owner` holds the reservation (and the upstream's close): leaving it, however
+    the stream ends, closes the upstream and settles what nothing settled yet.
+    """
+
+    def __init__(self, answering: Answering, upstream: UpstreamStream,
+                 owner: AsyncExitStack) -> None:
+        self._answering = answering
+        self._upstream = upstream
+        self._owner = owner
+        call, turn = answering.call, answering.turn
+        self._encoder = answering.codec.StreamEncoder(
+            model=call.model.id, include_usage=call.request.stream_usage,
+            **turn.codec_options)
+        self._seen: list[ir.StreamEvent] = []  # for a stateful turn's stored response
+        self.state: State = "streaming"
+
+    async def events(self) -> AsyncIterator[Batch]:
+        async with self._owner:
+            frames = self._upstream.frames.__aiter__()
+            try:
+                while (batch := await self._next(frames)) is not None:
+                    out: Batch = []
+                    for frame in batch:
+                        out.extend(self._take(frame))
+                        if self.state == "streaming" and self._answering.reservation.meter \
+                                .completed:
+                            await self._bill()
+                    if out:
+                        yield out
+            except GatewayError as error:
+                yield await self._fail(error)
+
+    async def _next(self, frames: AsyncIterator[list[Frame]]) -> list[Frame] | None:
+        """The next batch, None at the end; the deadline bounds each wait only (a
+        cancel scope never spans a yield)."""
+        deadline = self._answering.deadline
+        with anyio.move_on_after(deadline.at - time.monotonic()) as waiting:
+            batch = await anext(frames, None)
+        if waiting.cancelled_caught:
+            raise deadline.error()
+        return batch
+
+    def _take(self, frame: Frame) -> Batch:
+        """Meter one upstream frame and turn it into what the caller gets (no I/O)."""
+        answering = self._answering
+        for event in frame.events:
+            answering.reservation.meter.feed(event)
+        if answering.turn.completed is not None:
+            self._seen.extend(frame.events)
+        if answering.passthrough:
+            relay = answering.turn.relay
+            if not frame.relay or frame.raw is None:
+                return []
+            return [relay(frame.raw) if relay else frame.raw]
+        return [out for event in frame.events for out in self._encoder.feed(event)]
+
+    async def _bill(self) -> None:
+        """Bill (and store the turn) before the terminal event: once the caller has
+        seen the end of the answer, its ledger entry exists."""
+        self.state = "billed"
+        answering = self._answering
+        await answering.reservation.settle("ok")
+        if answering.turn.completed is not None:
+            final = getattr(self._upstream.decoder, "final_response", None) \
+                if answering.passthrough else None
+            await answering.turn.completed(ir.collect(self._seen), final)
+
+    async def _fail(self, error: GatewayError) -> Batch:
+        """Bill what ran, then the failure as the caller's dialect frames it."""
+        self.state = "failed"
+        answering = self._answering
+        await answering.reservation.fail(error)
+        log.warning("stream failed after it started: %s", error.message)
+        # A stateful stream (Responses) frames its error from where it stands:
+        # the relayed upstream's position in a passthrough, ours otherwise.
+        source: Any = self._upstream.decoder if answering.passthrough else self._encoder
+        fail = getattr(source, "fail", None)
+        failure: Batch = fail(error) if fail else answering.codec.render_stream_error(error)
+        relay = answering.turn.relay
+        return [relay(out) if relay and answering.passthrough else out for out in failure]
+
+
+async def close_upstream(upstream: UpstreamStream) -> None:
+    """Stop reading and cancel the upstream request, even while being cancelled."""
+    with anyio.CancelScope(shield=True):
+        await upstream.aclose()
