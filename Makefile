@@ -21,8 +21,10 @@ dev: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# ruff, mypy --strict over shared/afk (config in pyproject.toml), cfn-lint: CI runs it.
 lint: install
 	$(BIN)/ruff check shared tests
+	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 
 bench: install

@@ -8,6 +8,7 @@ the package sniffs model names.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, Decimal
 from functools import lru_cache
@@ -86,20 +87,21 @@ class Prices:
         """These prices raised by `percent` (lowered, if negative), each rounded up to
         the pico-USD per token (6 places per million), so every cost stays integer
         arithmetic and a markup never rounds below what the operator asked."""
-        def up(price: Decimal | None) -> Decimal | None:
-            if price is None:
-                return None
+        def up(price: Decimal) -> Decimal:
             raised = price * (100 + percent) / 100
             return raised.quantize(_PRICE_STEP, rounding=ROUND_CEILING)
+
+        def up_optional(price: Decimal | None) -> Decimal | None:
+            return None if price is None else up(price)
 
         long_context = self.long_context
         if long_context is not None:
             long_context = LongContext(long_context.threshold,
                                        long_context.prices.marked_up(percent))
         return Prices(input=up(self.input), cached_input=up(self.cached_input),
-                      output=up(self.output), cache_write=up(self.cache_write),
-                      cache_write_1h=up(self.cache_write_1h), long_context=long_context,
-                      web_search_per_1000=up(self.web_search_per_1000))
+                      output=up(self.output), cache_write=up_optional(self.cache_write),
+                      cache_write_1h=up_optional(self.cache_write_1h), long_context=long_context,
+                      web_search_per_1000=up_optional(self.web_search_per_1000))
 
     def ceiling(self, other: Prices) -> Prices:
         """Each price the higher of the two (what a hold covering either must price
@@ -252,7 +254,7 @@ class Catalog:
                 raise CatalogError(f"model {model.id!r} appears twice in the catalog")
             self._models[model.id] = model
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Model]:
         return iter(self._models.values())
 
     def __len__(self) -> int:
@@ -407,14 +409,14 @@ def _parse_model(entry: object, source: str, providers: frozenset[str] = PROVIDE
     if kind == "embedding" and (parsed.output or entry.get("max_output_tokens") is not None):
         raise CatalogError(f"{where}: an embedding model has no output: prices.output "
                            'must be "0" and max_output_tokens absent')
-    ints = {"max_output_tokens": 1} if kind == "embedding" else {}
-    for name in ("max_output_tokens", "context_window"):
-        if name in ints:
-            continue
+    def positive(name: str) -> int:
         value = entry.get(name)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise CatalogError(f"{where}: {name} must be a positive integer")
-        ints[name] = value
+        return value
+
+    max_output_tokens = 1 if kind == "embedding" else positive("max_output_tokens")
+    context_window = positive("context_window")
     model = Model(
         id=model_id,
         provider=provider,
@@ -426,7 +428,8 @@ def _parse_model(entry: object, source: str, providers: frozenset[str] = PROVIDE
         images=_parse_images(entry.get("images"), where),
         web_search=_parse_web_search(entry.get("web_search"), parsed, where),
         kind=kind,
-        **ints,
+        max_output_tokens=max_output_tokens,
+        context_window=context_window,
     )
     return _with_fallbacks(model, entry.get("fallbacks"), where, providers)
 
@@ -484,12 +487,14 @@ def _parse_prices(prices: dict[str, Any], where: str) -> Prices:
     def price(name: str) -> Decimal:
         return parse_usd(prices.get(name), what=f"price {name}", max_places=MAX_PRICE_PLACES)
 
+    def optional(name: str) -> Decimal | None:
+        return price(name) if prices.get(name) is not None else None
+
     try:
-        return Prices(
-            **{name: price(name) for name in ("input", "cached_input", "output")},
-            **{name: price(name) if prices.get(name) is not None else None
-               for name in ("cache_write", "cache_write_1h", "web_search_per_1000")},
-        )
+        return Prices(input=price("input"), cached_input=price("cached_input"),
+                      output=price("output"), cache_write=optional("cache_write"),
+                      cache_write_1h=optional("cache_write_1h"),
+                      web_search_per_1000=optional("web_search_per_1000"))
     except MoneyError as exc:
         raise CatalogError(f"{where}: {exc}") from None
 
@@ -541,7 +546,7 @@ def _parse_images(value: object, where: str) -> ImageRule | None:
     return ImageRule(kind=kind, **fields)
 
 
-def _flag(entry: dict, name: str, where: str) -> bool:
+def _flag(entry: dict[str, Any], name: str, where: str) -> bool:
     value = entry.get(name, False)
     if not isinstance(value, bool):
         raise CatalogError(f"{where}: {name} must be true or false")

@@ -52,11 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "Every command takes --json; amounts are USD decimal strings.")
     groups = admin.add_subparsers(dest="group", required=True, metavar="GROUP")
 
-    def group(name: str, help_: str) -> argparse._SubParsersAction:
+    def group(name: str, help_: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
         sub = groups.add_parser(name, help=help_, description=help_)
         return sub.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    def action(actions: argparse._SubParsersAction, name: str,
+    def action(actions: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
                help_: str) -> argparse.ArgumentParser:
         sub = actions.add_parser(name, help=help_, description=help_)
         sub.add_argument("--json", action="store_true", help="print JSON")

@@ -13,6 +13,7 @@ no output).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import anyio.to_thread
 
@@ -34,6 +35,14 @@ class Embedded:
 
     vectors: list[list[float]]
     input_tokens: int | None  # None: the provider reports no usage
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """A provider with an embedding API (OpenAI, Gemini, Bedrock)."""
+
+    async def embed(self, model: Model, texts: list[str], *,
+                    dimensions: int | None) -> Embedded: ...
 
 
 @dataclass(slots=True, kw_only=True)
@@ -75,6 +84,9 @@ async def embed(gateway: Gateway, principal: Principal, model_id: str, texts: li
     request = ir.Request(model=model.id, max_output_tokens=1, input_bound=bound, messages=[
         ir.Message(role="user", content=[ir.Text(text=t) for t in texts])])
     provider = gateway.provider(model.provider)
+    if not isinstance(provider, Embedder):
+        raise GatewayError(f"The {model.provider} provider has no embedding API.", status=501,
+                           code="provider_not_available")
     async with Reservation(gateway, principal, model, request, cap=view.caps.get(model.id),
                            endpoint=endpoint, request_id=request_id) as reservation:
         reservation.calling()

@@ -80,7 +80,7 @@ def _parse(name: str, entry: Any, where: str, builtin: frozenset[str]) -> Endpoi
     url_field = "endpoint" if api == "azure_openai" else "base_url"
     url = entry.get(url_field)
     parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+    if not isinstance(url, str) or parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise EndpointError(f"{where}.{url_field} must be an http(s) URL")
     key = entry.get("key")
     if key is not None and (not isinstance(key, str) or not _SETTING.match(key)):

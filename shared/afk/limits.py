@@ -131,7 +131,7 @@ def parse_scope(value: Any, default: str = "inference") -> str:
     if value not in SCOPES:
         raise LimitError("'scope' must be \"inference\" (generation, models, its own usage) "
                          "or \"manage\" (also keys, caps, usage, top-ups).", "scope")
-    return value
+    return str(value)
 
 
 def _rpm(value: Any, name: str) -> int | None:

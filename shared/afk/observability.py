@@ -40,7 +40,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 if TYPE_CHECKING:
     from afk.settings import Settings
@@ -89,7 +89,7 @@ def _redacted_args(args: Any) -> Any:
     """A record's arguments with every key redacted, keeping their number and
     order (uvicorn's access formatter unpacks them)."""
     if isinstance(args, tuple):
-        out = []
+        out: list[object] = []
         for arg in args:
             if isinstance(arg, (int, float, type(None))):
                 out.append(arg)
@@ -338,7 +338,7 @@ def configure(settings: Settings) -> None:
     install_redaction()
 
 
-class _JsonHandler(logging.StreamHandler):
+class _JsonHandler(logging.StreamHandler[TextIO]):
     """Powertools' structured JSON (with the X-Ray trace id), redacted once more
     as a whole line so nothing a formatter adds can carry a key out."""
 

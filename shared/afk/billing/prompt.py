@@ -30,7 +30,7 @@ import json
 from typing import Any
 
 from afk.billing.media import MediaError, decode_base64, image_size, image_tokens, pdf_facts
-from afk.catalog import Model
+from afk.catalog import ImageRule, Model
 from afk.errors import InvalidRequest
 
 TOKENS_PER_BYTE = 1
@@ -221,7 +221,7 @@ class _Walk:
             raise _refuse(where, f"a file of type {declared or 'unknown'} cannot be priced "
                           "before the call (images, PDFs and text can).")
 
-    def _rule(self, where: str):  # noqa: ANN202 - ImageRule
+    def _rule(self, where: str) -> ImageRule:
         if self.model.images is None:
             raise _refuse(where, f"images and documents are not priced for {self.model.id}.")
         return self.model.images

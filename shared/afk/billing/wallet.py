@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from afk.background import Background
 from afk.errors import StoreUnavailable
@@ -100,7 +101,7 @@ class Wallet:
         self._renew_before_ms = int(min(RENEW_BEFORE_S, lease_s / 4) * 1000)
         self._books: dict[str, _Book] = {}
         self._books_lock = threading.Lock()
-        self._unwritten: list[tuple[Lease, dict]] = []  # charges the store refused for now
+        self._unwritten: list[tuple[Lease, dict[str, Any]]] = []  # charges the store refused for now
         self._unwritten_lock = threading.Lock()
         self._touched: dict[str, float] = {}
         self._time = clock

@@ -14,7 +14,7 @@ from afk.auth import Principal
 from afk.billing.money import MoneyError, format_usd, parse_usd, to_pico
 from afk.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied
 from afk.gateway import Gateway
-from afk.http.common import CompactJSONResponse, authenticate, json_body
+from afk.http.common import CompactJSONResponse, authenticate, gateway_of, json_body
 from afk.http.routing import Router
 from afk.limits import LimitError, Limits
 from afk.store import KeyRecord, Statement
@@ -77,7 +77,7 @@ def _own_limits(own: Limits, operator: Limits) -> Limits:
 
 
 def _gateway(request: Request) -> Gateway:
-    return request.app.state.gateway
+    return gateway_of(request)
 
 
 async def _manager(request: Request) -> Principal:

@@ -93,6 +93,7 @@ async def _gateway_error(request: Request, error: Exception) -> Response:
 
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
+    mapped: GatewayError
     if error.status_code == 404:
         mapped = NotFound(f"Unknown route: {request.method} {request.url.path}",
                           code="unknown_route")

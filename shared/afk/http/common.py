@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -16,6 +16,9 @@ from afk.auth import Principal, key_from
 from afk.dialects import shapes
 from afk.errors import GatewayError, InvalidRequest, RequestTooLarge
 from afk.http.json_input import parse_json
+
+if TYPE_CHECKING:
+    from afk.gateway import Gateway
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 REQUEST_ID_HEADER = "x-afk-request-id"
@@ -55,7 +58,14 @@ class RequestIdMiddleware:
 
 
 def request_id(request: Request) -> str:
-    return request.state.request_id
+    value: str = request.state.request_id
+    return value
+
+
+def gateway_of(request: Request) -> Gateway:
+    """The app's per-process services (set by `afk.http.apps.build`)."""
+    gateway: Gateway = request.app.state.gateway
+    return gateway
 
 
 def compact_json(content: Any) -> bytes:
@@ -99,12 +109,13 @@ async def authenticate(request: Request) -> Principal:
 
     from afk.gateway import default_gateway
 
-    gateway = request.app.state.gateway if hasattr(request.app.state, "gateway") \
+    gateway = gateway_of(request) if hasattr(request.app.state, "gateway") \
         else default_gateway()
     key = caller_key(request)
     # A warm process usually knows the key: skip the thread hop then.
-    principal = gateway.auth.cached(key) or await anyio.to_thread.run_sync(
-        gateway.auth.authenticate, key)
+    principal = gateway.auth.cached(key)
+    if principal is None:
+        principal = await anyio.to_thread.run_sync(gateway.auth.authenticate, key)
     observability.bind(account_id=principal.account_id)
     return principal
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from afk.billing.money import format_usd, parse_usd, to_pico
 from afk.errors import InvalidRequest, RequestTooLarge
-from afk.http.common import CompactJSONResponse, authenticate, json_body
+from afk.http.common import CompactJSONResponse, authenticate, gateway_of, json_body
 from afk.http.routing import Router
 from afk.payments import Payments
 
@@ -22,7 +22,7 @@ MAX_EVENT_BYTES = 1024 * 1024
 
 
 def _payments(request: Request) -> Payments:
-    return request.app.state.gateway.payments
+    return gateway_of(request).payments
 
 
 @router.get("/v1/account/topup")

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
-Endpoint = Callable[..., Awaitable[Response]]
+Endpoint = Callable[..., Awaitable[ASGIApp]]  # a Response, or any ASGI answer
 
 
 class Router:
@@ -23,7 +23,7 @@ class Router:
 
     def route(self, path: str, method: str) -> Callable[[Endpoint], Endpoint]:
         def register(endpoint: Endpoint) -> Endpoint:
-            async def call(request: Request) -> Response:
+            async def call(request: Request) -> ASGIApp:
                 return await endpoint(**request.path_params, request=request)
 
             call.__name__ = endpoint.__name__

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from types import ModuleType
@@ -53,14 +53,14 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 Batches = AsyncIterator[list[sse.ServerSentEvent]]
 
 
-async def sse_bytes(batches: Batches) -> AsyncIterator[bytes]:
+async def sse_bytes(batches: Batches) -> AsyncGenerator[bytes, None]:
     async for batch in batches:
         # A relayed upstream event goes out byte for byte; ours are encoded here.
         # One write per batch: what arrived from upstream together leaves together.
         yield _sse(batch)
 
 
-async def json_array_bytes(batches: Batches) -> AsyncIterator[bytes]:
+async def json_array_bytes(batches: Batches) -> AsyncGenerator[bytes, None]:
     """Gemini's `streamGenerateContent` without `alt=sse`: one JSON array, sent
     progressively, elements separated by a comma line."""
     first = True
@@ -85,7 +85,7 @@ class Framing:
 
     media_type: str
     keepalive: bytes
-    encode: Callable[[Batches], AsyncIterator[bytes]] | None
+    encode: Callable[[Batches], AsyncGenerator[bytes, None]] | None
     failure: Callable[[ModuleType, GatewayError], bytes]
 
 

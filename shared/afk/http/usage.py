@@ -27,7 +27,7 @@ from afk.auth import Principal
 from afk.billing.money import format_usd
 from afk.errors import InvalidRequest
 from afk.gateway import Gateway
-from afk.http.common import CompactJSONResponse, authenticate
+from afk.http.common import CompactJSONResponse, authenticate, gateway_of
 from afk.http.routing import Router
 from afk.store import LedgerEntry
 from afk.store.rollups import Totals
@@ -58,7 +58,7 @@ def render_entry(entry: LedgerEntry) -> dict[str, Any]:
 
 
 def _gateway(request: Request) -> Gateway:
-    return request.app.state.gateway
+    return gateway_of(request)
 
 
 def _date_ms(value: str | None, name: str, *, end: bool = False) -> int | None:

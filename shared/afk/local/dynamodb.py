@@ -85,10 +85,10 @@ def _cheap_rollback_backups() -> None:
             _touched.reset(token)
 
     def deepcopy_table(self: Any, memo: dict[int, Any]) -> Any:
-        context = _touched.get()
-        keys = context[0].get(self.name) if context else None
-        if keys is not None and self.name in context[1]:
-            return context[1][self.name]  # moto backs the table up once per item
+        touched, copies = _touched.get() or ({}, {})
+        keys = touched.get(self.name)
+        if keys is not None and self.name in copies:
+            return copies[self.name]  # moto backs the table up once per item
         copied = self.__class__.__new__(self.__class__)
         memo[id(self)] = copied
         if keys is None or not self.range_key_attr:
@@ -111,11 +111,12 @@ def _cheap_rollback_backups() -> None:
             item = partition.get(range_key)
             if item is not None:
                 copied.items[hash_key][range_key] = copy.deepcopy(item, memo)
-        context[1][self.name] = copied
+        copies[self.name] = copied
         return copied
 
-    DynamoDBBackend.transact_write_items = transact_write_items
-    Table.__deepcopy__ = deepcopy_table
+    # Patching moto's classes in place is the point here; mypy rightly flags it.
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    Table.__deepcopy__ = deepcopy_table  # type: ignore[attr-defined]
     _patched = True
 
 

@@ -60,7 +60,10 @@ class UpstreamStream:
 
 class Provider(Protocol):
     name: str
-    dialect: str | None  # the wire dialect it speaks upstream; None for offline models
+
+    @property
+    def dialect(self) -> str | None:
+        """The wire dialect it speaks upstream; None for offline models."""
 
     async def prepare(self, call: Call) -> None:
         """Make `call` what will be sent (fetch what must travel inline), before the

@@ -135,7 +135,8 @@ class HTTPProvider:
 
     @property
     def dialect(self) -> str:
-        return self.codec.DIALECT
+        dialect: str = self.codec.DIALECT
+        return dialect
 
     # -------------------------------------------------------- what differs
     def url(self, call: Call, *, stream: bool) -> str:

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 from afk.catalog import Model
 from afk.dialects import gemini
 from afk.providers import Call
-from afk.providers.base import HTTPProvider
 from afk.providers.images import InlinesImages
 from afk.providers.transport import json_body, upstream_errors
 
@@ -23,7 +22,7 @@ def takes_by_reference(url: str) -> bool:
     return url.startswith(("gs://", "https://generativelanguage.googleapis.com/"))
 
 
-class GeminiProvider(InlinesImages, HTTPProvider):
+class GeminiProvider(InlinesImages):
     """Images by URL travel inline (Gemini fetches none itself, except from Cloud
     Storage and its own Files API)."""
 

@@ -25,7 +25,6 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -33,6 +32,8 @@ import httpx
 
 from afk import ir
 from afk.errors import InvalidRequest
+from afk.providers import Call, Completion, UpstreamStream
+from afk.providers.base import HTTPProvider
 
 MAX_BYTES = 20 * 1024 * 1024
 TIMEOUT = 10.0
@@ -51,7 +52,7 @@ def is_public_address(address: str) -> bool:
 
 async def resolve(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [info[4][0] for info in infos]
+    return [str(info[4][0]) for info in infos]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,7 @@ class ImageFetcher:
         with anyio.move_on_after(budget.seconds) as deadline:
             async with anyio.create_task_group() as group:
                 for index, (_, _, block) in enumerate(targets):
-                    group.start_soon(fetch_one, index, block.url, group)
+                    group.start_soon(fetch_one, index, block.url or "", group)
         if failures:
             raise failures[0]
         if deadline.cancelled_caught:
@@ -179,33 +180,32 @@ def _refusal(url: str) -> Callable[[str], InvalidRequest]:
         param="messages", code="image_fetch_failed")
 
 
-class InlinesImages:
-    """A provider mixin for upstreams that take images only inline (or only from their
+class InlinesImages(HTTPProvider):
+    """A provider base for upstreams that take images only inline (or only from their
     own storage): image URLs are fetched in `prepare`, before the hold, so the quote
     prices them by their real size; `complete` and `open_stream` then find nothing
     left to fetch (a buffered retry never fetches twice)."""
 
     images = ImageFetcher()
-    _settings: Any
 
     def keeps_url(self, url: str) -> bool:
         """An image URL the upstream fetches itself (sent as is)."""
         return False
 
-    async def _inline_images(self, call: Any) -> None:
+    async def _inline_images(self, call: Call) -> None:
         if call.passthrough_body is None:
             settings = self._settings
             await self.images.inline(call.request, keep=self.keeps_url, budget=ImageBudget(
                 images=settings.image_fetch_max_images, bytes=settings.image_fetch_max_bytes,
                 seconds=settings.image_fetch_seconds))
 
-    async def prepare(self, call: Any) -> None:
+    async def prepare(self, call: Call) -> None:
         await self._inline_images(call)
 
-    async def complete(self, call: Any) -> Any:
+    async def complete(self, call: Call) -> Completion:
         await self._inline_images(call)
-        return await super().complete(call)  # type: ignore[misc]
+        return await super().complete(call)
 
-    async def open_stream(self, call: Any) -> Any:
+    async def open_stream(self, call: Call) -> UpstreamStream:
         await self._inline_images(call)
-        return await super().open_stream(call)  # type: ignore[misc]
+        return await super().open_stream(call)

@@ -6,11 +6,15 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from afk.billing.money import format_usd
 from afk.errors import Conflict, NotFound, StoreUnavailable
 from afk.store.dynamo import Dynamo, get_n, get_s, n, s
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 
 def account_key(account_id: str) -> dict[str, Any]:
@@ -100,7 +104,7 @@ class Accounts:
             "balance": n(credits), "leased": n(0), "charged": n(0), "credited": n(credits),
             "caps": {"M": {}}, "holds": {"M": {}}, "created": s(created),
         }
-        writes: list[dict[str, Any]] = [{"Put": {
+        writes: list[TransactWriteItemTypeDef] = [{"Put": {
             "TableName": self._db.table, "Item": item,
             "ConditionExpression": "attribute_not_exists(PK)"}}]
         if credits:
@@ -131,7 +135,7 @@ class Accounts:
         raise StoreUnavailable("The account kept changing; retry the credit.")
 
     def _credit_writes(self, account_id: str, amount: int, *, note: str,
-                       credit_id: str | None, debt: int) -> list[dict[str, Any]]:
+                       credit_id: str | None, debt: int) -> list[TransactWriteItemTypeDef]:
         from afk.store.ledger import credit_claim_item, credit_entry_item, credit_marker_item
 
         if amount <= 0:
@@ -148,7 +152,7 @@ class Accounts:
             condition = "attribute_exists(PK) AND debt = :d"
             values.update({":left": n(debt - repaid), ":d": n(debt)})
             del values[":z"]
-        writes: list[dict[str, Any]] = [
+        writes: list[TransactWriteItemTypeDef] = [
             {"Update": {
                 "TableName": self._db.table, "Key": account_key(account_id),
                 "UpdateExpression": update, "ConditionExpression": condition,
@@ -164,7 +168,7 @@ class Accounts:
                                     credit_claim_item(account_id, credit_id, amount, now_ms))]
         return writes
 
-    def _transact_credit(self, account_id: str, writes: list[dict[str, Any]], *,
+    def _transact_credit(self, account_id: str, writes: list[TransactWriteItemTypeDef], *,
                          credit_id: str | None, amount: int) -> int | None:
         """None once the credit is applied (now or before); else the account's debt,
         which differed from what `writes` assumed."""
@@ -244,7 +248,7 @@ class Accounts:
             entry = credit_entry_item(account_id, amount, now_ms, note=note,
                                       credit_id=f"debit_{debit_id}")
             entry.update({"type": s("debit"), "debt": n(amount - taken)})
-            writes = [
+            writes: list[TransactWriteItemTypeDef] = [
                 {"Update": {
                     "TableName": self._db.table, "Key": account_key(account_id),
                     "UpdateExpression": ("SET balance = balance - :t, credited = credited - :t, "
@@ -259,8 +263,8 @@ class Accounts:
                                   "account_id": s(account_id), "amount": n(amount)},
                          "ConditionExpression": "attribute_not_exists(PK)"}}]
             try:
-                self._db.retrying(lambda writes=writes: self._db.client.transact_write_items(
-                    TransactItems=writes))
+                self._db.retrying(partial(self._db.client.transact_write_items,
+                                          TransactItems=writes))
                 return amount - taken
             except ClientError as exc:
                 codes = [r.get("Code") for r in cancellation_reasons(exc)]

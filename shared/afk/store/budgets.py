@@ -28,9 +28,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afk.store.dynamo import n, s
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 DAY_TTL_S = 40 * 86_400
 MONTH_TTL_S = 400 * 86_400
@@ -77,7 +80,7 @@ def budget_key(key_id: str, period: str) -> dict[str, Any]:
 
 
 def reserve_write(table: str, key_id: str, period: str, limit: int, amount: int,
-                  now_s: int) -> dict[str, Any]:
+                  now_s: int) -> TransactWriteItemTypeDef:
     """A transaction item: `amount` more reserved against the period, if it fits."""
     room = limit - amount
     condition = "used <= :room" if room < 0 else "attribute_not_exists(used) OR used <= :room"
@@ -93,7 +96,8 @@ def reserve_write(table: str, key_id: str, period: str, limit: int, amount: int,
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
 
 
-def release_write(table: str, key_id: str, period: str, amount: int) -> dict[str, Any]:
+def release_write(table: str, key_id: str, period: str,
+                  amount: int) -> TransactWriteItemTypeDef:
     """A transaction item: a closing lease's unused money back to the period."""
     return {"Update": {
         "TableName": table, "Key": budget_key(key_id, period),

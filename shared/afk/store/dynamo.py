@@ -7,9 +7,12 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from afk.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 T = TypeVar("T")
 
@@ -27,7 +30,7 @@ class Dynamo:
     """
 
     def __init__(self, table: str, *, endpoint_url: str | None = None,
-                 region: str = "us-east-1", client: Any = None,
+                 region: str = "us-east-1", client: DynamoDBClient | None = None,
                  retry_budget: float = RETRY_BUDGET_S) -> None:
         self.table = table
         self.retry_budget = retry_budget
@@ -47,7 +50,7 @@ class Dynamo:
                               max_pool_connections=64, parameter_validation=False,
                               connect_timeout=3, read_timeout=10, tcp_keepalive=True),
                 **kwargs)
-        self.client = client
+        self.client: DynamoDBClient = client
 
     @contextmanager
     def errors(self) -> Iterator[None]:
@@ -102,7 +105,7 @@ class Dynamo:
 
 def error_code(exc: BaseException) -> str:
     response = getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Code", "")
+    return str(response.get("Error", {}).get("Code", ""))
 
 
 def create_table(client: Any, name: str) -> bool:
@@ -147,9 +150,17 @@ def n(value: int) -> dict[str, str]:
     return {"N": str(int(value))}
 
 
+@overload
+def get_s(item: dict[str, Any], name: str) -> str | None: ...
+
+
+@overload
+def get_s(item: dict[str, Any], name: str, default: str) -> str: ...
+
+
 def get_s(item: dict[str, Any], name: str, default: str | None = None) -> str | None:
     value = item.get(name)
-    return value["S"] if value and "S" in value else default
+    return str(value["S"]) if value and "S" in value else default
 
 
 def get_n(item: dict[str, Any], name: str, default: int = 0) -> int:

@@ -201,16 +201,16 @@ class Keys:
         if account_id is not None and record.account_id != account_id:
             raise NotFound(f"No key with id {key_id!r}.", code="key_not_found")
         if owner == "own":
-            update = {"UpdateExpression": "SET limits = :l REMOVE rpm",
-                      "ExpressionAttributeValues": {":l": limits_to(limits)}}
+            expression = "SET limits = :l REMOVE rpm"
+            values = {":l": limits_to(limits)}
         else:  # a key from before limits had owners keeps its own rpm as its own limit
-            update = {"UpdateExpression": ("SET operator_limits = :l, "
-                                           "limits = if_not_exists(limits, :own) REMOVE rpm"),
-                      "ExpressionAttributeValues": {":l": limits_to(limits),
-                                                    ":own": limits_to(record.own)}}
+            expression = ("SET operator_limits = :l, "
+                          "limits = if_not_exists(limits, :own) REMOVE rpm")
+            values = {":l": limits_to(limits), ":own": limits_to(record.own)}
         with self._db.errors():
             self._db.client.transact_write_items(TransactItems=[
-                {"Update": {"TableName": self._db.table, "Key": key, **update}}
+                {"Update": {"TableName": self._db.table, "Key": key,
+                            "UpdateExpression": expression, "ExpressionAttributeValues": values}}
                 for key in ({"PK": s(f"KEY#{digest}"), "SK": s("KEY")},
                             key_meta_key(record.account_id, key_id))])
         if owner == "own":

@@ -40,12 +40,15 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afk.errors import NotFound
 from afk.store.accounts import Account, _iso, account_key
 from afk.store.budgets import Budget, OverBudget, release_write, reserve_write
 from afk.store.dynamo import Dynamo, cancellation_reasons, get_n, get_s, n, s
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 LEASE_SHARDS = 8   # GSI partitions of open leases (the sweeper queries each)
 USAGE_SHARDS = 4   # GSI partitions of an account's usage (the listing merges them)
@@ -182,7 +185,7 @@ class Leases:
                          granted=lease.granted + amount, expires_ms=expires_ms,
                          reconcile_ms=reconcile_ms, version=version, owner=lease.owner,
                          budget_key=lease.budget_key, budget_periods=lease.budget_periods)
-        update = {"Update": {
+        update: TransactWriteItemTypeDef = {"Update": {
             "TableName": self._db.table, "Key": lease_key(lease.account_id, lease.id),
             "UpdateExpression": ("SET granted = granted + :a, expires_ms = :e, "
                                  "reconcile_ms = :r, version = :v, GSI1SK = :g"),
@@ -202,14 +205,14 @@ class Leases:
             budget=budget if lease.budget_key else None)
         return refused or extended
 
-    def _reserve(self, budget: Budget | None, amount: int) -> list[dict[str, Any]]:
+    def _reserve(self, budget: Budget | None, amount: int) -> list[TransactWriteItemTypeDef]:
         if budget is None:
             return []
         now_s = int(time.time())
         return [reserve_write(self._db.table, budget.key_id, period, limit, amount, now_s)
                 for period, limit in budget.periods]
 
-    def _debit(self, account_id: str, amount: int, floor: int) -> dict[str, Any]:
+    def _debit(self, account_id: str, amount: int, floor: int) -> TransactWriteItemTypeDef:
         return {"Update": {
             "TableName": self._db.table, "Key": account_key(account_id),
             "UpdateExpression": "SET balance = balance - :a, leased = if_not_exists(leased, :z) + :a",
@@ -218,7 +221,7 @@ class Leases:
                                           ":z": n(0)},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
 
-    def _write(self, writes: list[dict[str, Any]], *, done: Any,
+    def _write(self, writes: list[TransactWriteItemTypeDef], *, done: Any,
                budget: Budget | None = None) -> Refused | OverBudget | None:
         """One transaction, retried through conflicts and throttling. An attempt
         that committed although its caller saw an error (a timeout after the

@@ -36,10 +36,18 @@ import json
 import secrets
 import time
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afk.store.dynamo import Dynamo, get_n, get_s, n, s
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import (
+        KeysAndAttributesOutputTypeDef,
+        KeysAndAttributesTypeDef,
+        TransactWriteItemTypeDef,
+    )
 
 PART_BYTES = 350_000
 BATCH_GET_LIMIT = 100
@@ -101,7 +109,8 @@ class Responses:
                 "ancestors": {"L": [s(a) for a in record.ancestors]}, "data": {"B": parts[0]}}
         if record.previous_response_id:
             head["previous_response_id"] = s(record.previous_response_id)
-        writes = [{"Put": {"TableName": self._db.table, "Item": head}}]
+        writes: list[TransactWriteItemTypeDef] = [
+            {"Put": {"TableName": self._db.table, "Item": head}}]
         writes += [{"Put": {"TableName": self._db.table,
                             "Item": {**_key(record.account_id, record.id, i), "data": {"B": p},
                                      "expires_at": n(record.expires_at)}}}
@@ -158,7 +167,7 @@ class Responses:
         from botocore.exceptions import ClientError
 
         parts = self._parts_count(account_id, response_id)
-        deletes: list[dict[str, Any]] = [
+        deletes: list[TransactWriteItemTypeDef] = [
             {"Delete": {"TableName": self._db.table, "Key": _key(account_id, response_id, i)}}
             for i in range(parts)]
         # Only the delete that removes the head subtracts its size: two racing
@@ -185,8 +194,8 @@ class Responses:
     def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         for i in range(0, len(keys), BATCH_GET_LIMIT):
-            request = {self._db.table: {"Keys": keys[i:i + BATCH_GET_LIMIT],
-                                        "ConsistentRead": True}}
+            request: Mapping[str, KeysAndAttributesTypeDef | KeysAndAttributesOutputTypeDef] = {
+                self._db.table: {"Keys": keys[i:i + BATCH_GET_LIMIT], "ConsistentRead": True}}
             for _ in range(8):  # unprocessed keys come back under throttling
                 with self._db.errors():
                     answer = self._db.client.batch_get_item(RequestItems=request)
@@ -201,7 +210,7 @@ class Responses:
         if not ids:
             return []
         now = int(time.time())
-        heads = {get_s(i, "response_id"): i for i in self._batch_get(
+        heads = {get_s(i, "response_id", ""): i for i in self._batch_get(
             [_key(account_id, r) for r in dict.fromkeys(ids)])}
         heads = {r: h for r, h in heads.items() if get_n(h, "expires_at") > now}
         extra_keys = [_key(account_id, r, p) for r, h in heads.items()

@@ -27,9 +27,13 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from afk.store.dynamo import Dynamo, cancellation_reasons, get_n, get_s, n, s
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 MARKER_TTL_S = 2 * 86_400  # beyond the stream's 24 h retention
 MAX_TRANSACTION = 100      # DynamoDB's limit of items per transaction
@@ -129,8 +133,8 @@ class Rollups:
         while entries:
             items = self._increment(entries)
             try:
-                self._db.retrying(lambda items=items: self._db.client.transact_write_items(
-                    TransactItems=items))
+                self._db.retrying(partial(self._db.client.transact_write_items,
+                                          TransactItems=items))
                 return len(entries)
             except ClientError as exc:
                 reasons = cancellation_reasons(exc)
@@ -144,7 +148,7 @@ class Rollups:
                 entries = [entry for entry in entries if entry.id not in seen]
         return 0
 
-    def _increment(self, entries: list[Entry]) -> list[dict[str, Any]]:
+    def _increment(self, entries: list[Entry]) -> list[TransactWriteItemTypeDef]:
         first = entries[0]
         totals = Totals()
         for entry in entries:
@@ -152,7 +156,7 @@ class Rollups:
         expires = int(time.time()) + MARKER_TTL_S
 
         def update(key: dict[str, Any], names: tuple[str, ...],
-                   labels: dict[str, str]) -> dict[str, Any]:
+                   labels: dict[str, str]) -> TransactWriteItemTypeDef:
             # Every attribute by placeholder: DAY and others are reserved words.
             adds = ", ".join(f"#{name} :{name}" for name in names)
             sets = ", ".join(f"#{name} = :{name}" for name in labels)
@@ -166,17 +170,19 @@ class Rollups:
 
         labels = {"account_id": first.account, "day": first.day, "model": first.model,
                   "key_id": first.key_id}
+        markers: list[TransactWriteItemTypeDef] = [
+            {"Put": {"TableName": self._db.table,
+                     "Item": {"PK": s(f"ROLLED#{entry.id}"), "SK": s("ROLLED"),
+                              "expires_at": n(expires)},
+                     "ConditionExpression": "attribute_not_exists(PK)"}}
+            for entry in entries]
         return [
             update(account_rollup_key(first.account, first.day, first.model, first.key_id),
                    COUNTERS, labels),
             update(operator_rollup_key(first.day, first.account, first.model),
                    ("requests", "revenue", "provider_cost", "credits", "debits"),
                    {k: v for k, v in labels.items() if k != "key_id"}),
-            *({"Put": {"TableName": self._db.table,
-                       "Item": {"PK": s(f"ROLLED#{entry.id}"), "SK": s("ROLLED"),
-                                "expires_at": n(expires)},
-                       "ConditionExpression": "attribute_not_exists(PK)"}}
-              for entry in entries),
+            *markers,
         ]
 
     # ------------------------------------------------------------ reads

@@ -36,8 +36,7 @@ def parse_usage(usage: dict[str, Any] | None) -> ir.Usage:
     cache_write = int(usage.get("cache_creation_input_tokens") or 0)
     cache_read = int(usage.get("cache_read_input_tokens") or 0)
     details = usage.get("output_tokens_details") or {}
-    by_ttl = usage.get("cache_creation") if isinstance(usage.get("cache_creation"), dict) \
-        else {}
+    by_ttl = usage["cache_creation"] if isinstance(usage.get("cache_creation"), dict) else {}
     return ir.Usage(
         input_tokens=int(usage.get("input_tokens") or 0) + cache_write + cache_read,
         output_tokens=int(usage.get("output_tokens") or 0),

@@ -103,9 +103,10 @@ def _source(block: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _string(source: dict[str, Any], key: str, where: str) -> str:
-    if not isinstance(source.get(key), str) or not source[key]:
+    value = source.get(key)
+    if not isinstance(value, str) or not value:
         raise InvalidRequest(f"{where}.source.{key} is required", param=f"{where}.source.{key}")
-    return source[key]
+    return value
 
 
 Media = list[ir.Text | ir.Image]

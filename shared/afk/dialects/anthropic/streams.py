@@ -287,7 +287,7 @@ class StreamEncoder:
             return []
         self._sent_start = True
         assert self._start is not None
-        message = {"id": self._start.id, "type": "message", "role": "assistant",
+        message: dict[str, Any] = {"id": self._start.id, "type": "message", "role": "assistant",
                    "model": self._model, "content": [], "stop_reason": None,
                    "stop_sequence": None, "usage": render_usage(self._usage or ir.Usage())}
         return [self._event({"type": "message_start", "message": message})]

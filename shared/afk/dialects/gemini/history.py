@@ -189,7 +189,7 @@ def render_contents(messages: list[ir.Message]) -> list[dict[str, Any]]:
 def _answer(calls: list[ir.ToolCall], turn: _Turn) -> list[dict[str, Any]]:
     """One functionResponse per call of the previous turn, in its order (Gemini pairs
     them by position); a call left unanswered gets an error result."""
-    parts = [turn.results.pop(call.id, None) or {
+    parts = [turn.results.pop(call.id, {}) or {
         "functionResponse": {"name": call.name, "response": _MISSING_RESULT}} for call in calls]
     return parts + list(turn.results.values())
 

@@ -67,8 +67,9 @@ def stop_reason(reason: Any, *, has_calls: bool) -> ir.StopReason:
 
 def output_call_id(response_id: str, ordinal: int, call: dict[str, Any]) -> str:
     """The call's own id, or one derived from where it sits in which answer."""
-    if isinstance(call.get("id"), str) and call["id"]:
-        return call["id"]
+    own = call.get("id")
+    if isinstance(own, str) and own:
+        return own
     seed = f"{response_id}\0{ordinal}\0{call.get('name')}\0{dumps(call.get('args') or {})}"
     return "call_" + hashlib.sha256(seed.encode()).hexdigest()[:24]
 

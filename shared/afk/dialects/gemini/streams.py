@@ -126,7 +126,7 @@ class StreamDecoder:
                                                         call),
                                      signature=signature, provider=issuer),
                     ir.ToolCallDelta(index=index, arguments=dumps(call.get("args") or {}))]
-        text = part.get("text") if isinstance(part.get("text"), str) else ""
+        text = part["text"] if isinstance(part.get("text"), str) else ""
         if part.get("thought") is True:
             return [ir.ThinkingDelta(index=self._block("thinking"), text=text,
                                      signature=signature, provider=issuer)]

@@ -151,6 +151,7 @@ def _parse_tool(tool: Any, at: str, namespace: str | None, skipped: Skipped) -> 
     kind, name = tool["type"], tool.get("name")
     if kind in ("function", "custom", "namespace") and (not isinstance(name, str) or not name):
         raise InvalidRequest(f"Missing required parameter: '{at}.name'.", param=f"{at}.name")
+    name = str(name)  # a non-empty string for the kinds that use it
     if kind == "function":
         parameters = tool.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):

@@ -27,7 +27,7 @@ def is_search_tool(tool: Any) -> bool:
 
 
 def parse_tool(tool: dict[str, Any], max_tool_calls: Any) -> ir.WebSearch:
-    filters = tool.get("filters") if isinstance(tool.get("filters"), dict) else {}
+    filters = tool["filters"] if isinstance(tool.get("filters"), dict) else {}
     domains = filters.get("allowed_domains")
     return ir.WebSearch(
         max_uses=max_tool_calls if isinstance(max_tool_calls, int)
@@ -54,7 +54,7 @@ def limit_calls(body: dict[str, Any], max_uses: int) -> dict[str, Any]:
 
 
 def parse_call(item: dict[str, Any]) -> ir.WebSearchCall:
-    action = item.get("action") if isinstance(item.get("action"), dict) else {}
+    action = item["action"] if isinstance(item.get("action"), dict) else {}
     sources = [ir.Source(url=str(s.get("url") or ""), title=s.get("title"))
                for s in action.get("sources") or [] if isinstance(s, dict)]
     return ir.WebSearchCall(id=str(item.get("id") or ""), query=str(action.get("query") or ""),

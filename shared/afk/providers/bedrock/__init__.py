@@ -25,7 +25,6 @@ import httpx
 from afk.catalog import Model
 from afk.errors import UpstreamError
 from afk.providers import Call, Completion
-from afk.providers.base import HTTPProvider
 from afk.providers.bedrock import converse
 from afk.providers.eventstream import EventStreamDecoder
 from afk.providers.images import InlinesImages
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
 SERVICE = "bedrock"  # the SigV4 signing name of bedrock-runtime
 
 
-class BedrockProvider(InlinesImages, HTTPProvider):
+class BedrockProvider(InlinesImages):
     name = "bedrock"
     codec = converse
     framing = EventStreamDecoder

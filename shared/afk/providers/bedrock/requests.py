@@ -158,10 +158,10 @@ def _render_block(block: ir.Block, role: str, documents: _Documents) -> list[dic
         case ir.Thinking() if role == "assistant" and block.provider == PROVIDER:
             if block.redacted:
                 return [{"reasoningContent": {"redactedContent": block.signature or ""}}]
-            text: dict[str, Any] = {"text": block.text}
+            reasoning: dict[str, Any] = {"text": block.text}
             if block.signature:
-                text["signature"] = block.signature
-            return [{"reasoningContent": {"reasoningText": text}}]
+                reasoning["signature"] = block.signature
+            return [{"reasoningContent": {"reasoningText": reasoning}}]
     return []  # another provider's reasoning; tool calls in a user turn cannot occur
 
 
