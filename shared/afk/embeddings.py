@@ -20,7 +20,7 @@ import anyio.to_thread
 from afk import ir
 from afk.auth import Principal
 from afk.catalog import Model
-from afk.errors import InvalidRequest
+from afk.errors import GatewayError, InvalidRequest
 from afk.gateway import Gateway
 from afk.pipeline import Reservation, enforce_rate_limit
 from afk.store import Settlement
