@@ -3,8 +3,10 @@ directions: the codec in `codec`, conversations in `history`, answers, usage
 and errors in `answers`, the stream state machines in `streams`, what a passthrough
 may carry in `forwarding`."""
 
-from afk.dialects.anthropic.answers import error_from_body, parse_usage, render_usage
-from afk.dialects.anthropic.codec import (
+from afk.dialects.anthropic.decoder import StreamDecoder, StreamEncoder
+from afk.dialects.anthropic.forwarding import check_forwardable
+from afk.dialects.anthropic.messages import PROVIDER
+from afk.dialects.anthropic.requests import (
     DIALECT,
     check_translatable,
     parse_count_tokens,
@@ -19,9 +21,7 @@ from afk.dialects.anthropic.codec import (
     render_stream_error,
     strip_reasoning,
 )
-from afk.dialects.anthropic.forwarding import check_forwardable
-from afk.dialects.anthropic.history import PROVIDER
-from afk.dialects.anthropic.streams import StreamDecoder, StreamEncoder
+from afk.dialects.anthropic.responses import error_from_body, parse_usage, render_usage
 
 __all__ = [
     "DIALECT", "PROVIDER", "StreamDecoder", "StreamEncoder", "check_forwardable",

@@ -19,6 +19,11 @@ is camelCase. By responsibility:
 
 from __future__ import annotations
 
+from afk.dialects.gemini.decoder import (
+    StreamDecoder,
+    StreamEncoder,
+    passthrough_event,
+)
 from afk.dialects.gemini.errors import error_from_body, render_error, render_stream_error
 from afk.dialects.gemini.forwarding import check_forwardable
 from afk.dialects.gemini.keys import normalize_keys
@@ -39,11 +44,6 @@ from afk.dialects.gemini.responses import (
     parse_usage,
     render_response,
     render_usage,
-)
-from afk.dialects.gemini.streams import (
-    StreamDecoder,
-    StreamEncoder,
-    passthrough_event,
 )
 
 __all__ = ["strip_reasoning",

@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from afk import ir
-from afk.dialects.gemini import grounding
-from afk.dialects.gemini.history import (
+from afk.dialects.gemini import search
+from afk.dialects.gemini.keys import normalize_keys
+from afk.dialects.gemini.messages import (
     parse_contents,
     parse_system,
     render_contents,
     render_system,
 )
-from afk.dialects.gemini.keys import normalize_keys
 from afk.dialects.gemini.parts import Skipped
 from afk.errors import InvalidRequest
 
@@ -103,7 +103,7 @@ def _parse(body: Any, *, model: str, stream: bool, skipped: Skipped) -> ir.Reque
     _note_gemini_only(body, config, skipped)
     tools = _parse_tools(body.get("tools"), skipped)
     tool_choice, tools = _parse_tool_config(body.get("toolConfig"), tools)
-    searching = any(grounding.is_search_tool(t) for t in body.get("tools") or [])
+    searching = any(search.is_search_tool(t) for t in body.get("tools") or [])
     level = thinking.get("thinkingLevel")
     stop = config.get("stopSequences") or []
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
@@ -174,7 +174,7 @@ def _parse_tools(tools: Any, skipped: Skipped) -> list[ir.Tool]:
         # Gemini runs these itself (codeExecution, urlContext, ...); googleSearch is
         # the IR's web search.
         hosted = sorted(k for k in tool if k != "functionDeclarations"
-                        and k not in grounding.SEARCH_TOOLS)
+                        and k not in search.SEARCH_TOOLS)
         if hosted:
             skipped.append(f"{where} ({', '.join(hosted)})")
         declarations = tool.get("functionDeclarations", [])
@@ -283,7 +283,7 @@ def render_request(request: ir.Request, *, model: str) -> dict[str, Any]:
     if request.tools:
         body["tools"] = [{"functionDeclarations": [_render_tool(t) for t in request.tools]}]
     if request.web_search is not None:
-        body["tools"] = [*body.get("tools", []), grounding.render_tool()]
+        body["tools"] = [*body.get("tools", []), search.render_tool()]
     if request.tool_choice is not None:
         choice = request.tool_choice
         calling: dict[str, Any] = {"mode": _MODES_TO_WIRE[choice.mode]}

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from afk import ir
-from afk.dialects.gemini import grounding
+from afk.dialects.gemini import search
 from afk.dialects.gemini.parts import (
     PROVIDER,
     dumps,
@@ -93,7 +93,7 @@ def parse_response(body: Any) -> ir.Response:
                                  lambda call: output_call_id(response_id, next(ordinal), call),
                                  [])
         text = next((b for b in blocks if isinstance(b, ir.Text)), None)
-        calls, citations = grounding.parse(candidate.get("groundingMetadata"), response_id,
+        calls, citations = search.parse(candidate.get("groundingMetadata"), response_id,
                                            text.text if text else "")
         searches = len(calls)
         if text is not None:
@@ -126,7 +126,7 @@ def render_response(response: ir.Response) -> dict[str, Any]:
     citations = [c for b in response.content if isinstance(b, ir.Text) for c in b.citations]
     if searches or citations:
         text = "".join(b.text for b in response.content if isinstance(b, ir.Text))
-        candidate["groundingMetadata"] = grounding.render(searches, citations, text)
+        candidate["groundingMetadata"] = search.render(searches, citations, text)
     return {
         "candidates": [candidate],
         "usageMetadata": render_usage(response.usage),

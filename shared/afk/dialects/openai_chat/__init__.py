@@ -1,5 +1,6 @@
 """OpenAI Chat Completions (`POST /v1/chat/completions`), both directions."""
 
+from afk.dialects.openai_chat.decoder import StreamDecoder, StreamEncoder, passthrough_event
 from afk.dialects.openai_chat.errors import error_from_body, render_error, render_stream_error
 from afk.dialects.openai_chat.forwarding import check_forwardable, check_translatable
 from afk.dialects.openai_chat.requests import (
@@ -15,7 +16,6 @@ from afk.dialects.openai_chat.responses import (
     render_response,
     render_usage,
 )
-from afk.dialects.openai_chat.streams import StreamDecoder, StreamEncoder, passthrough_event
 from afk.dialects.openai_chat.wire import DIALECT, DONE
 
 __all__ = [

@@ -22,7 +22,7 @@ from afk.dialects.openai_responses.decoder import StreamDecoder, passthrough_eve
 from afk.dialects.openai_responses.encoder import StreamEncoder, render_stream_error
 from afk.dialects.openai_responses.errors import error_from_body, render_error
 from afk.dialects.openai_responses.forwarding import check_forwardable
-from afk.dialects.openai_responses.items import parse_items, render_items
+from afk.dialects.openai_responses.messages import parse_items, render_items
 from afk.dialects.openai_responses.requests import (
     check_translatable,
     echo_fields,

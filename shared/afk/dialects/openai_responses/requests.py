@@ -24,7 +24,7 @@ from typing import Any
 
 from afk import ir
 from afk.dialects.openai_responses import search
-from afk.dialects.openai_responses.items import parse_item_list, render_items
+from afk.dialects.openai_responses.messages import parse_item_list, render_items
 from afk.dialects.openai_responses.wire import PROVIDER, Skipped, flat_name
 from afk.errors import InvalidRequest
 

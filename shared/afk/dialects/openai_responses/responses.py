@@ -14,7 +14,7 @@ from typing import Any
 
 from afk import ir
 from afk.dialects.openai_responses import search
-from afk.dialects.openai_responses.items import render_call, render_reasoning
+from afk.dialects.openai_responses.messages import render_call, render_reasoning
 from afk.dialects.openai_responses.wire import (
     ERROR_STOP,
     PROVIDER,

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from afk import ir
-from afk.dialects.gemini import grounding
+from afk.dialects.gemini import search
 from afk.dialects.gemini.errors import error_from_body
 from afk.dialects.gemini.parts import PROVIDER, dumps, parse_signature, render_function_call
 from afk.dialects.gemini.responses import (
@@ -102,7 +102,7 @@ class StreamDecoder:
 
     def _feed_grounding(self, metadata: Any) -> list[ir.StreamEvent]:
         """Searches and citations not seen yet (a later chunk may repeat earlier ones)."""
-        calls, citations = grounding.parse(metadata, self._response_id, self._answer)
+        calls, citations = search.parse(metadata, self._response_id, self._answer)
         out: list[ir.StreamEvent] = []
         for call in calls[self._searches:]:
             out.append(ir.WebSearchDone(index=self._new_block(), call=call))
@@ -197,7 +197,7 @@ class StreamEncoder:
         if finish:
             candidate["finishReason"] = finish
             if self._searches or self._citations:
-                candidate["groundingMetadata"] = grounding.render(self._searches,
+                candidate["groundingMetadata"] = search.render(self._searches,
                                                                   self._citations, self._answer)
         candidate["index"] = 0
         chunk: dict[str, Any] = {"candidates": [candidate]}

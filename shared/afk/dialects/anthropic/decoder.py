@@ -14,7 +14,8 @@ from typing import Any
 
 from afk import ir
 from afk.dialects.anthropic import search
-from afk.dialects.anthropic.answers import (
+from afk.dialects.anthropic.messages import PROVIDER, dumps
+from afk.dialects.anthropic.responses import (
     STOP_FROM_WIRE,
     STOP_TO_WIRE,
     error_from_body,
@@ -22,7 +23,6 @@ from afk.dialects.anthropic.answers import (
     render_usage,
     wrap,
 )
-from afk.dialects.anthropic.history import PROVIDER, dumps
 from afk.errors import UpstreamError
 from afk.sse import ServerSentEvent
 

@@ -12,7 +12,16 @@ from typing import Any
 
 from afk import ir
 from afk.dialects.anthropic import search
-from afk.dialects.anthropic.answers import (
+from afk.dialects.anthropic.decoder import StreamDecoder, StreamEncoder
+from afk.dialects.anthropic.messages import (
+    PROVIDER,
+    Skipped,
+    dumps,
+    parse_messages,
+    parse_system,
+    render_messages,
+)
+from afk.dialects.anthropic.responses import (
     STOP_FROM_WIRE,
     STOP_TO_WIRE,
     error_from_body,
@@ -21,15 +30,6 @@ from afk.dialects.anthropic.answers import (
     render_block,
     render_usage,
 )
-from afk.dialects.anthropic.history import (
-    PROVIDER,
-    Skipped,
-    dumps,
-    parse_messages,
-    parse_system,
-    render_messages,
-)
-from afk.dialects.anthropic.streams import StreamDecoder, StreamEncoder
 from afk.errors import GatewayError, InvalidRequest
 from afk.sse import ServerSentEvent
 

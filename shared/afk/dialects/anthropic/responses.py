@@ -7,7 +7,7 @@ from typing import Any
 
 from afk import ir
 from afk.dialects.anthropic import search
-from afk.dialects.anthropic.history import PROVIDER, arguments_object, dumps
+from afk.dialects.anthropic.messages import PROVIDER, arguments_object, dumps
 from afk.errors import (
     GatewayError,
     InvalidRequest,
