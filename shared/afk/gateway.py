@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from afk.billing.wallet import Wallet
     from afk.failover import Breaker
     from afk.payments import Payments
+    from afk.providers.transport import Upstreams
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,15 @@ class Gateway:
         return self._store
 
     @cached_property
+    def upstreams(self) -> Upstreams:
+        """What every provider of this gateway shares: the pooled HTTP client and
+        the image fetcher (afk/providers/transport.py)."""
+        from afk.providers.transport import Upstreams
+
+        return Upstreams(connect_timeout=self.settings.connect_timeout,
+                         read_timeout=self.settings.read_timeout)
+
+    @cached_property
     def background(self) -> Background:
         """Store work no request waits for (afk/background.py)."""
         return Background()
@@ -153,7 +163,7 @@ class Gateway:
             provider = self._providers.get(key)
             if provider is None:
                 provider = self._providers[key] = _build_provider(
-                    key, settings, self.catalog.endpoints.get(name))
+                    key, settings, self.catalog.endpoints.get(name), self.upstreams)
             return provider
 
     def provider_for(self, model: Model, *, dialect: str | None = None,
@@ -271,33 +281,34 @@ class Gateway:
         return view.priced(model), view
 
 
-def _build_provider(name: str, settings: Settings, endpoint: Endpoint | None) -> Provider:
+def _build_provider(name: str, settings: Settings, endpoint: Endpoint | None,
+                    upstreams: Upstreams) -> Provider:
     if endpoint is not None:
         from afk.providers.compatible import AzureOpenAIProvider, OpenAICompatibleProvider
 
         kind = AzureOpenAIProvider if endpoint.api == "azure_openai" else \
             OpenAICompatibleProvider
-        return kind(settings, endpoint)
+        return kind(settings, endpoint, upstreams=upstreams)
     if name == "bedrock":
         from afk.providers.bedrock import BedrockProvider
 
-        return BedrockProvider(settings)
+        return BedrockProvider(settings, upstreams=upstreams)
     if name == "openai":
         from afk.providers.openai import OpenAIProvider
 
-        return OpenAIProvider(settings)
+        return OpenAIProvider(settings, upstreams=upstreams)
     if name == "openai_responses":
         from afk.providers.openai import OpenAIResponsesProvider
 
-        return OpenAIResponsesProvider(settings)
+        return OpenAIResponsesProvider(settings, upstreams=upstreams)
     if name == "anthropic":
         from afk.providers.anthropic import AnthropicProvider
 
-        return AnthropicProvider(settings)
+        return AnthropicProvider(settings, upstreams=upstreams)
     if name == "gemini":
         from afk.providers.gemini import GeminiProvider
 
-        return GeminiProvider(settings)
+        return GeminiProvider(settings, upstreams=upstreams)
     if name == "echo":
         from afk.providers.echo import EchoProvider
 

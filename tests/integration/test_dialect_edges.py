@@ -112,7 +112,6 @@ def test_image_urls_reach_gemini_inline_and_private_ones_are_refused(customer: C
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from afk.providers.gemini import GeminiProvider
     from afk.providers.images import ImageFetcher
     from tests.support.media import png
     from tests.support.servers import serve
@@ -139,7 +138,8 @@ def test_image_urls_reach_gemini_inline_and_private_ones_are_refused(customer: C
         async def local(host: str, port: int) -> list[str]:
             return ["127.0.0.1"]
 
-        monkeypatch.setattr(GeminiProvider, "images", ImageFetcher(
+        assert customer.gateway is not None
+        monkeypatch.setattr(customer.gateway.upstreams, "images", ImageFetcher(
             resolver=local, is_allowed=lambda a: True, schemes=("http",)))
         image_message[0]["content"][1]["image_url"]["url"] = f"{url}/cat.png"
         client.chat.completions.create(model="gemini-2.5-flash", messages=image_message)

@@ -33,7 +33,6 @@ from afk.auth import Authenticator
 from afk.errors import AuthenticationFailed
 from afk.gateway import Gateway
 from afk.http.apps import create_app
-from afk.providers.gemini import GeminiProvider
 from afk.providers.images import ImageFetcher
 from afk.settings import Settings
 from tests.conftest import Customer
@@ -268,10 +267,11 @@ def image_budget(customer: Customer, settings, store, monkeypatch,
     async def loopback(name: str, port: int) -> list[str]:
         return ["127.0.0.1"]
 
-    monkeypatch.setattr(GeminiProvider, "images", ImageFetcher(
-        resolver=loopback, is_allowed=lambda address: True, schemes=("http",)))
     with serve(host.app()) as images_url, \
             gateway_with(settings, store, customer, **budget) as limited:
+        assert limited.gateway is not None
+        monkeypatch.setattr(limited.gateway.upstreams, "images", ImageFetcher(
+            resolver=loopback, is_allowed=lambda address: True, schemes=("http",)))
         yield limited, host, images_url
 
 

@@ -105,12 +105,10 @@ def caller_key(request: Request) -> str | None:
 
 
 async def authenticate(request: Request) -> Principal:
+    """The caller behind the request's key (401 otherwise), by the app's gateway."""
     import anyio.to_thread
 
-    from afk.gateway import default_gateway
-
-    gateway = gateway_of(request) if hasattr(request.app.state, "gateway") \
-        else default_gateway()
+    gateway = gateway_of(request)
     key = caller_key(request)
     # A warm process usually knows the key: skip the thread hop then.
     principal = gateway.auth.cached(key)

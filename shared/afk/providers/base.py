@@ -28,7 +28,7 @@ from afk.errors import CredentialsRefused, GatewayError, UpstreamError
 from afk.providers import Call, Completion, Frame, UpstreamStream
 from afk.providers.transport import (
     Framing,
-    client_for_loop,
+    Upstreams,
     json_body,
     open_sse,
     upstream_errors,
@@ -124,7 +124,11 @@ class HTTPProvider:
     framing: Callable[[], Framing] = SSEDecoder  # how the upstream frames a stream
 
     def __init__(self, settings: Settings, upstream: Upstream | None = None, *,
-                 key_setting: str | None = None) -> None:
+                 key_setting: str | None = None, upstreams: Upstreams | None = None) -> None:
+        """`upstreams`: what the gateway's providers share (a provider built on its own
+        gets its own)."""
+        self.upstreams = upstreams or Upstreams(connect_timeout=settings.connect_timeout,
+                                                read_timeout=settings.read_timeout)
         upstream = upstream or settings.upstreams[self.name]
         self.base_url = upstream.base_url
         self.api_key = upstream.api_key
@@ -156,7 +160,7 @@ class HTTPProvider:
 
     # -------------------------------------------------------- shared
     def client(self) -> httpx.AsyncClient:
-        return client_for_loop(self._settings.connect_timeout, self._settings.read_timeout)
+        return self.upstreams.client()
 
     def error(self, response: httpx.Response) -> GatewayError:
         try:

@@ -11,15 +11,18 @@ from afk.catalog import Model
 from afk.endpoints import Endpoint
 from afk.providers import Call
 from afk.providers.openai import OpenAIProvider
+from afk.providers.transport import Upstreams
 from afk.settings import Settings, Upstream
 
 
 class OpenAICompatibleProvider(OpenAIProvider):
-    def __init__(self, settings: Settings, endpoint: Endpoint) -> None:
+    def __init__(self, settings: Settings, endpoint: Endpoint, *,
+                 upstreams: Upstreams | None = None) -> None:
         self.name = endpoint.name
         self.endpoint = endpoint
         key = settings.credential(endpoint.key) if endpoint.key else None
-        super().__init__(settings, Upstream(endpoint.base_url, key), key_setting=endpoint.key)
+        super().__init__(settings, Upstream(endpoint.base_url, key), key_setting=endpoint.key,
+                         upstreams=upstreams)
 
     def body(self, call: Call, *, stream: bool) -> dict[str, Any]:
         body = super().body(call, stream=stream)  # a fresh dict

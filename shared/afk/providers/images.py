@@ -186,8 +186,6 @@ class InlinesImages(HTTPProvider):
     prices them by their real size; `complete` and `open_stream` then find nothing
     left to fetch (a buffered retry never fetches twice)."""
 
-    images = ImageFetcher()
-
     def keeps_url(self, url: str) -> bool:
         """An image URL the upstream fetches itself (sent as is)."""
         return False
@@ -195,7 +193,7 @@ class InlinesImages(HTTPProvider):
     async def _inline_images(self, call: Call) -> None:
         if call.passthrough_body is None:
             settings = self._settings
-            await self.images.inline(call.request, keep=self.keeps_url, budget=ImageBudget(
+            await self.upstreams.images.inline(call.request, keep=self.keeps_url, budget=ImageBudget(
                 images=settings.image_fetch_max_images, bytes=settings.image_fetch_max_bytes,
                 seconds=settings.image_fetch_seconds))
 

@@ -1,4 +1,5 @@
-"""HTTP to the upstreams: one pooled client per event loop, httpx errors made ours."""
+"""HTTP to the upstreams: the pooled client a gateway's providers share, httpx errors
+made ours."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -14,22 +15,37 @@ from afk.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnr
 from afk.providers import Frame, UpstreamStream
 from afk.sse import SSEDecoder
 
-_clients: dict[int, httpx.AsyncClient] = {}
+if TYPE_CHECKING:
+    from afk.providers.images import ImageFetcher
 
+class Upstreams:
+    """What the providers of one gateway share (`Gateway.upstreams`, built once per
+    process): the pooled HTTP client, kept for every warm invocation after the
+    first (connection reuse), and the fetcher of image URLs for the providers that
+    send images inline. A client belongs to the event loop it first ran on: a
+    Lambda environment runs one loop for its life; a process that runs loops in
+    turn (tests, tools) gets a client per loop."""
 
-def client_for_loop(connect_timeout: float, read_timeout: float) -> httpx.AsyncClient:
-    """The process's client for the running loop, created on first use and kept
-    for every warm invocation after it (connection reuse)."""
-    loop_id = id(asyncio.get_running_loop())
-    client = _clients.get(loop_id)
-    if client is None or client.is_closed:
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0,
-                                  pool=connect_timeout),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-        )
-        _clients[loop_id] = client
-    return client
+    def __init__(self, *, connect_timeout: float, read_timeout: float,
+                 images: ImageFetcher | None = None) -> None:
+        self._timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0,
+                                      pool=connect_timeout)
+        self._clients: dict[int, httpx.AsyncClient] = {}
+        if images is None:
+            from afk.providers.images import ImageFetcher
+
+            images = ImageFetcher()
+        self.images = images
+
+    def client(self) -> httpx.AsyncClient:
+        """The client for the running loop, created on first use."""
+        loop_id = id(asyncio.get_running_loop())
+        client = self._clients.get(loop_id)
+        if client is None or client.is_closed:
+            client = self._clients[loop_id] = httpx.AsyncClient(
+                timeout=self._timeout,
+                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+        return client
 
 
 @asynccontextmanager

@@ -28,7 +28,7 @@ from afk.providers import Call, Completion
 from afk.providers.bedrock import converse
 from afk.providers.eventstream import EventStreamDecoder
 from afk.providers.images import InlinesImages
-from afk.providers.transport import json_body, upstream_errors
+from afk.providers.transport import Upstreams, json_body, upstream_errors
 from afk.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,11 +42,12 @@ class BedrockProvider(InlinesImages):
     codec = converse
     framing = EventStreamDecoder
 
-    def __init__(self, settings: Settings, credentials: Any = None) -> None:
+    def __init__(self, settings: Settings, credentials: Any = None, *,
+                 upstreams: Upstreams | None = None) -> None:
         # What the operator checks when Bedrock answers 403 (a refused signature, or a
         # model whose access is not enabled): there is no key setting to name.
         super().__init__(settings, key_setting="its AWS credentials and the Bedrock model "
-                                               "access of its Region")
+                                               "access of its Region", upstreams=upstreams)
         self.region = settings.region
         self._credentials = credentials  # botocore Credentials; None: the default chain
 
