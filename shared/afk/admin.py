@@ -11,16 +11,20 @@ endpoint and table tried, and what to check.
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 from afk import limits as key_limits
 from afk.billing.money import MoneyError, format_usd, parse_usd, to_pico
-from afk.errors import StoreUnavailable
-from afk.limits import LimitError, Limits
+from afk.errors import ModelNotFound, StoreUnavailable
+from afk.limits import LimitError
+from afk.management import (
+    Management,
+    render_account_for_operator,
+    render_entry,
+    render_key,
+)
 from afk.settings import Settings
-from afk.store.accounts import _iso
 
 
 class AdminError(Exception):
@@ -108,35 +112,7 @@ def _days(since: str | None, until: str | None) -> list[str]:
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
-def _catalog_model(model: str) -> str:
-    from afk.catalog import Catalog
-
-    if Catalog.load(Settings.from_env().catalog_path).get(model) is None:
-        raise AdminError(f"unknown model {model!r} (not in the catalog)")
-    return model
-
-
-def _account_json(store: Any, account_id: str) -> dict[str, Any]:
-    """The account's money as the ledger has it: `balance` (credit not charged) =
-    `available` (not leased) + `held` (in open credit leases, listed)."""
-    statement = store.leases.statement(account_id)
-    account = statement.account
-    return {"id": account.id, "name": account.name, "currency": account.currency,
-            "balance": format_usd(statement.remaining), "held": format_usd(statement.held),
-            "available": format_usd(account.balance),
-            "open_leases": [{"id": lease.id, "granted": format_usd(lease.granted),
-                             "owner": lease.owner, "expires": _iso(lease.expires_ms),
-                             "reconcile_after": _iso(lease.reconcile_ms)}
-                            for lease in statement.leases],
-            "caps": {m: format_usd(c) for m, c in sorted(account.caps.items())},
-            "markups": {m: str(p) for m, p in sorted(account.markups.items())},
-            "charged": format_usd(statement.charged), "credited": format_usd(account.credited),
-            "created": account.created}
-
-
 def _key_json(record: Any, spend: tuple[int, int] | None = None) -> dict[str, Any]:
-    from afk.http.account import render_key
-
     rendered = render_key(record, spend)
     rendered.pop("object")
     return {"id": rendered.pop("id"), "account": record.account_id, **rendered}
@@ -158,63 +134,68 @@ def _limit_flags(args: argparse.Namespace) -> dict[str, Any]:
         raise AdminError(f"--{exc.param.replace('_', '-')}: {exc}") from None
 
 
+def management(store: Any) -> Management:
+    """The operations the account API runs too, on the operator's side."""
+    from afk.catalog import Catalog
+
+    return Management(store, lambda: Catalog.load(Settings.from_env().catalog_path))
+
+
 def run(args: argparse.Namespace, store: Any) -> Any:
+    try:
+        return _run(args, management(store))
+    except ModelNotFound:
+        raise AdminError(f"unknown model {args.model!r} (not in the catalog, or not one of "
+                         "the account's models)") from None
+
+
+def _run(args: argparse.Namespace, ops: Management) -> Any:
+    store = ops.store
+
+    def account() -> dict[str, Any]:
+        return render_account_for_operator(ops.statement(args.account))
+
     match (args.group, args.action):
         case ("accounts", "create"):
             credits = _usd(args.credits, "credits")
-            return _account_json(store, store.accounts.create(args.name, credits=credits).id)
+            created = store.accounts.create(args.name, credits=credits)
+            return render_account_for_operator(ops.statement(created.id))
         case ("accounts", "list"):
             return [{"id": a.id, "name": a.name, "available": format_usd(a.balance),
                      "held": format_usd(a.leased), "created": a.created}
                     for a in store.accounts.list_all()]
         case ("accounts", "show"):
-            return _account_json(store, args.account)
+            return account()
         case ("keys", "create"):
-            changes = _limit_flags(args)
-            for model in changes.get("models") or ():
-                _catalog_model(model)
-            operator = key_limits.changed(Limits(), changes)
-            key, record = store.keys.create(args.account, args.name, scope=args.scope,
-                                            operator=operator)
+            key, record = ops.create_key(args.account, args.name, scope=args.scope,
+                                         changes=_limit_flags(args))
             return {**_key_json(record), "key": key}
         case ("keys", "limit"):
             changes = _limit_flags(args)
             if not changes:
                 raise AdminError("name a limit to set: --rpm, --spend-per-day, "
                                  "--spend-per-month, --models or --expires-at (none lifts it)")
-            for model in changes.get("models") or ():
-                _catalog_model(model)
-            record, _ = store.keys.get(args.key_id)
-            return _key_json(store.keys.set_limits(
-                args.key_id, key_limits.changed(record.operator, changes), owner="operator"))
+            return _key_json(ops.limit_key(args.key_id, changes, owner="operator"))
         case ("keys", "list"):
-            store.accounts.require(args.account)
-            _, _, day_ms, month_ms = key_limits.periods(int(time.time() * 1000))
-            spend = store.ledger.spend_by_key(args.account, day_ms=day_ms, month_ms=month_ms)
-            return [_key_json(k, spend.get(k.key_id, (0, 0)))
-                    for k in store.keys.list(args.account)]
+            return [_key_json(k, spend) for k, spend in ops.keys(args.account)]
         case ("keys", "revoke"):
-            return _key_json(store.keys.revoke(args.key_id))
+            return _key_json(ops.revoke_key(args.key_id))
         case ("credits", "add"):
             amount = _usd(args.usd, "credit", allow_zero=False)
-            store.accounts.add_credits(args.account, amount, credit_id=args.idempotency_key)
-            return _account_json(store, args.account)
+            ops.add_credits(args.account, amount, credit_id=args.idempotency_key)
+            return account()
         case ("prices", "set"):
-            percent = _markup(args.markup)
-            model = args.model if args.model == "*" else _catalog_model(args.model)
-            store.accounts.set_markup(args.account, model, percent)
-            return _account_json(store, args.account)
+            ops.set_markup(args.account, args.model, _markup(args.markup))
+            return account()
         case ("prices", "clear"):
-            model = args.model if args.model == "*" else _catalog_model(args.model)
-            store.accounts.clear_markup(args.account, model)
-            return _account_json(store, args.account)
+            ops.set_markup(args.account, args.model, None)
+            return account()
         case ("caps", "set"):
-            cap = _usd(args.usd, "cap", allow_zero=False)
-            store.accounts.set_cap(args.account, _catalog_model(args.model), cap)
-            return _account_json(store, args.account)
+            ops.set_cap(args.account, args.model, _usd(args.usd, "cap", allow_zero=False))
+            return account()
         case ("caps", "clear"):
-            store.accounts.clear_cap(args.account, _catalog_model(args.model))
-            return _account_json(store, args.account)
+            ops.set_cap(args.account, args.model, None)
+            return account()
         case ("report", _):
             from afk.billing.report import report
 
@@ -222,8 +203,6 @@ def run(args: argparse.Namespace, store: Any) -> Any:
                            for r in store.rollups.for_day(day)), args.by)
         case ("usage", _):
             store.accounts.require(args.account)
-            from afk.http.usage import render_entry
-
             return [render_entry(e) for e in store.ledger.entries(args.account,
                                                                   limit=args.limit)]
     raise AdminError("unknown command")

@@ -30,6 +30,7 @@ from afk.store import Account, Dynamo, Store
 if TYPE_CHECKING:
     from afk.billing.wallet import Wallet
     from afk.failover import Breaker
+    from afk.management import Management
     from afk.payments import Payments
     from afk.providers.transport import Upstreams
 
@@ -133,6 +134,19 @@ class Gateway:
         from afk.payments import Payments
 
         return Payments(self.resolve_secret(), self.store)
+
+    @cached_property
+    def management(self) -> Management:
+        """Account and key operations (afk/management.py), forgetting what this
+        process cached of what they change."""
+        from afk.management import Management
+
+        return Management(self.store, lambda: self.catalog, forget_account=self.forget_account,
+                          forget_keys=self._forget_keys)
+
+    def _forget_keys(self) -> None:
+        if "auth" in vars(self):
+            self.auth.forget()
 
     @cached_property
     def catalog(self) -> Catalog:

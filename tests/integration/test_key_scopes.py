@@ -28,7 +28,8 @@ from tests.support.windows import start_of_a_fresh_window
 INFERENCE_READABLE = {("GET", "/v1/account/usage"), ("GET", "/v1/account/usage/summary"),
                       ("GET", "/v1/account/usage/export"),  # its own calls only
                       ("GET", "/v1/account/topup")}  # what may be bought: no account data
-NOT_KEYED = {("POST", "/webhooks/stripe")}  # Stripe's signature, not an API key
+NOT_KEYED = {("POST", "/webhooks/stripe"),  # Stripe's signature, not an API key
+             ("GET", "/v1/account/openapi.json")}  # the API's description: no account data
 MANAGEMENT_CALLS = {
     ("GET", "/v1/account"): None,
     ("PUT", "/v1/account/caps/{model_id:path}"): {"usd": "0.05"},

@@ -43,8 +43,14 @@ def create_app(name: str, gateway: Gateway | None = None) -> Starlette:
     # Imported on demand: a function pays only for the routes it serves.
     routes = [route for app_name in names for module in MODULES.get(app_name, (app_name,))
               for route in importlib.import_module(f"afk.http.{module}").router.routes]
-    app = Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)],
-                    exception_handlers=_error_handlers(), lifespan=_lifespan)
+    parts: dict[str, Any] = {"routes": routes, "middleware": [Middleware(RequestIdMiddleware)],
+                             "exception_handlers": _error_handlers(), "lifespan": _lifespan}
+    if "account" in names:  # FastAPI: validated bodies, an OpenAPI document (http/api.py)
+        from afk.http import api
+
+        app: Starlette = api.create(**parts)
+    else:
+        app = Starlette(**parts)
     app.state.gateway = gateway or default_gateway()
     observability.configure(app.state.gateway.settings)
     return app

@@ -7,35 +7,34 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio.to_thread
-from starlette.requests import Request
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 
 from afk.billing.money import format_usd, parse_usd, to_pico
 from afk.errors import InvalidRequest, RequestTooLarge
-from afk.http.common import CompactJSONResponse, authenticate, gateway_of, json_body
-from afk.http.routing import Router
+from afk.gateway import Gateway
+from afk.http.api import Caller, GatewayOf, Manager
+from afk.http.bodies import Checkout
+from afk.http.common import CompactJSONResponse
 from afk.payments import Payments
 
-router = Router()
+router = APIRouter(tags=["top-ups"], default_response_class=CompactJSONResponse)
 
 MAX_EVENT_BYTES = 1024 * 1024
 
 
-def _payments(request: Request) -> Payments:
-    return gateway_of(request).payments
+async def _payments(gateway: Gateway) -> Payments:
+    await gateway.ready()  # the Stripe keys may be in the provider-keys secret
+    return gateway.payments
 
 
-@router.get("/v1/account/topup")
-async def get_topup(request: Request) -> CompactJSONResponse:
-    await authenticate(request)
-    payments = _payments(request)
-    settings = request.app.state.gateway.settings
-    enabled = await anyio.to_thread.run_sync(lambda: payments.enabled)
-    return CompactJSONResponse({
-        "object": "topup", "enabled": enabled, "currency": "USD",
-        "min": format_usd(to_pico(payments.bounds.minimum)),
-        "max": format_usd(to_pico(payments.bounds.maximum)),
-        "low_balance": format_usd(to_pico(parse_usd(settings.low_balance_usd)))})
+@router.get("/v1/account/topup", summary="Whether top-ups are on, and what may be bought")
+async def get_topup(_: Caller, gateway: GatewayOf) -> dict[str, Any]:
+    payments = await _payments(gateway)
+    return {"object": "topup", "enabled": payments.enabled, "currency": "USD",
+            "min": format_usd(to_pico(payments.bounds.minimum)),
+            "max": format_usd(to_pico(payments.bounds.maximum)),
+            "low_balance": format_usd(to_pico(parse_usd(gateway.settings.low_balance_usd)))}
 
 
 def _return_url(value: Any, request: Request) -> str:
@@ -50,29 +49,26 @@ def _return_url(value: Any, request: Request) -> str:
     return value
 
 
-@router.post("/v1/account/checkout")
-async def create_checkout(request: Request) -> CompactJSONResponse:
-    principal = await authenticate(request)
-    principal.require("manage")
-    body = await json_body(request)
-    if not isinstance(body, dict) or "usd" not in body:
-        raise InvalidRequest('Send {"usd": "25.00", "return_url": "…"}.', param="usd")
-    return_url = _return_url(body.get("return_url"), request)
-    session = await anyio.to_thread.run_sync(
-        _payments(request).checkout, principal.account_id, body["usd"], return_url)
-    return CompactJSONResponse(session, status_code=201)
+@router.post("/v1/account/checkout", status_code=201,
+             summary="A Stripe Checkout session for an amount of credit")
+async def create_checkout(body: Checkout, request: Request, principal: Manager,
+                          gateway: GatewayOf) -> dict[str, Any]:
+    return_url = _return_url(body.return_url, request)
+    payments = await _payments(gateway)
+    return await run_in_threadpool(payments.checkout, principal.account_id, body.usd,
+                                   return_url)
 
 
-@router.post("/webhooks/stripe")
-async def stripe_webhook(request: Request) -> CompactJSONResponse:
+@router.post("/webhooks/stripe", summary="Stripe's signed events (credits, refunds, disputes)")
+async def stripe_webhook(request: Request, gateway: GatewayOf) -> dict[str, Any]:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_EVENT_BYTES:
         raise RequestTooLarge("A Stripe event is never this large.")
     payload = await request.body()
     if len(payload) > MAX_EVENT_BYTES:
         raise RequestTooLarge("A Stripe event is never this large.")
-    payments = _payments(request)
-    event = await anyio.to_thread.run_sync(payments.verify, payload,
-                                           request.headers.get("stripe-signature"))
-    done = await anyio.to_thread.run_sync(payments.handle, event)
-    return CompactJSONResponse({"received": True, "result": done})
+    payments = await _payments(gateway)
+    event = await run_in_threadpool(payments.verify, payload,
+                                    request.headers.get("stripe-signature"))
+    done = await run_in_threadpool(payments.handle, event)
+    return {"received": True, "result": done}

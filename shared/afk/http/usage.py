@@ -17,48 +17,26 @@ import io
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import anyio.to_thread
-from starlette.requests import Request
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
 from starlette.responses import StreamingResponse
 
 from afk.auth import Principal
-from afk.billing.money import format_usd
 from afk.errors import InvalidRequest
-from afk.gateway import Gateway
-from afk.http.common import CompactJSONResponse, authenticate, gateway_of
-from afk.http.routing import Router
+from afk.http.api import Caller, GatewayOf
+from afk.http.common import CompactJSONResponse
+from afk.management import render_entry, render_totals
 from afk.store import LedgerEntry
 from afk.store.rollups import Totals
 
-router = Router()
+router = APIRouter(tags=["usage"], default_response_class=CompactJSONResponse)
 
 MAX_USAGE_LIMIT = 1000
 MAX_SUMMARY_DAYS = 366
 DEFAULT_SUMMARY_DAYS = 30
-GROUPS = ("day", "model", "key")
-KINDS = ("charge", "credit", "debit")
-
-
-def render_entry(entry: LedgerEntry) -> dict[str, Any]:
-    return {
-        "object": "ledger.entry", "id": entry.id, "type": entry.type,
-        "request_id": entry.request_id, "created": entry.created, "model": entry.model,
-        "endpoint": entry.endpoint, "key_id": entry.key_id,
-        "input_tokens": entry.input_tokens, "cached_input_tokens": entry.cached_input_tokens,
-        "output_tokens": entry.output_tokens, "reasoning_tokens": entry.reasoning_tokens,
-        "cost": format_usd(entry.amount) if entry.type == "charge" else "0.00",
-        "credit": format_usd(entry.amount) if entry.type == "credit" else
-        format_usd(-entry.amount) if entry.type == "debit" else "0.00",
-        "status": entry.status, "estimated": entry.estimated, "note": entry.note,
-        "web_searches": entry.web_searches, "web_search_cost": format_usd(entry.web_search_cost),
-        "provider": entry.provider,  # the deployment that served the call
-    }
-
-
-def _gateway(request: Request) -> Gateway:
-    return gateway_of(request)
 
 
 def _date_ms(value: str | None, name: str, *, end: bool = False) -> int | None:
@@ -80,15 +58,21 @@ def _own_key(principal: Principal) -> str | None:
     return principal.key_id if principal.scope != "manage" else None
 
 
-def _filters(request: Request, principal: Principal) -> dict[str, Any]:
-    params = request.query_params
-    kind = params.get("type") or None
-    if kind is not None and kind not in KINDS:
-        raise InvalidRequest(f"'type' must be one of {', '.join(KINDS)}.", param="type")
-    return {"model": params.get("model") or None, "kind": kind,
-            "key_id": _own_key(principal) or params.get("key_id") or None,
-            "since_ms": _date_ms(params.get("since"), "since"),
-            "until_ms": _date_ms(params.get("until"), "until", end=True)}
+class Filters(BaseModel):
+    """Which ledger entries: all of them unless narrowed."""
+
+    model: str | None = Field(None, description="one model's entries")
+    type: Literal["charge", "credit", "debit"] | None = Field(None, description="one kind")
+    key_id: str | None = Field(None, description="one key's calls (a manage key; an "
+                                                 "inference key sees only its own)")
+    since: str | None = Field(None, description="from this ISO date or time (UTC)")
+    until: str | None = Field(None, description="to this ISO date (inclusive) or time")
+
+    def of(self, principal: Principal) -> dict[str, Any]:
+        return {"model": self.model or None, "kind": self.type,
+                "key_id": _own_key(principal) or self.key_id or None,
+                "since_ms": _date_ms(self.since, "since"),
+                "until_ms": _date_ms(self.until, "until", end=True)}
 
 
 def encode_cursor(entry: LedgerEntry) -> str:
@@ -106,24 +90,22 @@ def decode_cursor(value: str) -> tuple[int, str]:
                              param="cursor") from None
 
 
-@router.get("/v1/account/usage")
-async def get_usage(request: Request) -> CompactJSONResponse:
-    principal = await authenticate(request)
-    params = request.query_params
-    raw_limit = params.get("limit", "50")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_USAGE_LIMIT:
-        raise InvalidRequest(f"'limit' must be an integer from 1 to {MAX_USAGE_LIMIT}.",
-                             param="limit")
-    limit = int(raw_limit)
-    before = decode_cursor(params["cursor"]) if params.get("cursor") else None
-    filters = _filters(request, principal)
+class Page(Filters):
+    limit: int = Field(50, ge=1, le=MAX_USAGE_LIMIT, description="entries per page")
+    cursor: str | None = Field(None, description="the previous page's `next_cursor`")
+
+
+@router.get("/v1/account/usage", summary="Ledger entries, newest first, page by page")
+async def get_usage(query: Annotated[Page, Query()], principal: Caller,
+                    gateway: GatewayOf) -> dict[str, Any]:
+    before = decode_cursor(query.cursor) if query.cursor else None
+    filters = query.of(principal)
     # One more than asked: whether there is a next page, without a second round trip.
-    entries = await anyio.to_thread.run_sync(lambda: _gateway(request).store.ledger.entries(
-        principal.account_id, limit=limit + 1, before=before, **filters))
-    page, more = entries[:limit], len(entries) > limit
-    return CompactJSONResponse({"object": "list", "data": [render_entry(e) for e in page],
-                                "has_more": more,
-                                "next_cursor": encode_cursor(page[-1]) if more else None})
+    entries = await run_in_threadpool(lambda: gateway.store.ledger.entries(
+        principal.account_id, limit=query.limit + 1, before=before, **filters))
+    page, more = entries[:query.limit], len(entries) > query.limit
+    return {"object": "list", "data": [render_entry(e) for e in page], "has_more": more,
+            "next_cursor": encode_cursor(page[-1]) if more else None}
 
 
 # ------------------------------------------------------------ summary
@@ -137,33 +119,27 @@ def _day(value: str | None, name: str, default: date) -> date:
                              "counts whole days).", param=name) from None
 
 
-def render_totals(totals: Totals) -> dict[str, Any]:
-    """What the customer sees of a rollup: their spend, never the provider's cost."""
-    return {"requests": totals.requests, "input_tokens": totals.input_tokens,
-            "cached_input_tokens": totals.cached_input_tokens,
-            "output_tokens": totals.output_tokens, "reasoning_tokens": totals.reasoning_tokens,
-            "cost": format_usd(totals.revenue), "credits": format_usd(totals.credits),
-            "debits": format_usd(totals.debits)}
+class Summary(BaseModel):
+    group_by: Literal["day", "model", "key"] = "day"
+    since: str | None = Field(None, description="first UTC day (default: 29 days before "
+                                                "`until`)")
+    until: str | None = Field(None, description="last UTC day (default: today)")
 
 
-@router.get("/v1/account/usage/summary")
-async def get_summary(request: Request) -> CompactJSONResponse:
-    principal = await authenticate(request)
-    params = request.query_params
-    group_by = params.get("group_by", "day")
-    if group_by not in GROUPS:
-        raise InvalidRequest(f"'group_by' must be one of {', '.join(GROUPS)}.",
-                             param="group_by")
-    until = _day(params.get("until"), "until", datetime.now(UTC).date())
-    since = _day(params.get("since"), "since", until - timedelta(days=DEFAULT_SUMMARY_DAYS - 1))
+@router.get("/v1/account/usage/summary",
+            summary="Totals by UTC day, model or key, exact at any volume")
+async def get_summary(query: Annotated[Summary, Query()], principal: Caller,
+                      gateway: GatewayOf) -> dict[str, Any]:
+    group_by = query.group_by
+    until = _day(query.until, "until", datetime.now(UTC).date())
+    since = _day(query.since, "since", until - timedelta(days=DEFAULT_SUMMARY_DAYS - 1))
     if since > until:
         raise InvalidRequest("'since' must not be after 'until'.", param="since")
     if (until - since).days >= MAX_SUMMARY_DAYS:
         raise InvalidRequest(f"A summary covers at most {MAX_SUMMARY_DAYS} days.",
                              param="since")
-    rollups = await anyio.to_thread.run_sync(
-        _gateway(request).store.rollups.for_account, principal.account_id,
-        since.isoformat(), until.isoformat())
+    rollups = await run_in_threadpool(gateway.store.rollups.for_account, principal.account_id,
+                                      since.isoformat(), until.isoformat())
     groups: dict[str, Totals] = {}
     if group_by == "day":  # every day of the range, quiet ones too (a chart's x axis)
         groups = {(since + timedelta(days=i)).isoformat(): Totals()
@@ -179,9 +155,8 @@ async def get_summary(request: Request) -> CompactJSONResponse:
             continue  # credits and debits belong to no model or key: in the total only
         groups.setdefault(name, Totals()).add(rollup.totals)
     data = [{group_by: name, **render_totals(totals)} for name, totals in sorted(groups.items())]
-    return CompactJSONResponse({"object": "usage.summary", "since": since.isoformat(),
-                                "until": until.isoformat(), "group_by": group_by,
-                                "data": data, "total": render_totals(total)})
+    return {"object": "usage.summary", "since": since.isoformat(), "until": until.isoformat(),
+            "group_by": group_by, "data": data, "total": render_totals(total)}
 
 
 # ------------------------------------------------------------ export
@@ -224,11 +199,11 @@ def csv_rows(entries: Iterator[LedgerEntry]) -> Iterator[str]:
     yield flush()
 
 
-@router.get("/v1/account/usage/export")
-async def export_usage(request: Request) -> StreamingResponse:
-    principal = await authenticate(request)
-    filters = _filters(request, principal)
-    entries = _gateway(request).store.ledger.iterate(principal.account_id, **filters)
+@router.get("/v1/account/usage/export", response_class=StreamingResponse,
+            summary="Every entry of the range as CSV, streamed as it is read")
+async def export_usage(query: Annotated[Filters, Query()], principal: Caller,
+                       gateway: GatewayOf) -> StreamingResponse:
+    entries = gateway.store.ledger.iterate(principal.account_id, **query.of(principal))
     # A sync iterator: Starlette reads it in a worker thread, a page at a time.
     return StreamingResponse(csv_rows(entries), media_type="text/csv; charset=utf-8",
                              headers={"content-disposition":
