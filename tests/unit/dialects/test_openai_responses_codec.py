@@ -320,6 +320,24 @@ def test_custom_and_namespaced_tools_render_back_in_kind() -> None:
     assert back[0].content[0].arguments == '{"input":"*** Begin Patch"}'
 
 
+def test_custom_tool_input_that_is_not_json_reaches_the_caller_as_is() -> None:
+    """A foreign model's custom-tool call whose arguments are not the `{"input": ...}`
+    object (broken JSON) reaches the caller's tool as that text, stream and not,
+    instead of an empty input it would run with."""
+    tools = [{"type": "custom", "name": "apply_patch_text", "description": "A patch"}]
+    events = [ir.StreamStart(id="r1", model="m", created=1),
+              ir.ToolCallStart(index=0, id="c1", name="apply_patch_text"),
+              ir.ToolCallDelta(index=0, arguments='*** Begin Patch {"input": '),
+              ir.StreamEnd(stop_reason="tool_calls")]
+    echo = codec.echo_fields({"model": "m", "tools": tools})
+    final = _sdk(_encode(events, echo=echo))._completed_response
+    assert final is not None
+    assert final.output[0].type == "custom_tool_call"
+    assert final.output[0].input == '*** Begin Patch {"input": '
+    rendered = codec.render_response(ir.collect(events), echo=echo)
+    assert rendered["output"][0]["input"] == '*** Begin Patch {"input": '
+
+
 # ================================================================ non-stream responses
 def test_parse_response_text_with_reasoning() -> None:
     response = codec.parse_response(_fixture("response_text.json"))

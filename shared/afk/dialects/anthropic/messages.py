@@ -12,55 +12,17 @@ turns those notes into a 400 on the cross-dialect path.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from typing import Any
 
 from afk import ir
-from afk.errors import (
-    InvalidRequest,
-)
-
-PROVIDER = "anthropic"
+from afk.dialects.anthropic.wire import PROVIDER, sanitize_id, tool_input
+from afk.dialects.jsonwire import dumps
+from afk.errors import InvalidRequest
 
 Skipped = list[str]  # "<where> (<what>)" for each well-formed thing the IR cannot carry
 
-_VALID_ID = re.compile(r"[a-zA-Z0-9_-]+")
-_INVALID_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 # Base64 prefixes of the image formats Anthropic accepts, for images that
 # arrive without a media type.
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-# ================================================================ tool ids and arguments
-def sanitize_id(call_id: str) -> str:
-    """A tool id Anthropic accepts (^[a-zA-Z0-9_-]+$). Pure, so a call and its
-    result map alike; a hash of the original keeps distinct ids distinct."""
-    if _VALID_ID.fullmatch(call_id):
-        return call_id
-    digest = hashlib.sha256(call_id.encode()).hexdigest()[:12]
-    cleaned = _INVALID_ID_CHARS.sub("_", call_id)[:40]
-    return f"{cleaned}_{digest}" if cleaned.strip("_") else f"toolu_{digest}"
-
-
-def arguments_object(arguments: str) -> dict[str, Any]:
-    """JSON-text arguments as the object Anthropic's `input` must be.
-
-    "" means no arguments. Text that is not a JSON object (the model can emit
-    broken JSON) is kept, not dropped, as {"_raw": text}: the caller's tool
-    validation then rejects it visibly instead of running with an empty input.
-    """
-    if not arguments.strip():
-        return {}
-    try:
-        value = json.loads(arguments)
-    except ValueError:
-        return {"_raw": arguments}
-    return value if isinstance(value, dict) else {"_raw": arguments}
-
-
 # ================================================================ parse: wire -> IR
 def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
@@ -319,7 +281,7 @@ def _render_assistant(content: list[ir.Block]) -> list[dict[str, Any]]:
             out.append({"type": "text", "text": block.text})
         elif isinstance(block, ir.ToolCall):
             out.append({"type": "tool_use", "id": sanitize_id(block.id), "name": block.name,
-                        "input": arguments_object(block.arguments)})
+                        "input": tool_input(block.arguments)})
         elif isinstance(block, ir.Thinking) and block.provider == PROVIDER and block.signature:
             # Only Anthropic can verify its own signatures; anyone else's thinking
             # (and unsigned thinking) is dropped, never forged.

@@ -1,46 +1,21 @@
-"""Anthropic Messages (`POST /v1/messages`, `/v1/messages/count_tokens`), both directions.
-
-This module is the codec's surface (the same names as every dialect): request
-envelopes, responses and errors. Content blocks, usage and stop reasons live in
-`history` and `answers`, the stream state machines in `streams`.
-"""
+"""Messages requests (`POST /v1/messages`, `/v1/messages/count_tokens`), both
+directions: the caller's body to the IR, the IR to an upstream body, the passthrough
+patch."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from afk import ir
 from afk.dialects.anthropic import search
-from afk.dialects.anthropic.decoder import StreamDecoder, StreamEncoder
 from afk.dialects.anthropic.messages import (
-    PROVIDER,
     Skipped,
-    dumps,
     parse_messages,
     parse_system,
     render_messages,
 )
-from afk.dialects.anthropic.responses import (
-    STOP_FROM_WIRE,
-    STOP_TO_WIRE,
-    error_from_body,
-    parse_block,
-    parse_usage,
-    render_block,
-    render_usage,
-)
-from afk.errors import GatewayError, InvalidRequest
-from afk.sse import ServerSentEvent
+from afk.errors import InvalidRequest
 
-__all__ = [
-    "DIALECT", "PROVIDER", "StreamDecoder", "StreamEncoder", "check_translatable",
-    "error_from_body", "parse_count_tokens", "parse_request", "parse_response", "parse_usage",
-    "passthrough_event", "patch_request", "render_count_tokens", "render_error",
-    "render_request", "render_response", "render_stream_error", "render_usage",
-]
-
-DIALECT = "anthropic"
 # Only reached outside the pipeline (which always sets the cap), e.g. when a
 # provider renders a request just to count its tokens.
 DEFAULT_MAX_TOKENS = 4096
@@ -318,59 +293,6 @@ def _render_tool_choice(request: ir.Request, *, thinking: bool) -> dict[str, Any
     if choice is None and len(out) == 1:
         return None  # nothing beyond Anthropic's default
     return out
-
-
-# ================================================================ responses
-def parse_response(body: dict[str, Any]) -> ir.Response:
-    content = body.get("content") or []
-    asked = search.queries(content)
-    blocks = [parse_block(b, asked) for b in content if isinstance(b, dict)]
-    return ir.Response(
-        id=body.get("id") or "", model=body.get("model") or "", created=int(time.time()),
-        content=[b for b in blocks if b is not None],
-        stop_reason=STOP_FROM_WIRE.get(body.get("stop_reason") or "end_turn", "stop"),
-        usage=parse_usage(body.get("usage")),
-    )
-
-
-def render_response(response: ir.Response) -> dict[str, Any]:
-    return {
-        "id": response.id, "type": "message", "role": "assistant", "model": response.model,
-        "content": [out for block in response.content for out in render_block(block)],
-        "stop_reason": STOP_TO_WIRE[response.stop_reason], "stop_sequence": None,
-        "usage": render_usage(response.usage),
-    }
-
-
-# ================================================================ streams
-def passthrough_event(decoder: StreamDecoder, event: ServerSentEvent, *,
-                      include_usage: bool) -> ServerSentEvent | None:
-    """Every upstream event is relayed as is: Anthropic streams always carry usage."""
-    return event
-
-
-# ================================================================ errors
-_ERROR_TYPE_BY_STATUS = {
-    400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
-    403: "permission_error", 404: "not_found_error", 413: "invalid_request_error",
-    422: "invalid_request_error", 429: "rate_limit_error", 500: "api_error", 502: "api_error",
-    503: "overloaded_error", 504: "timeout_error", 529: "overloaded_error",
-}
-
-
-def _error_type(error: GatewayError) -> str:
-    default = "api_error" if error.status >= 500 else "invalid_request_error"
-    return _ERROR_TYPE_BY_STATUS.get(error.status, default)
-
-
-def render_error(error: GatewayError) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": _error_type(error), "message": error.message},
-            "request_id": None}
-
-
-def render_stream_error(error: GatewayError) -> list[ServerSentEvent]:
-    data = {"type": "error", "error": {"type": _error_type(error), "message": error.message}}
-    return [ServerSentEvent(data=dumps(data), event="error")]
 
 
 def strip_reasoning(body: dict[str, Any]) -> dict[str, Any]:

@@ -1,32 +1,20 @@
-"""Anthropic Messages answers: stop reasons, usage, response content blocks,
-and upstream error bodies as ours."""
+"""Messages responses, both ways: content blocks, usage, the response body."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from afk import ir
 from afk.dialects.anthropic import search
-from afk.dialects.anthropic.messages import PROVIDER, arguments_object, dumps
-from afk.errors import (
-    GatewayError,
-    InvalidRequest,
-    Overloaded,
-    RateLimited,
-    RequestTooLarge,
-    UpstreamError,
+from afk.dialects.anthropic.wire import (
+    PROVIDER,
+    STOP_FROM_WIRE,
+    STOP_TO_WIRE,
+    tool_input,
+    wrap,
 )
-
-STOP_FROM_WIRE: dict[str, ir.StopReason] = {
-    "end_turn": "stop", "max_tokens": "length", "stop_sequence": "stop_sequence",
-    "tool_use": "tool_calls", "refusal": "refusal", "pause_turn": "pause",
-    "model_context_window_exceeded": "length",
-}
-STOP_TO_WIRE: dict[str, str] = {
-    "stop": "end_turn", "length": "max_tokens", "stop_sequence": "stop_sequence",
-    "tool_calls": "tool_use", "content_filter": "refusal", "refusal": "refusal",
-    "pause": "pause_turn", "error": "end_turn",
-}
+from afk.dialects.jsonwire import dumps
 
 
 def parse_usage(usage: dict[str, Any] | None) -> ir.Usage:
@@ -86,11 +74,6 @@ def parse_block(block: dict[str, Any], asked: dict[str, str] | None = None) -> i
     return None  # other server-tool blocks: relayed by a passthrough, not modelled
 
 
-def wrap(provider: str | None, signature: str) -> str:
-    """A signature as it leaves through this dialect (tagged unless Anthropic's own)."""
-    return ir.wrap_signature(provider or "unknown", signature, dialect_provider=PROVIDER)
-
-
 def render_block(block: ir.Block) -> list[dict[str, Any]]:
     """One IR output block as the caller's content blocks (zero, one or two)."""
     match block:
@@ -116,24 +99,26 @@ def render_block(block: ir.Block) -> list[dict[str, Any]]:
             carrier = render_block(ir.Thinking(text="", signature=signature,
                                                provider=provider)) if signature else []
             return [*carrier, {"type": "tool_use", "id": call_id, "name": name,
-                               "input": arguments_object(arguments)}]
+                               "input": tool_input(arguments)}]
     return []
 
 
-# ================================================================ upstream errors
-def error_from_body(body: Any, *, status: int) -> GatewayError:
-    """An upstream Anthropic error as ours, keeping its message."""
-    detail = body.get("error") if isinstance(body, dict) else None
-    if isinstance(detail, dict):
-        message = str(detail.get("message") or "upstream error")
-    else:
-        message = str(detail) if detail else "upstream error"
-    if status in (400, 422):
-        return InvalidRequest(message, status=status)
-    if status == 413:
-        return RequestTooLarge(message)
-    if status == 429:
-        return RateLimited(message)
-    if status in (503, 529):
-        return Overloaded(message)
-    return UpstreamError(f"upstream error ({status}): {message}")
+def parse_response(body: dict[str, Any]) -> ir.Response:
+    content = body.get("content") or []
+    asked = search.queries(content)
+    blocks = [parse_block(b, asked) for b in content if isinstance(b, dict)]
+    return ir.Response(
+        id=body.get("id") or "", model=body.get("model") or "", created=int(time.time()),
+        content=[b for b in blocks if b is not None],
+        stop_reason=STOP_FROM_WIRE.get(body.get("stop_reason") or "end_turn", "stop"),
+        usage=parse_usage(body.get("usage")),
+    )
+
+
+def render_response(response: ir.Response) -> dict[str, Any]:
+    return {
+        "id": response.id, "type": "message", "role": "assistant", "model": response.model,
+        "content": [out for block in response.content for out in render_block(block)],
+        "stop_reason": STOP_TO_WIRE[response.stop_reason], "stop_sequence": None,
+        "usage": render_usage(response.usage),
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from afk.dialects.gemini.parts import dumps
+from afk.dialects.jsonwire import dumps
 from afk.errors import (
     CredentialsRefused,
     GatewayError,

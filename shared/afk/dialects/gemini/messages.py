@@ -13,13 +13,12 @@ from typing import Any
 
 from afk import ir
 from afk.dialects.gemini.parts import (
-    PROVIDER,
     Skipped,
-    args_object,
-    dumps,
     parse_part,
     render_image,
 )
+from afk.dialects.gemini.wire import PROVIDER
+from afk.dialects.jsonwire import arguments_object, dumps
 from afk.errors import InvalidRequest
 
 _MISSING_RESULT = {"error": "No result was provided for this call."}
@@ -233,7 +232,7 @@ def _add_blocks(turn: _Turn, blocks: list[ir.Block], names: dict[str, str]) -> N
 
 
 def _request_args(call: ir.ToolCall) -> dict[str, Any]:
-    args = args_object(call.arguments)
+    args = arguments_object(call.arguments)
     if args is None:
         raise InvalidRequest(f"The arguments of tool call {call.id!r} are not a JSON object; "
                              "Gemini needs one.", param="messages")

@@ -9,14 +9,13 @@ model is relayed verbatim and must not be refused for what only the IR lacks.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from afk import ir
+from afk.dialects.gemini.wire import PROVIDER
+from afk.dialects.jsonwire import arguments_object, dumps
 from afk.errors import InvalidRequest, UpstreamError
-
-PROVIDER = "gemini"
 
 Skipped = list[str]  # "<where> (<what>)" for each well-formed thing the IR cannot carry
 
@@ -25,10 +24,6 @@ _PART_METADATA = frozenset({"thought", "thoughtSignature", "videoMetadata", "par
                             "mediaResolution"})
 # Parts the IR models; any other kind is skipped, not refused.
 _MODELLED = frozenset({"text", "inlineData", "fileData", "functionCall", "functionResponse"})
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def parse_signature(value: Any) -> tuple[str | None, str | None]:
@@ -87,15 +82,6 @@ def standard_base64(data: Any) -> Any:
     return data.replace("-", "+").replace("_", "/") if isinstance(data, str) else data
 
 
-def args_object(arguments: str) -> dict[str, Any] | None:
-    """JSON-text arguments as the object Gemini's `args` must be, or None."""
-    try:
-        args = json.loads(arguments or "{}")
-    except ValueError:
-        return None
-    return args if isinstance(args, dict) else None
-
-
 def render_image(image: ir.Image) -> dict[str, Any]:
     url = image.url or ""
     if image.data is not None:
@@ -118,7 +104,7 @@ def render_image(image: ir.Image) -> dict[str, Any]:
 def render_function_call(call: ir.ToolCall) -> dict[str, Any]:
     """A call for a Gemini caller; another provider's signature is wrapped with its
     issuer's name so it goes back to that provider only."""
-    args = args_object(call.arguments)
+    args = arguments_object(call.arguments)
     if args is None:
         raise UpstreamError(f"The model produced invalid JSON arguments for {call.name!r}.")
     part: dict[str, Any] = {"functionCall": {"name": call.name, "args": args, "id": call.id}}

@@ -10,12 +10,12 @@ from typing import Any
 from afk import ir
 from afk.dialects.gemini import search
 from afk.dialects.gemini.parts import (
-    PROVIDER,
-    dumps,
     parse_part,
     render_function_call,
     render_image,
 )
+from afk.dialects.gemini.wire import PROVIDER
+from afk.dialects.jsonwire import dumps
 from afk.errors import UpstreamError
 
 _FILTERED = frozenset({"SAFETY", "RECITATION", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII",

@@ -1,6 +1,13 @@
-"""OpenAI Chat Completions (`POST /v1/chat/completions`), both directions."""
+"""OpenAI Chat Completions (`POST /v1/chat/completions`), both directions.
 
-from afk.dialects.openai_chat.decoder import StreamDecoder, StreamEncoder, passthrough_event
+The codec's surface (`afk.dialects.base.Codec`). The layout every dialect package has:
+`wire` (names, stop reasons), `messages` (messages <-> IR messages), `requests`,
+`responses` (bodies and usage), `decoder` / `encoder` (the stream state machines),
+`errors`, `forwarding` (what a passthrough body may carry).
+"""
+
+from afk.dialects.openai_chat.decoder import StreamDecoder, passthrough_event
+from afk.dialects.openai_chat.encoder import StreamEncoder
 from afk.dialects.openai_chat.errors import error_from_body, render_error, render_stream_error
 from afk.dialects.openai_chat.forwarding import check_forwardable, check_translatable
 from afk.dialects.openai_chat.requests import (

@@ -1,15 +1,15 @@
-"""Chat Completions streams: upstream chunks to IR events, IR events to chunks."""
+"""Chat Completions streams in: upstream `chat.completion.chunk`s to IR events."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from afk import ir
+from afk.dialects.jsonwire import dumps, load_event
 from afk.dialects.openai_chat.errors import error_from_body
-from afk.dialects.openai_chat.responses import parse_usage, render_annotation, render_usage
-from afk.dialects.openai_chat.wire import DONE, STOP_FROM_WIRE, STOP_TO_WIRE, dumps
+from afk.dialects.openai_chat.responses import parse_usage
+from afk.dialects.openai_chat.wire import DONE, STOP_FROM_WIRE
 from afk.errors import UpstreamError
 from afk.sse import ServerSentEvent
 
@@ -47,12 +47,7 @@ class StreamDecoder:
         if event.data == DONE:
             self._done = True
             return [ir.StreamEnd(stop_reason=self._stop or "stop")]
-        try:
-            chunk = json.loads(event.data)
-        except ValueError:
-            raise UpstreamError("The upstream sent a malformed stream event.") from None
-        if not isinstance(chunk, dict):
-            raise UpstreamError("The upstream sent a malformed stream event.")
+        chunk = load_event(event)
         if chunk.get("error"):
             raise error_from_body(chunk, status=502)
         self.last_chunk = chunk
@@ -104,76 +99,6 @@ class StreamDecoder:
     @property
     def done(self) -> bool:
         return self._done
-
-
-class StreamEncoder:
-    """IR stream events -> `chat.completion.chunk` events for the caller."""
-
-    def __init__(self, *, model: str, include_usage: bool) -> None:
-        self._model = model
-        self._include_usage = include_usage
-        self._id = ""
-        self._created = 0
-        self._tool_ordinal: dict[int, int] = {}
-        self._usage: ir.Usage | None = None
-        self._finished = False
-        self._text_offsets: dict[int, int] = {}  # IR text block -> its offset in the content
-        self._content_length = 0
-
-    def _chunk(self, delta: dict[str, Any] | None, finish: str | None = None) -> ServerSentEvent:
-        chunk: dict[str, Any] = {
-            "id": self._id, "object": "chat.completion.chunk", "created": self._created,
-            "model": self._model,
-            "choices": [] if delta is None else [
-                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-        if self._include_usage:
-            chunk["usage"] = None
-        return ServerSentEvent(data=dumps(chunk))
-
-    def feed(self, event: ir.StreamEvent) -> list[ServerSentEvent]:
-        if self._finished:
-            raise ValueError("event after the end of the stream")
-        match event:
-            case ir.StreamStart(id=response_id, created=created):
-                self._id, self._created = response_id, created
-                return [self._chunk({"role": "assistant", "content": ""})]
-            case ir.TextDelta(index=index, text=text):
-                self._text_offsets.setdefault(index, self._content_length)
-                self._content_length += len(text)
-                return [self._chunk({"content": text})]
-            case ir.CitationDelta(index=index, citation=citation):
-                # As OpenAI's search models stream them: a delta of annotations.
-                offset = self._text_offsets.get(index, self._content_length)
-                return [self._chunk({"annotations": [render_annotation(
-                    citation, offset=offset, length=self._content_length - offset)]})]
-            case ir.WebSearchDone():
-                return []  # Chat shows only the answer and its citations
-            case ir.RefusalDelta(text=text):
-                return [self._chunk({"refusal": text})]
-            case ir.ThinkingDelta():
-                return []  # reasoning text never leaks into visible content
-            case ir.ToolCallStart(index=index, id=call_id, name=name):
-                ordinal = self._tool_ordinal.setdefault(index, len(self._tool_ordinal))
-                return [self._chunk({"tool_calls": [{
-                    "index": ordinal, "id": call_id, "type": "function",
-                    "function": {"name": name, "arguments": ""}}]})]
-            case ir.ToolCallDelta(index=index, arguments=arguments):
-                return [self._chunk({"tool_calls": [{
-                    "index": self._tool_ordinal[index], "function": {"arguments": arguments}}]})]
-            case ir.UsageUpdate(usage=usage):
-                self._usage = usage
-                return []
-            case ir.StreamEnd(stop_reason=reason):
-                self._finished = True
-                out = [self._chunk({}, STOP_TO_WIRE[reason])]
-                if self._include_usage:
-                    usage_chunk = json.loads(self._chunk(None).data)
-                    usage_chunk["usage"] = render_usage(self._usage or ir.Usage())
-                    out.append(ServerSentEvent(data=dumps(usage_chunk)))
-                out.append(ServerSentEvent(data=DONE))
-                return out
-        raise TypeError(f"unknown stream event {event!r}")
 
 
 def passthrough_event(decoder: StreamDecoder, event: ServerSentEvent, *,

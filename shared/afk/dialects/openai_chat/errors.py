@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from afk.dialects.openai_chat.wire import dumps
+from afk.dialects.jsonwire import dumps
 from afk.errors import (
     GatewayError,
     InvalidRequest,

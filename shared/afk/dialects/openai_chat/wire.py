@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from afk import ir
 
 DIALECT = "openai_chat"
@@ -20,6 +17,3 @@ STOP_TO_WIRE: dict[str, str] = {
     "pause": "stop", "error": "stop",
 }
 
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -1,19 +1,19 @@
 """OpenAI Responses (`POST /v1/responses`, `GET /v1/responses/{id}/input_items`),
 both directions.
 
-This package is the codec's surface (the same names as every dialect, plus
-the item-level helpers the pipeline needs to keep conversation state). By
-responsibility:
+The codec's surface (`afk.dialects.base.Codec`), plus the item-level helpers the
+pipeline needs to keep conversation state. The layout every dialect package has:
 
 * `wire`: names, deterministic item ids, tool-name flattening, signatures,
-  usage and status <-> stop reason;
-* `items`: input items <-> IR messages (`parse_items`, `render_items`);
+  custom-tool input, usage and status <-> stop reason;
+* `messages`: input items <-> IR messages (`parse_items`, `render_items`);
 * `requests`: request bodies, `check_translatable`, the passthrough patch,
   the upstream body, `echo_fields`;
 * `responses`: response objects both ways, output items, the input-items list;
 * `decoder` / `encoder`: the stream state machines;
 * `errors`: error bodies and in-stream failures;
-* `forwarding`: what a passthrough body may carry (priced, or refused).
+* `forwarding`: what a passthrough body may carry (priced, or refused);
+* `search`: hosted web search.
 """
 
 from __future__ import annotations

@@ -8,12 +8,12 @@ import time
 from typing import Any
 
 from afk import ir
+from afk.dialects.jsonwire import dumps, load_event
 from afk.dialects.openai_responses import search
 from afk.dialects.openai_responses.encoder import render_stream_error
 from afk.dialects.openai_responses.errors import error_from_body, failure, status_of_code
 from afk.dialects.openai_responses.wire import (
     PROVIDER,
-    dumps,
     flat_name,
     parse_usage,
     stop_reason,
@@ -22,16 +22,6 @@ from afk.errors import GatewayError, UpstreamError
 from afk.sse import ServerSentEvent
 
 _TERMINAL = ("response.completed", "response.incomplete", "response.failed")
-
-
-def _load(event: ServerSentEvent) -> dict[str, Any]:
-    try:
-        data = json.loads(event.data)
-    except ValueError:
-        raise UpstreamError("The upstream sent a malformed stream event.") from None
-    if not isinstance(data, dict):
-        raise UpstreamError("The upstream sent a malformed stream event.")
-    return data
 
 
 # ================================================================ decoder
@@ -68,7 +58,7 @@ class StreamDecoder:
     def feed(self, event: ServerSentEvent) -> list[ir.StreamEvent]:
         if self._done:
             raise UpstreamError("The upstream sent data after the response ended.")
-        data = _load(event)
+        data = load_event(event)
         kind = data.get("type") or event.event
         if isinstance(data.get("sequence_number"), int):
             self._sequence = data["sequence_number"]

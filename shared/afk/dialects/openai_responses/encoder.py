@@ -16,13 +16,13 @@ import uuid
 from typing import Any
 
 from afk import ir
+from afk.dialects.jsonwire import dumps
 from afk.dialects.openai_responses import search
 from afk.dialects.openai_responses.errors import failure
 from afk.dialects.openai_responses.responses import ToolNames, render_call_item, response_object
 from afk.dialects.openai_responses.wire import (
     ERROR_STOP,
-    arguments_object,
-    dumps,
+    custom_input,
     item_id,
     signature_out,
     status_of,
@@ -165,7 +165,7 @@ class StreamEncoder:
             out.append(self._emit("response.function_call_arguments.done", item_id=item["id"],
                                   output_index=index, arguments=item["arguments"]))
         elif item["type"] == "custom_tool_call":
-            item["input"] = str(arguments_object(self._args[index]).get("input") or "")
+            item["input"] = custom_input(self._args[index])
             where = {"item_id": item["id"], "output_index": index}
             if item["input"]:  # freeform input is whole only once its JSON is
                 out.append(self._emit("response.custom_tool_call_input.delta", **where,

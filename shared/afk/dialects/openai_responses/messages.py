@@ -19,10 +19,10 @@ import mimetypes
 from typing import Any
 
 from afk import ir
+from afk.dialects.jsonwire import dumps
 from afk.dialects.openai_responses.wire import (
     PROVIDER,
     Skipped,
-    dumps,
     flat_name,
     item_id,
     signature_in,

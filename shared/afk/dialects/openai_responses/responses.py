@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from afk import ir
+from afk.dialects.jsonwire import dumps
 from afk.dialects.openai_responses import search
 from afk.dialects.openai_responses.messages import render_call, render_reasoning
 from afk.dialects.openai_responses.wire import (
     ERROR_STOP,
     PROVIDER,
-    arguments_object,
-    dumps,
+    custom_input,
     flat_name,
     item_id,
     parse_usage,
@@ -135,7 +135,7 @@ def render_call_item(call: ir.ToolCall, names: ToolNames, *, status: str = "comp
     if wire.custom:
         item: dict[str, Any] = {"type": "custom_tool_call", "call_id": call.id,
                                 "name": wire.name,
-                                "input": str(arguments_object(args).get("input") or "")}
+                                "input": custom_input(args)}
     else:
         item = {"type": "function_call", "status": status, "call_id": call.id,
                 "name": wire.name, "arguments": args}

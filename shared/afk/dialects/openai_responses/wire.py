@@ -4,10 +4,10 @@ flattening, reasoning signatures, usage and stop reasons."""
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from afk import ir
+from afk.dialects.jsonwire import arguments_object
 
 DIALECT = "openai_responses"
 PROVIDER = "openai"
@@ -28,10 +28,6 @@ NAMESPACE_SEPARATOR = "__"
 _REDACTED = "redacted:"
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def flat_name(name: str, namespace: str | None) -> str:
     return f"{namespace}{NAMESPACE_SEPARATOR}{name}" if namespace else name
 
@@ -40,6 +36,15 @@ def item_id(prefix: str, seed: str, index: int) -> str:
     """A deterministic item id (`msg_…`, `fc_…`, `rs_…`) for item `index` of `seed`
     (a response id, or a digest of an item list): stream and non-stream agree."""
     return f"{prefix}_{hashlib.sha256(f'{seed}:{index}'.encode()).hexdigest()[:40]}"
+
+
+def custom_input(arguments: str) -> str:
+    """A custom tool call's free-form `input` from the IR's arguments, `{"input": text}`
+    (https://platform.openai.com/docs/guides/function-calling#custom-tools: the input
+    is a string). Arguments that are not a JSON object (a foreign model's broken
+    JSON) are the input themselves: visible to the tool, never emptied."""
+    value = arguments_object(arguments)
+    return arguments if value is None else str(value.get("input") or "")
 
 
 def signature_out(provider: str | None, signature: str, *, redacted: bool = False) -> str:
@@ -54,14 +59,6 @@ def signature_in(encrypted: str) -> tuple[str, str, bool]:
     if provider != PROVIDER and raw.startswith(_REDACTED):
         return provider, raw[len(_REDACTED):], True
     return provider, raw, False
-
-
-def arguments_object(arguments: str) -> dict[str, Any]:
-    try:
-        value = json.loads(arguments) if arguments.strip() else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 # ================================================================ usage
