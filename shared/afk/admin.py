@@ -90,7 +90,8 @@ def _usd(value: str, what: str, *, allow_zero: bool = True) -> int:
 
 
 def _markup(value: str) -> Any:
-    from afk.catalog import CatalogError, parse_markup_percent
+    from afk.catalog import CatalogError
+    from afk.catalog.schema import parse_markup_percent
 
     try:
         return parse_markup_percent(value, "--markup")

@@ -76,35 +76,63 @@ def test_custom_catalog_loads(tmp_path: Path) -> None:
     assert model.upstream == "m1" and model.display_name == "m1"
 
 
-def test_float_price_refused_naming_model(tmp_path: Path) -> None:
-    path = _write(tmp_path, GOOD.format(id="floaty", provider="openai", input="0.15"))
-    with pytest.raises(CatalogError, match="floaty"):
+def refusal(tmp_path: Path, *entries: str) -> str:
+    """The error an operator reads when the gateway loads this catalog."""
+    path = _write(tmp_path, *entries)
+    with pytest.raises(CatalogError) as refused:
         Catalog.load(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: "), message  # names the file
+    return message.removeprefix(f"{path}: ")
+
+
+def test_a_price_that_is_not_a_number_is_refused_naming_model_and_field(
+        tmp_path: Path) -> None:
+    assert refusal(tmp_path, GOOD.format(id="typo", provider="openai", input='"2.5O"')) == \
+        "model 'typo': prices.input '2.5O' is not a decimal number"
+
+
+def test_float_price_refused_naming_model(tmp_path: Path) -> None:
+    assert refusal(tmp_path, GOOD.format(id="floaty", provider="openai", input="0.15")) == (
+        "model 'floaty': prices.input must be a decimal string such as \"0.05\", "
+        "not a float")
 
 
 def test_seven_place_price_refused_naming_model(tmp_path: Path) -> None:
-    path = _write(tmp_path, GOOD.format(id="precise", provider="openai", input='"0.0000001"'))
-    with pytest.raises(CatalogError, match="precise"):
-        Catalog.load(path)
+    message = refusal(tmp_path, GOOD.format(id="precise", provider="openai",
+                                            input='"0.0000001"'))
+    assert message.startswith("model 'precise': prices.input "), message
 
 
 def test_missing_price_refused_naming_model(tmp_path: Path) -> None:
     entry = GOOD.format(id="noout", provider="openai", input='"1"').replace(', output: "2"', "")
-    with pytest.raises(CatalogError, match="noout"):
-        Catalog.load(_write(tmp_path, entry))
+    assert refusal(tmp_path, entry) == (
+        "model 'noout': prices.output is missing (a decimal string of USD per million "
+        'tokens, such as "0.15")')
 
 
 def test_missing_max_output_tokens_refused_naming_model(tmp_path: Path) -> None:
     entry = GOOD.format(id="nomax", provider="openai", input='"1"').replace(
         "    max_output_tokens: 1000\n", "")
-    with pytest.raises(CatalogError, match="nomax.*max_output_tokens"):
-        Catalog.load(_write(tmp_path, entry))
+    assert refusal(tmp_path, entry) == \
+        "model 'nomax': max_output_tokens is missing (a positive integer)"
 
 
 def test_unknown_provider_refused_naming_model(tmp_path: Path) -> None:
-    path = _write(tmp_path, GOOD.format(id="mystery", provider="acme", input='"1"'))
-    with pytest.raises(CatalogError, match="mystery"):
-        Catalog.load(path)
+    assert refusal(tmp_path, GOOD.format(id="mystery", provider="opnai", input='"1"')) == (
+        "model 'mystery': unknown provider 'opnai' (did you mean openai?); one of "
+        "['anthropic', 'bedrock', 'echo', 'gemini', 'openai'] (a built-in one, or one "
+        "declared under `providers:`)")
+
+
+def test_a_misspelt_optional_field_is_refused_not_ignored(tmp_path: Path) -> None:
+    """Regression: unknown fields were ignored, so `reasonning: true` left a reasoning
+    model without reasoning and `cache_writes:` billed cache writes at the input price."""
+    entry = GOOD.format(id="typo", provider="openai", input='"1"')
+    assert refusal(tmp_path, entry + "    reasonning: true\n") == \
+        "model 'typo': unknown field 'reasonning' (did you mean reasoning?)"
+    assert refusal(tmp_path, entry.replace('output: "2"', 'output: "2", cache_writes: "3"')) \
+        == "model 'typo': prices: unknown field 'cache_writes' (did you mean cache_write?)"
 
 
 def test_duplicate_id_refused_naming_model(tmp_path: Path) -> None:
