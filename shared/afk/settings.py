@@ -7,6 +7,7 @@ Nothing else in the package reads `os.environ`.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -134,20 +135,20 @@ class Settings:
             topup_max_usd=env.get("AFK_TOPUP_MAX_USD") or "500",
             low_balance_usd=env.get("AFK_LOW_BALANCE_USD") or "1",
             bedrock=_flag(env, "AFK_BEDROCK", default=bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))),
-            cache_ttl=float(env.get("AFK_CACHE_TTL", "10")),
-            connect_timeout=float(env.get("AFK_CONNECT_TIMEOUT", "10")),
-            read_timeout=float(env.get("AFK_READ_TIMEOUT", "300")),
-            keepalive_seconds=float(env.get("AFK_KEEPALIVE_SECONDS", "15")),
-            max_call_seconds=float(env.get("AFK_MAX_CALL_SECONDS", "900")),
-            lease_seconds=float(env.get("AFK_LEASE_SECONDS", "60")),
-            responses_ttl_days=float(env.get("AFK_RESPONSES_TTL_DAYS", "30")),
+            cache_ttl=_number(env, "AFK_CACHE_TTL", 10),
+            connect_timeout=_number(env, "AFK_CONNECT_TIMEOUT", 10),
+            read_timeout=_number(env, "AFK_READ_TIMEOUT", 300),
+            keepalive_seconds=_number(env, "AFK_KEEPALIVE_SECONDS", 15),
+            max_call_seconds=_number(env, "AFK_MAX_CALL_SECONDS", 900),
+            lease_seconds=_number(env, "AFK_LEASE_SECONDS", 60),
+            responses_ttl_days=_number(env, "AFK_RESPONSES_TTL_DAYS", 30, unit="days"),
             responses_max_turn_bytes=_count(env, "AFK_RESPONSES_MAX_TURN_BYTES", 1024 * 1024),
             responses_quota_bytes=_count(env, "AFK_RESPONSES_QUOTA_BYTES", 256 * 1024 * 1024),
             count_tokens_rpm=_count(env, "AFK_COUNT_TOKENS_RPM", 60),
             count_tokens_max_bytes=_count(env, "AFK_COUNT_TOKENS_MAX_BYTES", 2 * 1024 * 1024),
             image_fetch_max_images=_count(env, "AFK_IMAGE_FETCH_MAX_IMAGES", 16),
             image_fetch_max_bytes=_count(env, "AFK_IMAGE_FETCH_MAX_BYTES", 20 * 1024 * 1024),
-            image_fetch_seconds=float(env.get("AFK_IMAGE_FETCH_SECONDS", "10")),
+            image_fetch_seconds=_number(env, "AFK_IMAGE_FETCH_SECONDS", 10),
             echo_models=_flag(env, "AFK_ECHO_MODELS",
                               default=not env.get("AWS_LAMBDA_FUNCTION_NAME")),
             secret_arn=env.get("AFK_SECRET_ARN") or None,
@@ -173,13 +174,32 @@ class Settings:
         return self.named_keys.get(name) or None
 
 
+class SettingsError(ValueError):
+    """A setting the environment gives a value it cannot take: the message names the
+    variable, what it takes and what it got."""
+
+
 def _count(env: Mapping[str, str], name: str, default: int) -> int:
     value = env.get(name)
     if value is None or value == "":
         return default
     if not value.isdigit():
-        raise ValueError(f"{name} must be a whole number (got {value!r})")
+        raise SettingsError(f"{name} must be a whole number (got {value!r})")
     return int(value)
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *,
+            unit: str = "seconds") -> float:
+    value = (env.get(name) or "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        raise SettingsError(f"{name} must be a number of {unit}, 0 or more (got {value!r})")
+    return number
 
 
 def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
@@ -187,7 +207,7 @@ def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
     if not value:
         return default
     if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise ValueError(f"{name} must be 1 or 0 (got {value!r})")
+        raise SettingsError(f"{name} must be 1 or 0 (got {value!r})")
     return value in ("1", "true", "yes", "on")
 
 

@@ -30,10 +30,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from afk.background import Background
+from afk.billing.books import Book, Spending
 from afk.errors import StoreUnavailable
 from afk.store import Account, Hold, Settlement
 from afk.store.accounts import _iso
@@ -65,29 +66,6 @@ class Shortfall:
     over: OverBudget | None = None
 
 
-@dataclass(slots=True)
-class _Spending:
-    """One lease as this environment uses it."""
-
-    lease: Lease
-    reserved: int = 0   # Σ holds of calls in flight
-    spent: int = 0      # Σ charges recorded
-    in_flight: int = 0
-    started: float = field(default_factory=time.time)
-
-    @property
-    def available(self) -> int:
-        return self.lease.granted - self.spent - self.reserved
-
-
-@dataclass(slots=True)
-class _Book:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    growing: threading.Lock = field(default_factory=threading.Lock)  # one grant at a time
-    current: _Spending | None = None
-    retired: dict[str, _Spending] = field(default_factory=dict)  # rotated, calls in flight
-
-
 class Wallet:
     def __init__(self, leases: Leases, keys: Keys | None = None, *, owner: str,
                  max_call_s: float = 900.0, lease_s: float = LEASE_SECONDS,
@@ -99,7 +77,7 @@ class Wallet:
         self._max_call_ms = int(max_call_s * 1000)
         self._lease_ms = int(lease_s * 1000)
         self._renew_before_ms = int(min(RENEW_BEFORE_S, lease_s / 4) * 1000)
-        self._books: dict[str, _Book] = {}
+        self._books: dict[str, Book] = {}
         self._books_lock = threading.Lock()
         self._unwritten: list[tuple[Lease, dict[str, Any]]] = []  # charges the store refused for now
         self._unwritten_lock = threading.Lock()
@@ -107,11 +85,11 @@ class Wallet:
         self._time = clock
         self.background = background or Background()
 
-    def _book(self, book_id: str) -> _Book:
+    def _book(self, book_id: str) -> Book:
         book = self._books.get(book_id)
         if book is None:
             with self._books_lock:
-                book = self._books.setdefault(book_id, _Book())
+                book = self._books.setdefault(book_id, Book())
         return book
 
     @staticmethod
@@ -120,7 +98,7 @@ class Wallet:
         return hold.account_id if hold.budget is None else \
             f"{hold.account_id}#{hold.budget.key_id}"
 
-    def _books_of(self, account_id: str) -> list[_Book]:
+    def _books_of(self, account_id: str) -> list[Book]:
         with self._books_lock:
             return [book for book_id, book in self._books.items()
                     if book_id == account_id or book_id.startswith(f"{account_id}#")]
@@ -148,7 +126,7 @@ class Wallet:
                 with book.lock:
                     spending = book.current
                     if spending is not None and not self._live(spending, hold.budget):
-                        self._retire(book, spending)
+                        book.retire(spending)
                         spending = None
                     available = spending.available if spending is not None else 0
                 return self._acquire(book, hold.account_id, spending,
@@ -176,7 +154,7 @@ class Wallet:
     def _refill_soon(self, hold: Hold) -> None:
         self.background.submit(("lease", self._book_id(hold)), lambda: self._refill(hold))
 
-    def _live(self, spending: _Spending, budget: Budget | None = None) -> bool:
+    def _live(self, spending: Spending, budget: Budget | None = None) -> bool:
         """Calls (of a key with `budget`) may still be reserved against it: a key's
         own lease serves only the periods it was reserved against."""
         periods = budget.period_ids if budget is not None else ()
@@ -184,7 +162,7 @@ class Wallet:
                 and self._time() - spending.started < ROTATE_AFTER_S
                 and spending.lease.budget_periods == periods)
 
-    def _running_low(self, spending: _Spending, per_call: int,
+    def _running_low(self, spending: Spending, per_call: int,
                      budget: Budget | None = None) -> bool:
         renew_at = spending.lease.expires_ms - self._renew_before_ms
         if budget is not None and spending.lease.expires_ms >= budget.ends_ms:
@@ -217,7 +195,7 @@ class Wallet:
                               reserve=0, budget=budget)
         self._close_idle(book)
 
-    def _acquire(self, book: _Book, account_id: str, spending: _Spending | None, *,
+    def _acquire(self, book: Book, account_id: str, spending: Spending | None, *,
                  need: int, per_call: int, reserve: int, size: int | None = None,
                  budget: Budget | None = None) -> Lease | Shortfall:
         """With `book.growing` held: one transaction (retried) that grants a new lease
@@ -276,8 +254,8 @@ class Wallet:
             with book.lock:
                 if spending is None:
                     if book.current is not None:  # rotated ahead of time
-                        self._retire(book, book.current)
-                    spending = book.current = _Spending(result, started=self._time())
+                        book.retire(book.current)
+                    spending = book.current = Spending(result, started=self._time())
                 else:
                     spending.lease = result
                 if spending.available >= reserve:
@@ -293,23 +271,14 @@ class Wallet:
         raise StoreUnavailable("The account store is changing too fast to reserve credits "
                                "for this request. Nothing was charged; retry it.")
 
-    def _retire(self, book: _Book, spending: _Spending) -> None:
-        """Stop using a lease; it is closed in the background once its last call is
-        settled (or by the sweeper, if this environment goes away first)."""
-        book.current = None
-        book.retired[spending.lease.id] = spending
-
-    def _close_idle(self, book: _Book) -> None:
+    def _close_idle(self, book: Book) -> None:
         """Background: fold in retired leases with no call in flight and no charge
         waiting to be written, returning their unused money now rather than at
         reconcile time."""
         with self._unwritten_lock:
             waiting = {lease.id for lease, _ in self._unwritten}
         with book.lock:
-            idle = [s for s in book.retired.values()
-                    if not s.in_flight and s.lease.id not in waiting]
-            for spending in idle:
-                del book.retired[spending.lease.id]
+            idle = book.take_idle(keep=waiting)
         for spending in idle:
             try:
                 self._leases.close(spending.lease)
@@ -324,7 +293,7 @@ class Wallet:
         Returns whether the charge is durable."""
         book = self._book(self._book_id(hold))
         with book.lock:
-            spending = self._spending(book, hold.lease_id)
+            spending = book.find(hold.lease_id)
             lease = spending.lease if spending is not None else None
         item = charge_item(hold, settlement, self._now_ms())
         charge = int(item["amount"]["N"])
@@ -340,7 +309,7 @@ class Wallet:
                     self._unwritten.append((lease, item))
         retired_idle = False
         with book.lock:
-            spending = self._spending(book, hold.lease_id)
+            spending = book.find(hold.lease_id)
             if spending is not None:
                 spending.reserved -= hold.amount
                 spending.spent += charge
@@ -352,12 +321,6 @@ class Wallet:
         if durable and hold.key_id:
             self._touch(hold.account_id, hold.key_id)
         return durable
-
-    @staticmethod
-    def _spending(book: _Book, lease_id: str) -> _Spending | None:
-        if book.current is not None and book.current.lease.id == lease_id:
-            return book.current
-        return book.retired.get(lease_id)
 
     def _flush_unwritten(self) -> None:
         with self._unwritten_lock:  # idempotent writes; the lock keeps the list whole
@@ -382,8 +345,7 @@ class Wallet:
         total = 0
         for book in self._books_of(account_id):
             with book.lock:
-                spendings = [*book.retired.values(), *([book.current] if book.current else [])]
-                total += sum(s.in_flight for s in spendings)
+                total += book.in_flight()
         return total
 
     # ------------------------------------------------------------ shutdown
@@ -398,12 +360,7 @@ class Wallet:
         for book in books:
             with book.growing:
                 with book.lock:
-                    idle = [s for s in book.retired.values() if not s.in_flight]
-                    for spending in idle:
-                        del book.retired[spending.lease.id]
-                    if book.current is not None and not book.current.in_flight:
-                        idle.append(book.current)
-                        book.current = None
+                    idle = book.take_idle(current=True)
                 for spending in idle:
                     closed += self._leases.close(spending.lease)
         return closed
