@@ -21,13 +21,13 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from types import ModuleType
 from typing import Any
 
 import anyio.to_thread
 
 from afk import ir
 from afk.auth import Principal
+from afk.dialects import openai_responses
 from afk.errors import InvalidRequest, NotFound
 from afk.gateway import Gateway
 from afk.pipeline import Turn, parse_caller
@@ -61,10 +61,9 @@ def input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
 class ResponsesTurn:
     """One Responses request: its history, its id, and how it is stored."""
 
-    def __init__(self, gateway: Gateway, codec: ModuleType, principal: Principal,
-                 body: dict[str, Any]) -> None:
+    def __init__(self, gateway: Gateway, principal: Principal, body: dict[str, Any]) -> None:
         self.gateway = gateway
-        self.codec = codec
+        self.codec = openai_responses
         self.principal = principal
         self.body = body
         self.id = new_response_id()
@@ -132,7 +131,7 @@ class ResponsesTurn:
         body["input"] = [*history_items, *self.items]
         echo = {**self.codec.echo_fields(self.body), "id": self.id,
                 "previous_response_id": self.previous_id, "store": self.store}
-        return request, body, Turn(codec_options={"echo": echo}, relay=self._relay,
+        return request, body, Turn(echo=echo, relay=self._relay,
                                    completed=self._completed)
 
     def _relay(self, event: ServerSentEvent) -> ServerSentEvent:

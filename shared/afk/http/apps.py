@@ -12,7 +12,6 @@ import contextlib
 import importlib
 import logging
 from collections.abc import AsyncIterator
-from types import ModuleType
 from typing import Any
 
 import anyio.to_thread
@@ -23,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from afk import observability
+from afk.dialects.base import Codec
 from afk.errors import GatewayError, NotFound
 from afk.gateway import Gateway, default_gateway
 from afk.http.common import RequestIdMiddleware, error_response
@@ -72,7 +72,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
             log.warning("could not return the credit leases at shutdown", exc_info=True)
 
 
-def error_codec(request: Request) -> ModuleType:
+def error_codec(request: Request) -> Codec:
     """The dialect whose error shape the caller of this route understands."""
     path = request.url.path
     dialect = "openai_chat"

@@ -27,7 +27,7 @@ async def create_response(request: Request) -> Answer:
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     gateway = request.app.state.gateway
-    turn = ResponsesTurn(gateway, openai_responses, principal, body)
+    turn = ResponsesTurn(gateway, principal, body)
     parsed, expanded, hooks = await turn.prepare()
     return answer(request, openai_responses, partial(
         pipeline.generate, gateway, openai_responses, principal,

@@ -35,13 +35,13 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, replace
-from types import ModuleType
 
 import anyio
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from afk import sse
+from afk.dialects.base import Codec
 from afk.errors import GatewayError
 from afk.http.common import CompactJSONResponse, compact_json
 from afk.pipeline import Admission, Outcome
@@ -86,7 +86,7 @@ class Framing:
     media_type: str
     keepalive: bytes
     encode: Callable[[Batches], AsyncGenerator[bytes, None]] | None
-    failure: Callable[[ModuleType, GatewayError], bytes]
+    failure: Callable[[Codec, GatewayError], bytes]
 
 
 SSE = Framing("text/event-stream", b": keepalive\n\n", sse_bytes,
@@ -100,7 +100,7 @@ JSON = Framing("application/json", b"\n", None,
 Generate = Callable[..., Awaitable[Outcome]]  # pipeline.generate, all bound but `admitted`
 
 
-def answer(request: Request, codec: ModuleType, generate: Generate, *,
+def answer(request: Request, codec: Codec, generate: Generate, *,
            stream_framing: Framing = SSE) -> Answer:
     """The response to a generation route: `generate` runs when it is sent."""
     return Answer(generate, codec=codec, stream_framing=stream_framing,
@@ -118,7 +118,7 @@ class Answer:
     call runs to its end, as it always has.
     """
 
-    def __init__(self, generate: Generate, *, codec: ModuleType, stream_framing: Framing,
+    def __init__(self, generate: Generate, *, codec: Codec, stream_framing: Framing,
                  keepalive: float) -> None:
         self._generate = generate
         self._codec = codec

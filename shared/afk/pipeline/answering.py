@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 from afk import ir, sse
 from afk.catalog import Model
+from afk.dialects.base import Codec, Echo
 from afk.pipeline.deadline import Deadline
 from afk.pipeline.reservation import Reservation
 from afk.providers import Call
@@ -30,14 +30,14 @@ class Outcome:
 class Turn:
     """What a stateful dialect (Responses) adds to a generation.
 
-    `codec_options` reach the caller-side encoder and `render_response` (the
-    response id and the request fields a response object echoes); `relay`
+    `echo` reaches the caller-side encoder and `render_response` (the response
+    id and the request fields a response object echoes); `relay`
     rewrites each relayed passthrough event (the upstream's response id
     becomes ours); `completed` runs once the answer is complete and billed,
     before its terminal event reaches the caller (so the turn is stored by then).
     """
 
-    codec_options: dict[str, Any] = field(default_factory=dict)
+    echo: Echo | None = None
     relay: Callable[[sse.ServerSentEvent], sse.ServerSentEvent] | None = None
     completed: Callable[[ir.Response, dict[str, Any] | None], Awaitable[None]] | None = None
 
@@ -47,7 +47,7 @@ class Answering:
     """A call whose hold is reserved: the caller's codec, the upstream call, the
     reservation that bills it, its deadline, and the response headers so far."""
 
-    codec: ModuleType
+    codec: Codec
     call: Call
     reservation: Reservation
     deadline: Deadline

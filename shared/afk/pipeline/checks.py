@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -13,13 +12,14 @@ import anyio.to_thread
 from afk import ir, observability
 from afk.auth import Principal
 from afk.catalog import Model
+from afk.dialects.base import Codec
 from afk.errors import GatewayError, InsufficientCredits, InvalidRequest, RateLimited
 from afk.gateway import AccountView, Gateway
 
 T = TypeVar("T")
 
 
-def parse_caller(codec: ModuleType, parse: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+def parse_caller(codec: Codec, parse: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a codec's parser on a caller's body. The codecs validate what callers get
     wrong in practice, with precise messages; a body malformed in a way they do not
     anticipate (an object where a list belongs, deep down) is still the caller's

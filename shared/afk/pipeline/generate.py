@@ -12,7 +12,6 @@ import json
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 from afk import ir, sse
@@ -21,6 +20,7 @@ from afk.billing.money import format_usd
 from afk.billing.prompt import bound_input_tokens
 from afk.billing.quote import Quote, estimate_input_tokens
 from afk.catalog import Model
+from afk.dialects.base import Codec
 from afk.errors import InvalidRequest
 from afk.gateway import Gateway
 from afk.pipeline.answering import Answering, Outcome, Turn
@@ -62,7 +62,7 @@ class Admission:
     stream: bool
 
 
-async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
+async def generate(gateway: Gateway, codec: Codec, principal: Principal,
                    generation: Generation, *,
                    admitted: Callable[[Admission], None] | None = None) -> Outcome:
     """Run one generation. `admitted` is told once the hold is reserved, before the
@@ -82,9 +82,7 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
     # A body whose hosted tool is dropped goes through the IR, which leaves it out.
     passthrough = provider.dialect == codec.DIALECT and not dropped
     if not passthrough:
-        if hasattr(codec, "check_translatable"):
-            # A 400 naming what only the caller's own provider has.
-            codec.check_translatable(generation.body)
+        codec.check_translatable(generation.body)  # a 400 naming what only its provider has
         if not model.reasoning:
             # Coding CLIs send thinking / effort settings to every model; for a model
             # without reasoning they are hints it cannot take (its API would 400).
@@ -129,7 +127,7 @@ async def generate(gateway: Gateway, codec: ModuleType, principal: Principal,
     raise AssertionError("unreachable")  # the block returns or raises
 
 
-def _call(codec: ModuleType, generation: Generation, model: Model, *, passthrough: bool,
+def _call(codec: Codec, generation: Generation, model: Model, *, passthrough: bool,
           max_tokens: int) -> Call:
     """The upstream call; for a passthrough, the caller's body patched for it."""
     call = Call(request=generation.request, model=model,
@@ -170,10 +168,10 @@ async def _complete(answering: Answering, provider: Provider) -> Outcome:
             body = json.loads(turn.relay(sse.ServerSentEvent(data=json.dumps(body))).data)
         return Outcome(headers=headers, body=body)
     return Outcome(headers=headers, body=answering.codec.render_response(
-        completion.response, **turn.codec_options))
+        completion.response, echo=turn.echo))
 
 
-async def count_tokens(gateway: Gateway, codec: ModuleType, principal: Principal,
+async def count_tokens(gateway: Gateway, codec: Codec, principal: Principal,
                        body: Any, request: ir.Request,
                        caller_headers: dict[str, str] | None = None) -> int:
     """The prompt's input tokens: the provider's own count where it has one, else

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import anyio
 
 from afk import ir, sse
+from afk.dialects.base import Decoder, Encoder
 from afk.errors import GatewayError
 from afk.pipeline.answering import Answering
 from afk.providers import Frame, UpstreamStream
@@ -43,8 +44,7 @@ class Relay:
         self._owner = owner
         call, turn = answering.call, answering.turn
         self._encoder = answering.codec.StreamEncoder(
-            model=call.model.id, include_usage=call.request.stream_usage,
-            **turn.codec_options)
+            model=call.model.id, include_usage=call.request.stream_usage, echo=turn.echo)
         self._seen: list[ir.StreamEvent] = []  # for a stateful turn's stored response
         self.state: State = "streaming"
 
@@ -95,8 +95,8 @@ class Relay:
         answering = self._answering
         await answering.reservation.settle("ok")
         if answering.turn.completed is not None:
-            final = getattr(self._upstream.decoder, "final_response", None) \
-                if answering.passthrough else None
+            decoder = self._upstream.decoder
+            final = decoder.final_response if answering.passthrough and decoder else None
             await answering.turn.completed(ir.collect(self._seen), final)
 
     async def _fail(self, error: GatewayError) -> Batch:
@@ -107,9 +107,10 @@ class Relay:
         log.warning("stream failed after it started: %s", error.message)
         # A stateful stream (Responses) frames its error from where it stands:
         # the relayed upstream's position in a passthrough, ours otherwise.
-        source: Any = self._upstream.decoder if answering.passthrough else self._encoder
-        fail = getattr(source, "fail", None)
-        failure: Batch = fail(error) if fail else answering.codec.render_stream_error(error)
+        decoder = self._upstream.decoder
+        source: Decoder[Any] | Encoder = decoder if answering.passthrough and decoder \
+            else self._encoder
+        failure: Batch = source.fail(error)
         relay = answering.turn.relay
         return [relay(out) if relay and answering.passthrough else out for out in failure]
 

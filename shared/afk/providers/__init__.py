@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from afk import ir
 from afk.catalog import Model
 from afk.sse import ServerSentEvent
+
+if TYPE_CHECKING:
+    from afk.dialects.base import Decoder
 
 
 @dataclass(slots=True, kw_only=True)
@@ -46,7 +49,7 @@ class UpstreamStream:
 
     frames: AsyncIterator[list[Frame]]
     close: Any = field(default=None)  # async callable cancelling the upstream request
-    decoder: Any = None  # the codec's StreamDecoder (final state, e.g. the raw final response)
+    decoder: Decoder[Any] | None = None  # the codec's, in its final state (final_response)
     deployment: Model | None = None  # which of the model's deployments serves it
 
     async def aclose(self) -> None:

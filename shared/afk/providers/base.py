@@ -18,8 +18,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -35,6 +34,9 @@ from afk.providers.transport import (
 )
 from afk.settings import KEY_SETTINGS, Settings, Upstream
 from afk.sse import ServerSentEvent, SSEDecoder
+
+if TYPE_CHECKING:
+    from afk.dialects.base import UpstreamCodec
 
 log = logging.getLogger("afk.providers")
 
@@ -120,7 +122,8 @@ def _event_body(event: ServerSentEvent) -> Any:
 
 class HTTPProvider:
     name: str
-    codec: ModuleType  # the dialect module the upstream speaks
+    # The dialect the upstream speaks; its stream events are what `framing` yields.
+    codec: UpstreamCodec[Any]
     framing: Callable[[], Framing] = SSEDecoder  # how the upstream frames a stream
 
     def __init__(self, settings: Settings, upstream: Upstream | None = None, *,
@@ -209,7 +212,6 @@ class HTTPProvider:
     async def open_stream(self, call: Call) -> UpstreamStream:
         decoder = self.codec.StreamDecoder()
         include_usage = call.request.stream_usage
-        codec = self.codec
 
         def decode(event: ServerSentEvent) -> Frame:
             try:
@@ -217,7 +219,7 @@ class HTTPProvider:
             except GatewayError as error:  # an in-stream error event, or a broken stream
                 raise reworded(error, provider=self.name, status=0,
                                body=_event_body(event)) from None
-            relayed = codec.passthrough_event(decoder, event, include_usage=include_usage)
+            relayed = decoder.passthrough(event, include_usage=include_usage)
             return Frame(events=events, raw=relayed, relay=relayed is not None)
 
         stream = await open_sse(self.client(), self.request(call, stream=True),

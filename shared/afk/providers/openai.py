@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from afk.catalog import Model
@@ -12,6 +11,7 @@ from afk.providers.base import HTTPProvider
 from afk.providers.transport import json_body, upstream_errors
 
 if TYPE_CHECKING:
+    from afk.dialects.base import UpstreamCodec
     from afk.embeddings import Embedded
 
 
@@ -37,7 +37,7 @@ class OpenAIProvider(HTTPProvider):
             body.pop("stream_options", None)
             return body
         # Always ask for usage: billing needs it. The caller sees the usage chunk
-        # only if it asked (see openai_chat.passthrough_event).
+        # only if it asked (see openai_chat.StreamDecoder.passthrough).
         return {**body, "stream": True,
                 "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
 
@@ -78,7 +78,7 @@ class OpenAIResponsesProvider(HTTPProvider):
     name = "openai"
 
     @property
-    def codec(self) -> ModuleType:  # type: ignore[override]
+    def codec(self) -> UpstreamCodec[Any]:  # type: ignore[override]  # imported when used
         from afk.dialects import openai_responses
 
         return openai_responses

@@ -155,7 +155,7 @@ def test_passthrough_relays_everything() -> None:
     decoder = codec.StreamDecoder()
     for event in _sse((FIXTURES / "stream_text.sse").read_bytes()):
         decoder.feed(event)
-        assert codec.passthrough_event(decoder, event, include_usage=False) is event
+        assert decoder.passthrough(event, include_usage=False) is event
 
 
 # ================================================================ streams: encode

@@ -201,7 +201,7 @@ def test_encoder_rejects_events_after_the_end() -> None:
 
 def test_passthrough_relays_everything() -> None:
     event = ServerSentEvent(data="{}")
-    assert gemini.passthrough_event(gemini.StreamDecoder(), event, include_usage=False) is event
+    assert gemini.StreamDecoder().passthrough(event, include_usage=False) is event
 
 
 # ================================================================ responses

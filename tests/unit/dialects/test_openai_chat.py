@@ -186,7 +186,7 @@ def test_passthrough_leaves_usage_out_unless_asked() -> None:
     relayed = []
     for event in _sse(_transcript("stream_text.sse")):
         decoder.feed(event)
-        relayed.append(chat.passthrough_event(decoder, event, include_usage=False))
+        relayed.append(decoder.passthrough(event, include_usage=False))
     # every event but the usage-only chunk (second to last) is relayed...
     assert [r is not None for r in relayed] == [True, True, True, True, False, True]
     # ...without a `usage` key, as OpenAI streams to a caller who did not ask for it
@@ -196,7 +196,7 @@ def test_passthrough_leaves_usage_out_unless_asked() -> None:
     decoder = chat.StreamDecoder()
     for event in _sse(_transcript("stream_text.sse")):
         decoder.feed(event)
-        assert chat.passthrough_event(decoder, event, include_usage=True) is event
+        assert decoder.passthrough(event, include_usage=True) is event
 
 
 def test_encoder_refuses_events_after_end() -> None:

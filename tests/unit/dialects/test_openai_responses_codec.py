@@ -155,7 +155,7 @@ def test_decoder_fail_continues_the_relayed_stream() -> None:
     assert data["response"]["id"] == "resp_68a1" and data["sequence_number"] == 5
     assert data["response"]["error"]["message"] == "upstream went away"
     assert state._completed_response is None
-    assert codec.passthrough_event(decoder, events[-1], include_usage=False) is events[-1]
+    assert decoder.passthrough(events[-1], include_usage=False) is events[-1]
 
 
 # ================================================================ IR -> caller streams

@@ -9,15 +9,16 @@ from typing import Any
 
 from afk import ir
 from afk.dialects.anthropic import search
-from afk.dialects.anthropic.errors import error_from_body, stream_error_status
+from afk.dialects.anthropic.errors import error_from_body, render_stream_error, stream_error_status
 from afk.dialects.anthropic.responses import parse_usage
 from afk.dialects.anthropic.wire import PROVIDER, STOP_FROM_WIRE
 from afk.dialects.jsonwire import dumps, load_event
-from afk.errors import UpstreamError
+from afk.errors import GatewayError, UpstreamError
 from afk.sse import ServerSentEvent
 
+__all__ = ["StreamDecoder"]
 
-# ================================================================ decoder
+
 class StreamDecoder:
     """Upstream Messages events -> IR stream events.
 
@@ -25,6 +26,8 @@ class StreamDecoder:
     the wire usage seen so far, overwrites what each event carries, and emits
     the whole of it (UsageUpdate replaces, it never adds).
     """
+
+    final_response: dict[str, Any] | None = None  # the stream carries no response object
 
     def __init__(self) -> None:
         self._started = False
@@ -40,6 +43,14 @@ class StreamDecoder:
     @property
     def done(self) -> bool:
         return self._done
+
+    def passthrough(self, event: ServerSentEvent, *,
+                    include_usage: bool) -> ServerSentEvent | None:
+        """Every upstream event is relayed as is: Anthropic streams always carry usage."""
+        return event
+
+    def fail(self, error: GatewayError) -> list[ServerSentEvent]:
+        return render_stream_error(error)  # stateless: the same wherever the stream stands
 
     def feed(self, event: ServerSentEvent) -> list[ir.StreamEvent]:
         if self._done:
@@ -153,9 +164,3 @@ class StreamDecoder:
         usage = data.get("usage") or {}
         self._usage.update({k: v for k, v in usage.items() if v is not None})
         return [ir.UsageUpdate(usage=parse_usage(self._usage))] if usage else []
-
-
-def passthrough_event(decoder: StreamDecoder, event: ServerSentEvent, *,
-                      include_usage: bool) -> ServerSentEvent | None:
-    """Every upstream event is relayed as is: Anthropic streams always carry usage."""
-    return event

@@ -10,10 +10,15 @@ from typing import Any
 
 from afk import ir
 from afk.dialects.anthropic import search
+from afk.dialects.anthropic.errors import render_stream_error
 from afk.dialects.anthropic.responses import render_usage
 from afk.dialects.anthropic.wire import STOP_TO_WIRE, wrap
+from afk.dialects.base import Echo
 from afk.dialects.jsonwire import dumps
+from afk.errors import GatewayError
 from afk.sse import ServerSentEvent
+
+__all__ = ["StreamEncoder"]
 
 
 class StreamEncoder:
@@ -27,7 +32,8 @@ class StreamEncoder:
     the SDK lets overwrite the start's.
     """
 
-    def __init__(self, *, model: str, include_usage: bool) -> None:
+    def __init__(self, *, model: str, include_usage: bool,
+                 echo: Echo | None = None) -> None:  # echo: Responses only
         self._model = model  # include_usage is moot: Anthropic streams always report usage
         self._start: ir.StreamStart | None = None
         self._sent_start = False
@@ -36,6 +42,9 @@ class StreamEncoder:
         self._wire: dict[int, int] = {}  # IR block index -> wire block index
         self._open: int | None = None  # wire index of the block being streamed
         self._blocks = 0
+
+    def fail(self, error: GatewayError) -> list[ServerSentEvent]:
+        return render_stream_error(error)  # stateless: the same wherever the stream stands
 
     def feed(self, event: ir.StreamEvent) -> list[ServerSentEvent]:
         if self._finished:

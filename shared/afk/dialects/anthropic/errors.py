@@ -16,6 +16,8 @@ from afk.errors import (
 )
 from afk.sse import ServerSentEvent
 
+__all__ = ["error_from_body", "render_error", "render_stream_error"]
+
 
 def error_from_body(body: Any, *, status: int) -> GatewayError:
     """An upstream Anthropic error as ours, keeping its message."""

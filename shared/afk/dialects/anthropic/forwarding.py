@@ -18,7 +18,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from afk.catalog import Model
+from afk.dialects.allowlist import check_fields
 from afk.errors import InvalidRequest
+
+__all__ = ["check_forwardable"]
 
 PRICED = frozenset({
     "model", "messages", "max_tokens", "system", "stream", "stop_sequences", "metadata",
@@ -51,14 +54,7 @@ def check_forwardable(body: dict[str, Any], *, model: Model,
     """Raise a 400 naming the first part of `body` or of its betas the gateway cannot
     price."""
     _betas(headers.get("anthropic-beta") or "", model)
-    for field, value in body.items():
-        if value is None:
-            continue
-        if field in _UNPRICED:
-            raise refuse(field, _UNPRICED[field])
-        if field not in PRICED:
-            raise refuse(field, "not a field this gateway understands and prices; remove it",
-                         code="unknown_field")
+    check_fields(body, priced=PRICED, unpriced=_UNPRICED, refuse=refuse)
     if body.get("service_tier") not in (None, "auto", "standard_only"):
         raise refuse("service_tier", f"{body['service_tier']!r} is not a tier this gateway "
                      "prices")

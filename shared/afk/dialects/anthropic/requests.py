@@ -16,6 +16,9 @@ from afk.dialects.anthropic.messages import (
 )
 from afk.errors import InvalidRequest
 
+__all__ = ["check_translatable", "parse_count_tokens", "parse_request", "patch_request",
+           "render_count_tokens", "render_request", "strip_reasoning"]
+
 # Only reached outside the pipeline (which always sets the cap), e.g. when a
 # provider renders a request just to count its tokens.
 DEFAULT_MAX_TOKENS = 4096
@@ -27,7 +30,8 @@ _EFFORT_TO_WIRE = {"minimal": "low", "low": "low", "medium": "medium", "high": "
 
 
 # ================================================================ requests
-def parse_request(body: Any) -> ir.Request:
+def parse_request(body: Any, *, model: str | None = None,
+                  stream: bool | None = None) -> ir.Request:
     """Validate a caller's Messages body and lift it into the IR.
 
     Server (hosted) tools become `ir.Tool(parameters=None)` and content the IR

@@ -14,7 +14,10 @@ from afk.dialects.anthropic.wire import (
     tool_input,
     wrap,
 )
+from afk.dialects.base import Echo
 from afk.dialects.jsonwire import dumps
+
+__all__ = ["parse_response", "parse_usage", "render_response", "render_usage"]
 
 
 def parse_usage(usage: dict[str, Any] | None) -> ir.Usage:
@@ -115,7 +118,7 @@ def parse_response(body: dict[str, Any]) -> ir.Response:
     )
 
 
-def render_response(response: ir.Response) -> dict[str, Any]:
+def render_response(response: ir.Response, *, echo: Echo | None = None) -> dict[str, Any]:
     return {
         "id": response.id, "type": "message", "role": "assistant", "model": response.model,
         "content": [out for block in response.content for out in render_block(block)],

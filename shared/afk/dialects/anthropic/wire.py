@@ -10,6 +10,8 @@ from typing import Any
 from afk import ir
 from afk.dialects.jsonwire import arguments_object
 
+__all__ = ["DIALECT", "PROVIDER"]
+
 DIALECT = "anthropic"
 PROVIDER = "anthropic"
 

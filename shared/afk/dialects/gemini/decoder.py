@@ -7,7 +7,7 @@ from typing import Any
 
 from afk import ir
 from afk.dialects.gemini import search
-from afk.dialects.gemini.errors import error_from_body
+from afk.dialects.gemini.errors import error_from_body, render_stream_error
 from afk.dialects.gemini.parts import parse_signature
 from afk.dialects.gemini.responses import (
     output_call_id,
@@ -15,8 +15,10 @@ from afk.dialects.gemini.responses import (
     stop_reason,
 )
 from afk.dialects.jsonwire import dumps, load_event
-from afk.errors import UpstreamError
+from afk.errors import GatewayError, UpstreamError
 from afk.sse import ServerSentEvent
+
+__all__ = ["StreamDecoder"]
 
 
 class StreamDecoder:
@@ -28,6 +30,8 @@ class StreamDecoder:
     Gemini streams have no terminator: `finish()` ends the stream if a
     finishReason was seen and reports truncation otherwise.
     """
+
+    final_response: dict[str, Any] | None = None  # the stream carries no response object
 
     def __init__(self) -> None:
         self._started = False
@@ -149,10 +153,10 @@ class StreamDecoder:
     def done(self) -> bool:
         return self._stop is not None
 
+    def passthrough(self, event: ServerSentEvent, *,
+                    include_usage: bool) -> ServerSentEvent | None:
+        """Every upstream event is relayed as is: Gemini callers always get usage."""
+        return event
 
-def passthrough_event(decoder: StreamDecoder, event: ServerSentEvent, *,
-                      include_usage: bool) -> ServerSentEvent | None:
-    """Every upstream event is relayed as is: Gemini callers always get usage."""
-    return event
-
-
+    def fail(self, error: GatewayError) -> list[ServerSentEvent]:
+        return render_stream_error(error)  # stateless: the same wherever the stream stands

@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from afk import ir
+from afk.dialects.base import Echo
 from afk.dialects.gemini import search
+from afk.dialects.gemini.errors import render_stream_error
 from afk.dialects.gemini.parts import render_function_call
 from afk.dialects.gemini.responses import (
     STOP_TO_WIRE,
@@ -15,7 +17,10 @@ from afk.dialects.gemini.responses import (
 )
 from afk.dialects.gemini.wire import PROVIDER
 from afk.dialects.jsonwire import dumps
+from afk.errors import GatewayError
 from afk.sse import ServerSentEvent
+
+__all__ = ["StreamEncoder"]
 
 
 class StreamEncoder:
@@ -28,7 +33,8 @@ class StreamEncoder:
     event carries the usage known when it is sent, the last one the final usage.
     """
 
-    def __init__(self, *, model: str, include_usage: bool) -> None:
+    def __init__(self, *, model: str, include_usage: bool,
+                 echo: Echo | None = None) -> None:  # echo: Responses only
         del include_usage  # Gemini always reports usage
         self._model = model
         self._id = ""
@@ -76,6 +82,9 @@ class StreamEncoder:
         out = [] if all("functionCall" in p for p in self._pending) else self._send()
         self._pending.append(part)
         return out
+
+    def fail(self, error: GatewayError) -> list[ServerSentEvent]:
+        return render_stream_error(error)  # stateless: the same wherever the stream stands
 
     def feed(self, event: ir.StreamEvent) -> list[ServerSentEvent]:
         if self._finished:

@@ -17,6 +17,8 @@ from afk.errors import (
 )
 from afk.sse import ServerSentEvent
 
+__all__ = ["error_from_body", "render_error", "render_stream_error"]
+
 _STATUS_NAMES = {
     400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 402: "FAILED_PRECONDITION",
     403: "PERMISSION_DENIED", 404: "NOT_FOUND", 413: "INVALID_ARGUMENT",

@@ -20,6 +20,8 @@ from afk.catalog import Model
 from afk.dialects.gemini.keys import camel, normalize_keys
 from afk.errors import InvalidRequest
 
+__all__ = ["check_forwardable"]
+
 PRICED = frozenset({"contents", "systemInstruction", "tools", "toolConfig", "generationConfig",
                     "safetySettings", "labels", "model", "serviceTier"})
 GENERATION = frozenset({

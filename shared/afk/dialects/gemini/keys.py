@@ -12,6 +12,8 @@ from typing import Any
 
 from afk.errors import InvalidRequest
 
+__all__ = ["normalize_keys"]
+
 # Values under these keys are caller data (function arguments and results,
 # JSON Schemas, labels): their keys are names and must never be respelled.
 _OPAQUE_KEYS = frozenset({"args", "response", "parametersJsonSchema", "responseJsonSchema",

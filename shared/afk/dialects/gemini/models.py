@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["render_model", "render_model_list"]
+
 
 def render_model(model_id: str, display_name: str, context_window: int,
                  max_output_tokens: int) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from afk.dialects.gemini.wire import PROVIDER
 from afk.dialects.jsonwire import arguments_object, dumps
 from afk.errors import InvalidRequest, UpstreamError
 
+__all__ = ["render_function_call"]
+
 Skipped = list[str]  # "<where> (<what>)" for each well-formed thing the IR cannot carry
 
 # Keys that qualify a part rather than make one.

@@ -21,6 +21,9 @@ from afk.dialects.gemini.messages import (
 from afk.dialects.gemini.parts import Skipped
 from afk.errors import InvalidRequest
 
+__all__ = ["MAX_STOP_SEQUENCES", "check_translatable", "parse_count_tokens", "parse_request",
+           "patch_request", "render_count_tokens", "render_request", "strip_reasoning"]
+
 MAX_STOP_SEQUENCES = 5
 _MODES: dict[str, str] = {"AUTO": "auto", "NONE": "none", "ANY": "required",
                           "VALIDATED": "auto"}  # VALIDATED: call or answer, schema-checked
@@ -36,7 +39,8 @@ _MIME_TYPES = (None, "text/plain", "application/json")
 
 
 # ================================================================ caller -> IR
-def parse_request(body: Any, *, model: str, stream: bool) -> ir.Request:
+def parse_request(body: Any, *, model: str | None = None,
+                  stream: bool | None = None) -> ir.Request:
     """Validate a caller's GenerateContentRequest and lift it into the IR.
 
     What Gemini itself would reject is a 400. What is well formed but beyond the
@@ -44,7 +48,10 @@ def parse_request(body: Any, *, model: str, stream: bool) -> ir.Request:
     parts, cachedContent, audio or image output) is left out, rather than
     refused: a Gemini caller on a Gemini model is relayed verbatim and the IR
     only quotes it. Cross-dialect calls run `check_translatable(body)` first.
+    `model` and `stream` are the URL's (the body names neither): both required.
     """
+    if model is None or stream is None:
+        raise TypeError("Gemini's model and stream come from the URL: pass both")
     return _parse(body, model=model, stream=stream, skipped=[])
 
 

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from afk import ir
+from afk.dialects.base import Echo
 from afk.dialects.gemini import search
 from afk.dialects.gemini.parts import (
     parse_part,
@@ -17,6 +18,8 @@ from afk.dialects.gemini.parts import (
 from afk.dialects.gemini.wire import PROVIDER
 from afk.dialects.jsonwire import dumps
 from afk.errors import UpstreamError
+
+__all__ = ["parse_response", "parse_usage", "render_response", "render_usage"]
 
 _FILTERED = frozenset({"SAFETY", "RECITATION", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII",
                        "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION"})
@@ -117,7 +120,7 @@ def parse_response(body: Any) -> ir.Response:
 
 
 # ================================================================ IR -> caller
-def render_response(response: ir.Response) -> dict[str, Any]:
+def render_response(response: ir.Response, *, echo: Echo | None = None) -> dict[str, Any]:
     parts = _render_output_parts(response.content)
     content: dict[str, Any] = {"parts": parts, "role": "model"} if parts else {"role": "model"}
     candidate: dict[str, Any] = {"content": content,

@@ -7,11 +7,13 @@ from typing import Any
 
 from afk import ir
 from afk.dialects.jsonwire import dumps, load_event
-from afk.dialects.openai_chat.errors import error_from_body
+from afk.dialects.openai_chat.errors import error_from_body, render_stream_error
 from afk.dialects.openai_chat.responses import parse_usage
 from afk.dialects.openai_chat.wire import DONE, STOP_FROM_WIRE
-from afk.errors import UpstreamError
+from afk.errors import GatewayError, UpstreamError
 from afk.sse import ServerSentEvent
+
+__all__ = ["StreamDecoder"]
 
 
 class StreamDecoder:
@@ -20,6 +22,8 @@ class StreamDecoder:
     Block indices: the text block and each tool call (by the wire's
     `tool_calls[].index`) get an IR block index in order of first appearance.
     """
+
+    final_response: dict[str, Any] | None = None  # the stream carries no response object
 
     def __init__(self) -> None:
         self._started = False
@@ -100,18 +104,20 @@ class StreamDecoder:
     def done(self) -> bool:
         return self._done
 
+    def passthrough(self, event: ServerSentEvent, *,
+                    include_usage: bool) -> ServerSentEvent | None:
+        """The event just fed as the caller gets it, or None to drop it.
 
-def passthrough_event(decoder: StreamDecoder, event: ServerSentEvent, *,
-                      include_usage: bool) -> ServerSentEvent | None:
-    """The event the decoder just read as the caller gets it, or None to drop it.
+        The gateway always asks the upstream for usage (it bills from it). A caller
+        who did not ask gets what OpenAI sends such a caller: no usage-only chunk,
+        and no `usage` key at all in the other chunks (not `"usage": null`).
+        """
+        chunk = self.last_chunk
+        if include_usage or chunk is None or "usage" not in chunk:
+            return event
+        if not chunk.get("choices"):
+            return None
+        return ServerSentEvent(data=dumps({k: v for k, v in chunk.items() if k != "usage"}))
 
-    The gateway always asks the upstream for usage (it bills from it). A caller
-    who did not ask gets what OpenAI sends such a caller: no usage-only chunk,
-    and no `usage` key at all in the other chunks (not `"usage": null`).
-    """
-    chunk = decoder.last_chunk
-    if include_usage or chunk is None or "usage" not in chunk:
-        return event
-    if not chunk.get("choices"):
-        return None
-    return ServerSentEvent(data=dumps({k: v for k, v in chunk.items() if k != "usage"}))
+    def fail(self, error: GatewayError) -> list[ServerSentEvent]:
+        return render_stream_error(error)  # stateless: the same wherever the stream stands

@@ -6,16 +6,22 @@ import json
 from typing import Any
 
 from afk import ir
+from afk.dialects.base import Echo
 from afk.dialects.jsonwire import dumps
+from afk.dialects.openai_chat.errors import render_stream_error
 from afk.dialects.openai_chat.responses import render_annotation, render_usage
 from afk.dialects.openai_chat.wire import DONE, STOP_TO_WIRE
+from afk.errors import GatewayError
 from afk.sse import ServerSentEvent
+
+__all__ = ["StreamEncoder"]
 
 
 class StreamEncoder:
     """IR stream events -> `chat.completion.chunk` events for the caller."""
 
-    def __init__(self, *, model: str, include_usage: bool) -> None:
+    def __init__(self, *, model: str, include_usage: bool,
+                 echo: Echo | None = None) -> None:  # echo: Responses only
         self._model = model
         self._include_usage = include_usage
         self._id = ""
@@ -36,6 +42,9 @@ class StreamEncoder:
         if self._include_usage:
             chunk["usage"] = None
         return ServerSentEvent(data=dumps(chunk))
+
+    def fail(self, error: GatewayError) -> list[ServerSentEvent]:
+        return render_stream_error(error)  # stateless: the same wherever the stream stands
 
     def feed(self, event: ir.StreamEvent) -> list[ServerSentEvent]:
         if self._finished:

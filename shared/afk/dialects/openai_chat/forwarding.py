@@ -14,7 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from afk.catalog import Model
+from afk.dialects.allowlist import check_fields
 from afk.errors import InvalidRequest
+
+__all__ = ["check_forwardable", "check_translatable"]
 
 # Fields that change nothing the provider bills beyond the tokens the quote bounds.
 PRICED = frozenset({
@@ -33,6 +36,7 @@ _UNPRICED = {
     "web_search_options": "web search on Chat Completions needs a search model; the "
                           "gateway serves it through the Responses API",
     "prompt_cache_options": "explicit prompt-cache writes are not priced for this model",
+    "modalities": "output other than text is not priced by this gateway",  # but ["text"]
 }
 _MESSAGE_FIELDS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id",
                              "refusal", "function_call"})
@@ -46,20 +50,10 @@ def check_forwardable(body: dict[str, Any], *, model: Model,
                       headers: Mapping[str, str]) -> None:
     """Raise a 400 naming the first field of `body` the gateway cannot price."""
     del headers
-    for field, value in body.items():
-        if value is None:
-            continue
-        if field == "prompt_cache_options" and model.prices.cache_write is not None:
-            continue
-        if field in _UNPRICED:
-            raise refuse(field, _UNPRICED[field])
-        if field == "modalities" and value == ["text"]:
-            continue
-        if field == "modalities":
-            raise refuse(field, "output other than text is not priced by this gateway")
-        if field not in PRICED:
-            raise refuse(field, "not a field this gateway understands and prices; remove it",
-                         code="unknown_field")
+    check_fields(body, priced=PRICED, unpriced=_UNPRICED, refuse=refuse,
+                 allowed=lambda field, value: (
+                     field == "prompt_cache_options" and model.prices.cache_write is not None
+                     or field == "modalities" and value == ["text"]))
     check_service_tier(body.get("service_tier"))
     for i, message in enumerate(body.get("messages") or []):
         if isinstance(message, dict):

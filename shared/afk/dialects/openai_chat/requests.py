@@ -10,9 +10,15 @@ from afk import ir
 from afk.dialects.openai_chat.messages import parse_message, render_messages
 from afk.errors import InvalidRequest
 
+__all__ = ["parse_request", "patch_request", "render_request", "requested_max_tokens",
+           "strip_reasoning"]
 
-def parse_request(body: Any) -> ir.Request:
-    """Validate a caller's Chat Completions body and lift it into the IR."""
+
+def parse_request(body: Any, *, model: str | None = None,
+                  stream: bool | None = None) -> ir.Request:
+    """Validate a caller's Chat Completions body and lift it into the IR (the body
+    names the model and whether to stream, so the keywords are unused)."""
+    del model, stream
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     model = body.get("model")

@@ -6,8 +6,11 @@ import time
 from typing import Any
 
 from afk import ir
+from afk.dialects.base import Echo
 from afk.dialects.openai_chat.wire import STOP_FROM_WIRE, STOP_TO_WIRE
 from afk.errors import UpstreamError
+
+__all__ = ["parse_response", "parse_usage", "render_response", "render_usage"]
 
 
 def parse_usage(usage: dict[str, Any] | None) -> ir.Usage:
@@ -67,7 +70,7 @@ def render_annotation(citation: ir.Citation, *, offset: int, length: int) -> dic
         "title": citation.title or citation.url}}
 
 
-def render_response(response: ir.Response) -> dict[str, Any]:
+def render_response(response: ir.Response, *, echo: Echo | None = None) -> dict[str, Any]:
     texts = [b for b in response.content if isinstance(b, ir.Text)]
     text = "".join(b.text for b in texts)
     refusal = "".join(b.text for b in response.content if isinstance(b, ir.Refusal))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from afk import ir
 
+__all__ = ["DIALECT", "DONE"]
+
 DIALECT = "openai_chat"
 DONE = "[DONE]"
 

@@ -21,6 +21,8 @@ from afk.dialects.openai_responses.wire import (
 from afk.errors import GatewayError, UpstreamError
 from afk.sse import ServerSentEvent
 
+__all__ = ["StreamDecoder"]
+
 _TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
@@ -51,6 +53,11 @@ class StreamDecoder:
     @property
     def done(self) -> bool:
         return self._done
+
+    def passthrough(self, event: ServerSentEvent, *,
+                    include_usage: bool) -> ServerSentEvent | None:
+        """Every upstream event is relayed as is: Responses streams carry usage only in the terminal event, which the caller always gets."""
+        return event
 
     def _block(self, output_index: int, part: int = 0) -> int:
         return self._blocks.setdefault((output_index, part), len(self._blocks))
@@ -203,11 +210,3 @@ class StreamDecoder:
 _DELTAS = ("response.output_text.delta", "response.refusal.delta",
            "response.function_call_arguments.delta", "response.custom_tool_call_input.delta",
            "response.reasoning_summary_text.delta")
-
-
-def passthrough_event(decoder: StreamDecoder, event: ServerSentEvent, *,
-                      include_usage: bool) -> ServerSentEvent | None:
-    """Every upstream event is relayed as is: Responses streams carry usage only in
-    the terminal event, which the caller always gets."""
-    return event
-

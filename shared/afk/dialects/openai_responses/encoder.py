@@ -30,6 +30,8 @@ from afk.dialects.openai_responses.wire import (
 from afk.errors import GatewayError
 from afk.sse import ServerSentEvent
 
+__all__ = ["StreamEncoder", "render_stream_error"]
+
 _PREFIX = {"message": "msg", "function_call": "fc", "custom_tool_call": "ctc",
            "reasoning": "rs", "web_search_call": "ws"}
 

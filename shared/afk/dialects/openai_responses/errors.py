@@ -1,13 +1,13 @@
-"""Errors: the caller's bodies (the OpenAI error envelope, shared with the Chat
-dialect: same provider, same shape), the in-stream failure, and upstream error
-bodies -> GatewayErrors."""
+"""Errors: the caller's bodies (the OpenAI error envelope of
+afk/dialects/openai_errors.py: same provider as Chat, same shape), the in-stream
+failure, and upstream error bodies -> GatewayErrors."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from afk.dialects.openai_chat import error_from_body as _chat_error_from_body
-from afk.dialects.openai_chat import render_error
+from afk.dialects.openai_errors import error_from_body as _envelope_error
+from afk.dialects.openai_errors import render_error
 from afk.errors import GatewayError
 
 __all__ = ["error_from_body", "failure", "render_error", "status_of_code"]
@@ -26,7 +26,7 @@ def error_from_body(body: Any, *, status: int) -> GatewayError:
     if isinstance(body, dict) and not isinstance(body.get("error"), dict) and (
             "message" in body or "code" in body):
         body = {"error": {k: body.get(k) for k in ("message", "code", "param")}}
-    return _chat_error_from_body(body, status=status)
+    return _envelope_error(body, status=status)
 
 
 def status_of_code(detail: Any) -> int:

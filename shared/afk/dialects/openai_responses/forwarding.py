@@ -18,7 +18,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from afk.catalog import Model
+from afk.dialects.allowlist import check_fields
 from afk.errors import InvalidRequest
+
+__all__ = ["check_forwardable"]
 
 PRICED = frozenset({
     "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text",
@@ -59,16 +62,9 @@ def check_forwardable(body: dict[str, Any], *, model: Model,
                       headers: Mapping[str, str]) -> None:
     """Raise a 400 naming the first part of `body` the gateway cannot price."""
     del headers
-    for field, value in body.items():
-        if value is None:
-            continue
-        if field == "prompt_cache_options" and model.prices.cache_write is not None:
-            continue
-        if field in _UNPRICED:
-            raise refuse(field, _UNPRICED[field])
-        if field not in PRICED:
-            raise refuse(field, "not a field this gateway understands and prices; remove it",
-                         code="unknown_field")
+    check_fields(body, priced=PRICED, unpriced=_UNPRICED, refuse=refuse,
+                 allowed=lambda field, value: (
+                     field == "prompt_cache_options" and model.prices.cache_write is not None))
     if body.get("background"):
         raise refuse("background", "background runs are billed after the call returns; "
                      "this gateway bills each call as it completes")

@@ -30,6 +30,8 @@ from afk.dialects.openai_responses.wire import (
 )
 from afk.errors import InvalidRequest
 
+__all__ = ["parse_items", "render_items"]
+
 Media = list[ir.Text | ir.Image]
 
 _ASSISTANT_ITEMS = ("reasoning", "function_call", "custom_tool_call")

@@ -28,6 +28,9 @@ from afk.dialects.openai_responses.messages import parse_item_list, render_items
 from afk.dialects.openai_responses.wire import PROVIDER, Skipped, flat_name
 from afk.errors import InvalidRequest
 
+__all__ = ["check_translatable", "echo_fields", "parse_request", "patch_request", "render_request",
+           "strip_reasoning"]
+
 CUSTOM_INPUT_SCHEMA: dict[str, Any] = {
     "type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"],
     "additionalProperties": False,
@@ -38,7 +41,8 @@ _ECHOED = ("instructions", "tools", "tool_choice", "parallel_tool_calls", "previ
 
 
 # ================================================================ caller -> IR
-def parse_request(body: Any) -> ir.Request:
+def parse_request(body: Any, *, model: str | None = None,
+                  stream: bool | None = None) -> ir.Request:
     """Validate a caller's Responses body and lift it into the IR. Content the IR
     cannot carry is left out, not refused (see the module docstring); run
     `check_translatable(body)` before serving it from another provider."""

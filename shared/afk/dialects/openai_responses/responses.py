@@ -29,6 +29,8 @@ from afk.dialects.openai_responses.wire import (
 )
 from afk.errors import InvalidRequest, UpstreamError
 
+__all__ = ["parse_response", "render_input_items_list", "render_output_items", "render_response"]
+
 _PREFIX = {"message": "msg", "function_call": "fc", "custom_tool_call": "ctc",
            "reasoning": "rs", "web_search_call": "ws"}
 

@@ -9,6 +9,8 @@ from typing import Any
 from afk import ir
 from afk.dialects.jsonwire import arguments_object
 
+__all__ = ["DIALECT", "PROVIDER", "parse_usage", "render_usage"]
+
 DIALECT = "openai_responses"
 PROVIDER = "openai"
 

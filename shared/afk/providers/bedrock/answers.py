@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from afk import ir
-from afk.errors import UpstreamError
+from afk.errors import GatewayError, UpstreamError
 from afk.providers.bedrock.wire import (
     PROVIDER,
     exception_error,
@@ -20,6 +20,7 @@ from afk.providers.bedrock.wire import (
     stop_reason,
 )
 from afk.providers.eventstream import Message
+from afk.sse import ServerSentEvent
 
 
 def parse_response(body: Any) -> ir.Response:
@@ -56,12 +57,6 @@ def _thinking(reasoning: dict[str, Any]) -> ir.Thinking:
     text = reasoning.get("reasoningText") or {}
     return ir.Thinking(text=str(text.get("text") or ""), signature=text.get("signature"),
                        provider=PROVIDER)
-
-
-def passthrough_event(decoder: StreamDecoder, event: Message, *,
-                      include_usage: bool) -> None:
-    """No caller speaks Converse: nothing is ever relayed as is."""
-    return None
 
 
 class StreamDecoder:
@@ -106,6 +101,20 @@ class StreamDecoder:
                 return [ir.UsageUpdate(usage=parse_usage(data.get("usage"))),
                         ir.StreamEnd(stop_reason=self._stop)]
         return []  # contentBlockStop, and event types newer than this code
+
+    final_response: dict[str, Any] | None = None  # ConverseStream carries no response object
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def passthrough(self, message: Message, *, include_usage: bool) -> None:
+        """No caller speaks Converse: nothing is ever relayed as is."""
+        return None
+
+    def fail(self, error: GatewayError) -> list[ServerSentEvent]:
+        """Never relayed (see `passthrough`), so never failed in the caller's events."""
+        return []
 
     def finish(self) -> list[ir.StreamEvent]:
         if not self._done:
