@@ -19,6 +19,7 @@ from afk import limits as key_limits
 from afk.billing.money import format_usd
 from afk.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied
 from afk.limits import Limits
+from afk.store.items import iso
 
 if TYPE_CHECKING:
     from afk.catalog import Catalog
@@ -163,15 +164,13 @@ def render_account(statement: Statement) -> dict[str, Any]:
 def render_account_for_operator(statement: Statement) -> dict[str, Any]:
     """The account as the operator reads it: its open leases listed, its negotiated
     prices, and the totals the ledger invariant balances (charged, credited)."""
-    from afk.store.accounts import _iso
-
     account = statement.account
     rendered = render_account(statement)
     del rendered["object"]
     return {**rendered,
             "open_leases": [{"id": lease.id, "granted": format_usd(lease.granted),
-                             "owner": lease.owner, "expires": _iso(lease.expires_ms),
-                             "reconcile_after": _iso(lease.reconcile_ms)}
+                             "owner": lease.owner, "expires": iso(lease.expires_ms),
+                             "reconcile_after": iso(lease.reconcile_ms)}
                             for lease in statement.leases],
             "markups": {m: str(p) for m, p in sorted(account.markups.items())},
             "charged": format_usd(statement.charged), "credited": format_usd(account.credited),

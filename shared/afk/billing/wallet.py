@@ -37,8 +37,8 @@ from afk.background import Background
 from afk.billing.books import Book, Spending
 from afk.errors import StoreUnavailable
 from afk.store import Account, Hold, Settlement
-from afk.store.accounts import _iso
 from afk.store.budgets import Budget, OverBudget
+from afk.store.items import iso
 from afk.store.keys import Keys
 from afk.store.leases import Lease, LeaseGone, Leases, Refused
 from afk.store.ledger import charge_item
@@ -338,7 +338,7 @@ class Wallet:
             return
         self._touched[key_id] = now
         self.background.submit(("touch", key_id),
-                               lambda: keys.touch(account_id, key_id, _iso(int(now * 1000))))
+                               lambda: keys.touch(account_id, key_id, iso(int(now * 1000))))
 
     def in_flight(self, account_id: str) -> int:
         """Calls reserved and not yet settled here (tests, diagnostics)."""

@@ -19,13 +19,15 @@ from afk.management import render_account, render_key
 router = APIRouter(tags=["account"], default_response_class=CompactJSONResponse)
 
 
-@router.get("/v1/account", summary="The account's balance, held credit and caps")
+@router.get("/v1/account", response_model=None,
+            summary="The account's balance, held credit and caps")
 async def get_account(principal: Manager, gateway: GatewayOf) -> dict[str, Any]:
     statement = await run_in_threadpool(gateway.management.statement, principal.account_id)
     return render_account(statement)
 
 
-@router.put("/v1/account/caps/{model_id:path}", summary="Set a model's per-call cap")
+@router.put("/v1/account/caps/{model_id:path}", response_model=None,
+            summary="Set a model's per-call cap")
 async def put_cap(model_id: str, body: Cap, principal: Manager,
                   gateway: GatewayOf) -> dict[str, Any]:
     await run_in_threadpool(gateway.management.set_cap, principal.account_id, model_id,
@@ -33,19 +35,22 @@ async def put_cap(model_id: str, body: Cap, principal: Manager,
     return {"object": "cap", "model": model_id, "usd": format_usd(body.usd)}
 
 
-@router.delete("/v1/account/caps/{model_id:path}", summary="Clear a model's per-call cap")
+@router.delete("/v1/account/caps/{model_id:path}", response_model=None,
+               summary="Clear a model's per-call cap")
 async def delete_cap(model_id: str, principal: Manager, gateway: GatewayOf) -> dict[str, Any]:
     await run_in_threadpool(gateway.management.set_cap, principal.account_id, model_id, None)
     return {"object": "cap", "model": model_id, "usd": None, "deleted": True}
 
 
-@router.get("/v1/account/keys", summary="The account's keys, with their limits and spend")
+@router.get("/v1/account/keys", response_model=None,
+            summary="The account's keys, with their limits and spend")
 async def list_keys(principal: Manager, gateway: GatewayOf) -> dict[str, Any]:
     keys = await run_in_threadpool(gateway.management.keys, principal.account_id)
     return {"object": "list", "data": [render_key(k, spend) for k, spend in keys]}
 
 
-@router.post("/v1/account/keys", status_code=201, summary="Create a key (shown once)")
+@router.post("/v1/account/keys", response_model=None,
+             status_code=201, summary="Create a key (shown once)")
 async def create_key(principal: Manager, gateway: GatewayOf,
                      body: NewKey | None = None) -> dict[str, Any]:
     """A new key. It carries the creating key's operator limits: a key cannot
@@ -57,7 +62,8 @@ async def create_key(principal: Manager, gateway: GatewayOf,
     return {**render_key(record), "key": key}
 
 
-@router.patch("/v1/account/keys/{key_id}", summary="Change the account's own limits on a key")
+@router.patch("/v1/account/keys/{key_id}", response_model=None,
+              summary="Change the account's own limits on a key")
 async def update_key(key_id: str, body: KeyLimits, principal: Manager,
                      gateway: GatewayOf) -> dict[str, Any]:
     """The fields sent, null lifting one. The operator's limits stay whatever is sent."""
@@ -70,7 +76,7 @@ async def update_key(key_id: str, body: KeyLimits, principal: Manager,
     return render_key(record)
 
 
-@router.delete("/v1/account/keys/{key_id}", summary="Revoke a key for good")
+@router.delete("/v1/account/keys/{key_id}", response_model=None, summary="Revoke a key for good")
 async def revoke_key(key_id: str, principal: Manager, gateway: GatewayOf) -> dict[str, Any]:
     record = await run_in_threadpool(lambda: gateway.management.revoke_key(
         key_id, account_id=principal.account_id))

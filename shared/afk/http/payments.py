@@ -28,7 +28,8 @@ async def _payments(gateway: Gateway) -> Payments:
     return gateway.payments
 
 
-@router.get("/v1/account/topup", summary="Whether top-ups are on, and what may be bought")
+@router.get("/v1/account/topup", response_model=None,
+            summary="Whether top-ups are on, and what may be bought")
 async def get_topup(_: Caller, gateway: GatewayOf) -> dict[str, Any]:
     payments = await _payments(gateway)
     return {"object": "topup", "enabled": payments.enabled, "currency": "USD",
@@ -49,7 +50,7 @@ def _return_url(value: Any, request: Request) -> str:
     return value
 
 
-@router.post("/v1/account/checkout", status_code=201,
+@router.post("/v1/account/checkout", response_model=None, status_code=201,
              summary="A Stripe Checkout session for an amount of credit")
 async def create_checkout(body: Checkout, request: Request, principal: Manager,
                           gateway: GatewayOf) -> dict[str, Any]:
@@ -59,7 +60,8 @@ async def create_checkout(body: Checkout, request: Request, principal: Manager,
                                    return_url)
 
 
-@router.post("/webhooks/stripe", summary="Stripe's signed events (credits, refunds, disputes)")
+@router.post("/webhooks/stripe", response_model=None,
+             summary="Stripe's signed events (credits, refunds, disputes)")
 async def stripe_webhook(request: Request, gateway: GatewayOf) -> dict[str, Any]:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_EVENT_BYTES:

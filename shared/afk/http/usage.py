@@ -95,7 +95,8 @@ class Page(Filters):
     cursor: str | None = Field(None, description="the previous page's `next_cursor`")
 
 
-@router.get("/v1/account/usage", summary="Ledger entries, newest first, page by page")
+@router.get("/v1/account/usage", response_model=None,
+            summary="Ledger entries, newest first, page by page")
 async def get_usage(query: Annotated[Page, Query()], principal: Caller,
                     gateway: GatewayOf) -> dict[str, Any]:
     before = decode_cursor(query.cursor) if query.cursor else None
@@ -126,7 +127,7 @@ class Summary(BaseModel):
     until: str | None = Field(None, description="last UTC day (default: today)")
 
 
-@router.get("/v1/account/usage/summary",
+@router.get("/v1/account/usage/summary", response_model=None,
             summary="Totals by UTC day, model or key, exact at any volume")
 async def get_summary(query: Annotated[Summary, Query()], principal: Caller,
                       gateway: GatewayOf) -> dict[str, Any]:
@@ -199,7 +200,7 @@ def csv_rows(entries: Iterator[LedgerEntry]) -> Iterator[str]:
     yield flush()
 
 
-@router.get("/v1/account/usage/export", response_class=StreamingResponse,
+@router.get("/v1/account/usage/export", response_model=None, response_class=StreamingResponse,
             summary="Every entry of the range as CSV, streamed as it is read")
 async def export_usage(query: Annotated[Filters, Query()], principal: Caller,
                        gateway: GatewayOf) -> StreamingResponse:

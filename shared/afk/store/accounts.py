@@ -11,14 +11,18 @@ from typing import TYPE_CHECKING, Any
 
 from afk.billing.money import format_usd
 from afk.errors import Conflict, NotFound, StoreUnavailable
-from afk.store.dynamo import Dynamo, get_n, get_s, n, s
+from afk.store.dynamo import ConditionFailed, Dynamo, get_n, get_s, n, s
+from afk.store.items import (
+    account_key,
+    credit_claim_item,
+    credit_claim_key,
+    credit_entry_item,
+    credit_marker_item,
+    iso,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
-
-
-def account_key(account_id: str) -> dict[str, Any]:
-    return {"PK": s(f"ACCOUNT#{account_id}"), "SK": s("ACCOUNT")}
 
 
 @dataclass(slots=True)
@@ -93,11 +97,9 @@ class Accounts:
 
     def create(self, name: str, *, credits: int = 0, account_id: str | None = None) -> Account:
         """A new account; its opening credit is a ledger entry like any other."""
-        from afk.store.ledger import credit_entry_item
-
         account_id = account_id or f"acct_{secrets.token_hex(8)}"
         now_ms = int(time.time() * 1000)
-        created = _iso(now_ms)
+        created = iso(now_ms)
         item = {
             **account_key(account_id),
             "account_id": s(account_id), "name": s(name), "currency": s("USD"),
@@ -136,7 +138,6 @@ class Accounts:
 
     def _credit_writes(self, account_id: str, amount: int, *, note: str,
                        credit_id: str | None, debt: int) -> list[TransactWriteItemTypeDef]:
-        from afk.store.ledger import credit_claim_item, credit_entry_item, credit_marker_item
 
         if amount <= 0:
             raise ValueError("a credit must be positive")
@@ -172,15 +173,11 @@ class Accounts:
                          credit_id: str | None, amount: int) -> int | None:
         """None once the credit is applied (now or before); else the account's debt,
         which differed from what `writes` assumed."""
-        from botocore.exceptions import ClientError
-
-        from afk.store.dynamo import cancellation_reasons
-
         try:
             self._db.retrying(lambda: self._db.client.transact_write_items(
                 TransactItems=writes))
-        except ClientError as exc:
-            reasons = cancellation_reasons(exc)
+        except ConditionFailed as exc:
+            reasons = exc.reasons
             codes = [r.get("Code") for r in reasons]
             if credit_id and "ConditionalCheckFailed" in codes[2:]:
                 claim = reasons[3].get("Item") if len(reasons) > 3 else None
@@ -222,8 +219,6 @@ class Accounts:
         return get_s(claim, "account_id") or "", get_n(claim, "amount")
 
     def _claim(self, credit_id: str) -> dict[str, Any] | None:
-        from afk.store.ledger import credit_claim_key
-
         with self._db.errors():
             return self._db.client.get_item(TableName=self._db.table,
                                             Key=credit_claim_key(credit_id),
@@ -234,11 +229,6 @@ class Accounts:
         `debit_id`. What the unleased balance cannot cover is never taken below
         zero: it is recorded as the account's `debt` (and on the ledger entry).
         Returns the debt this debit added (0 on a replay)."""
-        from botocore.exceptions import ClientError
-
-        from afk.store.dynamo import cancellation_reasons
-        from afk.store.ledger import credit_entry_item
-
         if amount <= 0:
             raise ValueError("a debit must be positive")
         for _ in range(20):  # the balance moves under us (leases): re-read and retry
@@ -266,8 +256,8 @@ class Accounts:
                 self._db.retrying(partial(self._db.client.transact_write_items,
                                           TransactItems=writes))
                 return amount - taken
-            except ClientError as exc:
-                codes = [r.get("Code") for r in cancellation_reasons(exc)]
+            except ConditionFailed as exc:
+                codes = exc.codes
                 if codes[2:3] == ["ConditionalCheckFailed"]:
                     return 0  # this debit was applied before
                 if codes[:1] != ["ConditionalCheckFailed"]:
@@ -291,8 +281,6 @@ class Accounts:
 
     def _update_map(self, account_id: str, expression: str, model: str | None,
                     values: dict[str, Any] | None) -> None:
-        from botocore.exceptions import ClientError
-
         kwargs: dict[str, Any] = {"ExpressionAttributeValues": values} if values else {}
         if model is not None:
             kwargs["ExpressionAttributeNames"] = {"#m": model}
@@ -302,10 +290,6 @@ class Accounts:
                     TableName=self._db.table, Key=account_key(account_id),
                     UpdateExpression=expression, ConditionExpression="attribute_exists(PK)",
                     **kwargs)
-        except ClientError:
+        except ConditionFailed:
             raise NotFound(f"No account with id {account_id!r}.",
                            code="account_not_found") from None
-
-
-def _iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"

@@ -46,7 +46,10 @@ class Dynamo:
                 "dynamodb", region_name=region, endpoint_url=endpoint_url,
                 # The request shapes are ours and tested, so botocore's per-call
                 # parameter validation (a measurable share of a request's CPU) is off.
-                config=Config(retries={"mode": "standard", "max_attempts": 3},
+                # botocore's standard retries (DynamoDB's default 4 attempts) are the
+                # layer for throttles, 5xx and dropped connections; `retrying` adds
+                # only what they never retry, transaction conflicts.
+                config=Config(retries={"mode": "standard"},
                               max_pool_connections=64, parameter_validation=False,
                               connect_timeout=3, read_timeout=10, tcp_keepalive=True),
                 **kwargs)
@@ -54,58 +57,70 @@ class Dynamo:
 
     @contextmanager
     def errors(self) -> Iterator[None]:
-        """Throttling, timeouts and service errors become `StoreUnavailable` (503)."""
+        """botocore's errors made ours, here and nowhere else: a refused condition is
+        `ConditionFailed`; contention (a transaction conflict, a transaction cancelled for
+        one) is `Busy`, what `retrying` retries; any other service error, and a
+        throttle or timeout botocore's own retries did not get past, is
+        `StoreUnavailable` (503)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             yield
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
-                raise
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            response: dict[str, Any] = dict(exc.response)
+            reasons: list[dict[str, Any]] = list(response.get("CancellationReasons") or [])
+            if is_contention(code, reasons):
+                raise Busy(f"The account store is busy ({code}). Nothing was charged; retry "
+                           "the request.") from exc
+            if code in (CONDITION_FAILED, TRANSACTION_CANCELED):
+                item: dict[str, Any] | None = response.get("Item")
+                raise ConditionFailed(code, reasons, item) from exc
             raise StoreUnavailable(f"The account store is unavailable ({code}). Nothing was "
                                    "charged; retry the request.") from exc
         except BotoCoreError as exc:
             raise StoreUnavailable("The account store is unreachable. Nothing was charged; "
                                    "retry the request.") from exc
 
-
     def retrying(self, call: Callable[[], T], *, budget: float | None = None) -> T:
         """`call()`, retried with full-jitter exponential backoff while DynamoDB says
-        it is busy (conflicts, throttles), for at most `budget` seconds. A
-        conditional-check failure comes back as the ClientError it is; anything
-        else, or contention that outlasts the budget, is `StoreUnavailable`."""
-        from botocore.exceptions import ClientError
-
+        the items are contended (`Busy`), for at most `budget` seconds. The one retry
+        layer over botocore's: botocore (standard mode) retries throttles, 5xx and
+        connection errors, never transaction conflicts; this retries those only. A
+        refused condition comes back as `ConditionFailed`; contention that outlasts the
+        budget, or anything else, is `StoreUnavailable`."""
         deadline = time.monotonic() + (self.retry_budget if budget is None else budget)
         attempt = 0
         while True:
             try:
                 with self.errors():
                     return call()
-            except StoreUnavailable as exc:
-                cause = exc.__cause__
-                if not (isinstance(cause, ClientError) and is_contention(cause)):
-                    raise
+            except Busy:
                 delay = random.uniform(0, min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt))
                 if time.monotonic() + delay > deadline:
                     raise
                 attempt += 1
                 time.sleep(delay)
-            except ClientError as exc:
-                if not is_contention(exc):
-                    raise
-                delay = random.uniform(0, min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt))
-                if time.monotonic() + delay > deadline:
-                    raise StoreUnavailable("The account store stayed busy; retry the "
-                                           "request.") from exc
-                attempt += 1
-                time.sleep(delay)
 
 
-def error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
+class Busy(StoreUnavailable):
+    """The items a write touches are contended (a 503 if it outlasts the retries)."""
+
+
+class ConditionFailed(Exception):
+    """DynamoDB refused a write's condition. `code` is ConditionalCheckFailedException
+    (a single write; `item` is the item as it was, when the write asked for it) or
+    TransactionCanceledException (`reasons`: one per item of the transaction, in
+    order, each {"Code": ..., "Item": ...}; "None" for the items that passed)."""
+
+    def __init__(self, code: str, reasons: list[dict[str, Any]],
+                 item: dict[str, Any] | None) -> None:
+        super().__init__(code)
+        self.code, self.reasons, self.item = code, reasons, item
+
+    @property
+    def codes(self) -> list[str | None]:
+        return [r.get("Code") for r in self.reasons]
 
 
 def create_table(client: Any, name: str) -> bool:
@@ -168,29 +183,24 @@ def get_n(item: dict[str, Any], name: str, default: int = 0) -> int:
     return int(value["N"]) if value and "N" in value else default
 
 
-def cancellation_reasons(exc: BaseException) -> list[dict[str, Any]]:
-    """The per-item reasons of a cancelled transaction ([] for anything else)."""
-    response = getattr(exc, "response", None) or {}
-    return list(response.get("CancellationReasons") or [])
+CONDITION_FAILED = "ConditionalCheckFailedException"
+TRANSACTION_CANCELED = "TransactionCanceledException"
+# What DynamoDB answers when items are contended rather than when the request is
+# wrong: a single write racing a transaction on the same item, or a transaction
+# cancelled because an item was in another transaction, or over its partition's
+# throughput (API Reference, TransactWriteItems, "CancellationReasons"). botocore's
+# standard mode retries neither (botocore/retries/standard.py: not throttling
+# codes, and a 400); it does retry a plain write's throttle
+# (ProvisionedThroughputExceededException, ThrottlingException), so those are not here.
+CONTENTION_CODES = frozenset({"TransactionConflictException"})
+CONTENTION_REASONS = frozenset({"TransactionConflict", "ThrottlingError",
+                                "ProvisionedThroughputExceeded", "TransactionInProgress"})
 
 
-# What real DynamoDB answers when it is busy rather than when the request is
-# wrong: a write racing a transaction on the same item, a partition over its
-# 1,000 WCU / 3,000 RCU a second, a transaction cancelled for either. botocore's
-# standard mode retries the throttles (a few times) but not the conflicts.
-RETRYABLE_CODES = frozenset({
-    "TransactionConflictException", "ProvisionedThroughputExceededException",
-    "ThrottlingException", "RequestLimitExceeded", "InternalServerError",
-    "ServiceUnavailable", "TransactionInProgressException"})
-RETRYABLE_REASONS = frozenset({"TransactionConflict", "ThrottlingError",
-                               "ProvisionedThroughputExceeded", "TransactionInProgress"})
-
-
-def is_contention(exc: BaseException) -> bool:
-    code = error_code(exc)
-    if code in RETRYABLE_CODES:
+def is_contention(code: str, reasons: list[dict[str, Any]]) -> bool:
+    if code in CONTENTION_CODES:
         return True
-    if code == "TransactionCanceledException":
-        codes = {r.get("Code") for r in cancellation_reasons(exc)}
-        return bool(codes & RETRYABLE_REASONS) and "ConditionalCheckFailed" not in codes
+    if code == TRANSACTION_CANCELED:
+        codes = {r.get("Code") for r in reasons}
+        return bool(codes & CONTENTION_REASONS) and "ConditionalCheckFailed" not in codes
     return False

@@ -17,8 +17,8 @@ from typing import Any
 
 from afk.errors import NotFound
 from afk.limits import LEGACY_SCOPE, NO_LIMITS, Limits
-from afk.store.accounts import _iso
-from afk.store.dynamo import Dynamo, get_n, get_s, n, s
+from afk.store.dynamo import ConditionFailed, Dynamo, get_n, get_s, n, s
+from afk.store.items import iso, key_meta_key
 
 KEY_PREFIX = "afk-"
 KEY_BODY_LENGTH = 48
@@ -97,10 +97,6 @@ def limits_from(value: dict[str, Any] | None) -> Limits:
                   models=frozenset(m["S"] for m in models["L"]) if models else None)
 
 
-def key_meta_key(account_id: str, key_id: str) -> dict[str, Any]:
-    return {"PK": s(f"ACCOUNT#{account_id}"), "SK": s(f"KEY#{key_id}")}
-
-
 class Keys:
     def __init__(self, dynamo: Dynamo) -> None:
         self._db = dynamo
@@ -113,14 +109,12 @@ class Keys:
         digest = hash_key(key)
         key_id = f"key_{secrets.token_hex(8)}"
         record = KeyRecord(key_id=key_id, account_id=account_id, name=name,
-                           prefix=key[:12], created=_iso(int(time.time() * 1000)),
+                           prefix=key[:12], created=iso(int(time.time() * 1000)),
                            status="active", scope=scope, own=own, operator=operator)
         common = {"key_id": s(key_id), "account_id": s(account_id), "name": s(name),
                   "prefix": s(record.prefix), "created": s(record.created), "status": s("active"),
                   "scope": s(scope), "limits": limits_to(own),
                   "operator_limits": limits_to(operator)}
-        from botocore.exceptions import ClientError
-
         try:
             with self._db.errors():
                 self._db.client.transact_write_items(TransactItems=[
@@ -136,8 +130,8 @@ class Keys:
                                       "key_hash": s(digest), "GSI1PK": s(f"KEYID#{key_id}"),
                                       "GSI1SK": s("KEY")}}},
                 ])
-        except ClientError as exc:
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+        except ConditionFailed as exc:
+            reasons = exc.codes
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 raise NotFound(f"No account with id {account_id!r}.",
                                code="account_not_found") from None
@@ -177,7 +171,7 @@ class Keys:
         record, digest = self.get(key_id)
         if account_id is not None and record.account_id != account_id:
             raise NotFound(f"No key with id {key_id!r}.", code="key_not_found")
-        revoked = {":r": s("revoked"), ":t": s(_iso(int(time.time() * 1000)))}
+        revoked = {":r": s("revoked"), ":t": s(iso(int(time.time() * 1000)))}
         with self._db.errors():
             self._db.client.transact_write_items(TransactItems=[
                 {"Update": {"TableName": self._db.table,
@@ -230,8 +224,6 @@ class Keys:
         """Count one request against the key's per-minute limit, atomically (one
         conditional write, so the limit holds across every Lambda container).
         Returns None when allowed, else the seconds until the window resets."""
-        from botocore.exceptions import ClientError
-
         now = time.time() if now is None else now
         window = int(now // 60)
         try:
@@ -243,6 +235,6 @@ class Keys:
                     ConditionExpression="attribute_not_exists(requests) OR requests < :rpm",
                     ExpressionAttributeValues={":one": n(1), ":rpm": n(rpm),
                                                ":exp": n((window + 2) * 60)})
-        except ClientError:
+        except ConditionFailed:
             return (window + 1) * 60 - now
         return None

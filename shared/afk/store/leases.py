@@ -36,46 +36,35 @@ the lease becomes closed, conditional on its version, so exactly one closer
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from afk.errors import NotFound
-from afk.store.accounts import Account, _iso, account_key
+from afk.store.accounts import Account
 from afk.store.budgets import Budget, OverBudget, release_write, reserve_write
-from afk.store.dynamo import Dynamo, cancellation_reasons, get_n, get_s, n, s
+from afk.store.dynamo import CONDITION_FAILED, ConditionFailed, Dynamo, get_n, get_s, n, s
+from afk.store.items import (
+    LEASE_SHARDS,
+    USAGE_SHARDS,
+    account_key,
+    charge_key,
+    iso,
+    lease_key,
+    shard,
+    usage_partition,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
-
-LEASE_SHARDS = 8   # GSI partitions of open leases (the sweeper queries each)
-USAGE_SHARDS = 4   # GSI partitions of an account's usage (the listing merges them)
-
-
-def _shard(text: str, shards: int) -> int:
-    return hashlib.blake2s(text.encode(), digest_size=2).digest()[0] % shards
-
-
-def lease_key(account_id: str, lease_id: str) -> dict[str, Any]:
-    return {"PK": s(f"ACCOUNT#{account_id}"), "SK": s(f"LEASE#{lease_id}")}
-
-
-def charge_key(lease_id: str, request_id: str) -> dict[str, Any]:
-    return {"PK": s(f"LEASE#{lease_id}"), "SK": s(f"CHARGE#{request_id}")}
-
-
-def usage_partition(account_id: str, shard: int) -> str:
-    return f"USAGE#{account_id}#{shard}"
-
 
 def charge_record(lease: Lease, item: dict[str, Any]) -> dict[str, Any]:
     """A call's ledger entry (ledger.charge_item) as stored under its lease, listed
     per account through gsi1's usage shards."""
     request_id = get_s(item, "request_id") or ""
     return {**charge_key(lease.id, request_id), **item, "lease_id": s(lease.id),
-            "GSI1PK": s(usage_partition(lease.account_id, _shard(lease.id, USAGE_SHARDS))),
+            "GSI1PK": s(usage_partition(lease.account_id, shard(lease.id, USAGE_SHARDS))),
             "GSI1SK": s(f"{get_n(item, 'created_ms'):013d}#{request_id}")}
 
 
@@ -229,15 +218,13 @@ class Leases:
         the ClientRequestToken for ten minutes, and the lease's own condition
         (it must not exist yet / must still have the version we read) fails
         on a replay either way."""
-        from botocore.exceptions import ClientError
-
         token = secrets.token_hex(16)
         try:
             self._db.retrying(lambda: self._db.client.transact_write_items(
                 TransactItems=writes, ClientRequestToken=token))
             return None
-        except ClientError as exc:
-            reasons = cancellation_reasons(exc)
+        except ConditionFailed as exc:
+            reasons = exc.reasons
             codes = [r.get("Code") for r in reasons]
             if not codes:
                 raise
@@ -262,7 +249,7 @@ class Leases:
 
     @staticmethod
     def _index(lease: Lease) -> dict[str, Any]:
-        return {"GSI1PK": s(f"LEASES#{_shard(lease.id, LEASE_SHARDS)}"),
+        return {"GSI1PK": s(f"LEASES#{shard(lease.id, LEASE_SHARDS)}"),
                 "GSI1SK": s(f"{lease.reconcile_ms:013d}#{lease.account_id}#{lease.id}")}
 
     # ------------------------------------------------------------ charges
@@ -270,15 +257,13 @@ class Leases:
         """Write one call's ledger entry under its lease: one PutItem that only this
         environment makes, so nothing contends with it. Idempotent: a retry (or
         a replay) of the same request id writes nothing."""
-        from botocore.exceptions import ClientError
-
         full = charge_record(lease, item)
         try:
             self._db.retrying(lambda: self._db.client.put_item(
                 TableName=self._db.table, Item=full,
                 ConditionExpression="attribute_not_exists(SK)"))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+        except ConditionFailed as exc:
+            if exc.code != CONDITION_FAILED:
                 raise
             # Already recorded: an earlier attempt landed. Exactly once.
 
@@ -297,8 +282,6 @@ class Leases:
         was. With `due_by_ms` (the sweeper), only if it is still due by then: a
         renewal since the sweeper's query moved it on. Returns False when it was
         not closed here (someone else closed it, or it moved on)."""
-        from botocore.exceptions import ClientError
-
         current = self.get(lease.account_id, lease.id)
         if current is None or current.state != "open":
             return False
@@ -327,12 +310,12 @@ class Leases:
                     "ExpressionAttributeNames": {"#st": "state"},
                     "ExpressionAttributeValues": {
                         ":closed": s("closed"), ":open": s("open"), ":c": n(spent),
-                        ":k": n(len(charges)), ":t": s(_iso(int(time.time() * 1000))),
+                        ":k": n(len(charges)), ":t": s(iso(int(time.time() * 1000))),
                         ":v": n(current.version + 1), ":was": n(current.version),
                         ":x": n(int(time.time()) + 400 * 86_400)}}},
             ]))
-        except ClientError as exc:
-            if "ConditionalCheckFailed" in [r.get("Code") for r in cancellation_reasons(exc)]:
+        except ConditionFailed as exc:
+            if "ConditionalCheckFailed" in exc.codes:
                 return False
             raise
         return True

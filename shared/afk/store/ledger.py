@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from afk.store.accounts import _iso
 from afk.store.budgets import Budget
 from afk.store.dynamo import Dynamo, get_n, get_s, n, s
+from afk.store.items import USAGE_SHARDS, entry_sk, iso, usage_partition
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,45 +94,13 @@ class LedgerEntry:
         )
 
 
-def _entry_sk(created_ms: int, entry_id: str) -> str:
-    return f"LEDGER#{created_ms:013d}#{entry_id}"
-
-
-def credit_entry_item(account_id: str, amount: int, created_ms: int, *, note: str,
-                      credit_id: str | None = None) -> dict[str, Any]:
-    import secrets
-
-    entry_id = credit_id or f"cred_{secrets.token_hex(8)}"
-    return {"PK": s(f"ACCOUNT#{account_id}"), "SK": s(_entry_sk(created_ms, entry_id)),
-            "entry_id": s(entry_id), "type": s("credit"), "amount": n(amount),
-            "created_ms": n(created_ms), "created": s(_iso(created_ms)), "note": s(note)}
-
-
-def credit_marker_item(account_id: str, credit_id: str) -> dict[str, Any]:
-    """The per-account marker of a credit with a caller-chosen id (written since v1)."""
-    return {"PK": s(f"ACCOUNT#{account_id}"), "SK": s(f"CREDIT#{credit_id}")}
-
-
-def credit_claim_key(credit_id: str) -> dict[str, Any]:
-    return {"PK": s(f"CREDIT#{credit_id}"), "SK": s("CREDIT")}
-
-
-def credit_claim_item(account_id: str, credit_id: str, amount: int,
-                      created_ms: int) -> dict[str, Any]:
-    """The table-wide claim of an idempotency key: which account it credited and by
-    how much. Replaying the key with the same account and amount is a no-op; with
-    anything else it is a conflict (Stripe's rule for idempotency keys)."""
-    return {**credit_claim_key(credit_id), "account_id": s(account_id), "amount": n(amount),
-            "created_ms": n(created_ms), "created": s(_iso(created_ms))}
-
-
 def charge_item(hold: Hold, settlement: Settlement, now_ms: int) -> dict[str, Any]:
     """The ledger entry of a settled call (without its keys: the lease adds them)."""
     charge = max(0, min(settlement.charge, hold.amount))
     return {
         "account_id": s(hold.account_id), "entry_id": s(hold.id), "type": s("charge"),
         "request_id": s(hold.id), "amount": n(charge), "hold": n(hold.amount),
-        "created_ms": n(now_ms), "created": s(_iso(now_ms)), "model": s(hold.model),
+        "created_ms": n(now_ms), "created": s(iso(now_ms)), "model": s(hold.model),
         "endpoint": s(hold.endpoint), "key_id": s(hold.key_id),
         "input_tokens": n(settlement.input_tokens),
         "cached_input_tokens": n(settlement.cached_input_tokens),
@@ -169,7 +137,6 @@ class Ledger:
                 page_size: int = 1000) -> Iterator[LedgerEntry]:
         """Every matching entry, newest first, read page by page as it is consumed
         (an export of any size holds one page per source in memory)."""
-        from afk.store.leases import USAGE_SHARDS, usage_partition
 
         low_ms = since_ms or 0
         high_ms = until_ms if until_ms is not None else 10**13 - 1
@@ -195,8 +162,8 @@ class Ledger:
             extra["ExpressionAttributeNames"] = names
         sources = [{"KeyConditionExpression": "PK = :pk AND SK BETWEEN :lo AND :hi",
                     "ExpressionAttributeValues": {
-                        ":pk": s(f"ACCOUNT#{account_id}"), ":lo": s(_entry_sk(low_ms, "")),
-                        ":hi": s(_entry_sk(high_ms, "\uffff")), **values}}]
+                        ":pk": s(f"ACCOUNT#{account_id}"), ":lo": s(entry_sk(low_ms, "")),
+                        ":hi": s(entry_sk(high_ms, "\uffff")), **values}}]
         if kind in (None, "charge"):
             sources += [{"IndexName": "gsi1",
                          "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK BETWEEN :lo AND :hi",
@@ -227,7 +194,6 @@ class Ledger:
         """Σ charges per key since `day_ms` and since `month_ms` (the starts of the
         current UTC day and month): what the Keys tab shows. A Query of the
         account's usage partitions for the month (off the request path)."""
-        from afk.store.leases import USAGE_SHARDS, usage_partition
 
         spend: dict[str, list[int]] = {}
         with self._db.errors():

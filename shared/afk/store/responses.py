@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from afk.store.dynamo import Dynamo, get_n, get_s, n, s
+from afk.store.dynamo import ConditionFailed, Dynamo, get_n, get_s, n, s
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import (
@@ -164,8 +164,6 @@ class Responses:
         head = self.get(account_id, response_id)
         if head is None:
             return False
-        from botocore.exceptions import ClientError
-
         parts = self._parts_count(account_id, response_id)
         deletes: list[TransactWriteItemTypeDef] = [
             {"Delete": {"TableName": self._db.table, "Key": _key(account_id, response_id, i)}}
@@ -176,7 +174,7 @@ class Responses:
         try:
             with self._db.errors():
                 self._db.client.transact_write_items(TransactItems=deletes)
-        except ClientError:  # the head was gone already: another delete won
+        except ConditionFailed:  # the head was gone already: another delete won
             return False
         if head.stored_bytes:
             self._add_usage(account_id, _day(head.created_at), -head.stored_bytes,

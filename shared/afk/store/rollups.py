@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from afk.store.dynamo import Dynamo, cancellation_reasons, get_n, get_s, n, s
+from afk.store.dynamo import ConditionFailed, Dynamo, get_n, get_s, n, s
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
@@ -128,16 +128,14 @@ class Rollups:
         return counted
 
     def _count_bucket(self, entries: list[Entry]) -> int:
-        from botocore.exceptions import ClientError
-
         while entries:
             items = self._increment(entries)
             try:
                 self._db.retrying(partial(self._db.client.transact_write_items,
                                           TransactItems=items))
                 return len(entries)
-            except ClientError as exc:
-                reasons = cancellation_reasons(exc)
+            except ConditionFailed as exc:
+                reasons = exc.reasons
                 if not reasons:
                     raise
                 # Reasons follow the items: two increments, then one marker per entry.
