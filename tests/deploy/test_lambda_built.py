@@ -22,9 +22,12 @@ fails the import here as it would on Lambda. DynamoDB is the moto server of the
   requirements something imports.
 
 The layers' native extensions are built for the functions' architecture (arm64),
-which an x86_64 test host cannot load; the dependencies import without them
-(PyYAML falls back to pure Python), and the architecture check above is what
-proves they are the right ones. CI runs `make build` first and sets
+which an x86_64 test host cannot load, and pydantic-core (FastAPI's, for the account
+function) has no pure-Python fallback: the functions run here with the layer's
+native distributions replaced by this host's build of the same pinned versions,
+installed from the lock with its hashes (`native_twins`), and nothing else
+replaced; the architecture check above is what proves the layer's own are the
+right ones. CI runs `make build` first and sets
 AFK_REQUIRE_SAM=1, so nothing here skips.
 """
 
@@ -34,10 +37,12 @@ import filecmp
 import importlib.util
 import json
 import os
+import platform
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -122,6 +127,33 @@ def runtime(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def native_twins(build: Path, tmp_path_factory) -> Path:
+    """The dependency layer's native distributions (those with a .so) built for this
+    host: the lock's pins, installed with its hashes. The built functions run here
+    with these first on the path, and only these: every other module comes from
+    the build (the driver checks)."""
+    pins = _pins(LOCK.read_text())
+    native = sorted({_normalize(record.parent.name.split("-", 1)[0])
+                     for record in DEPENDENCIES.glob("*.dist-info/RECORD")
+                     if re.search(r"\.so[,.]", record.read_text())})
+    twins = tmp_path_factory.mktemp("native-twins")
+    requirements = twins.parent / f"{twins.name}.txt"
+    requirements.write_text("".join(
+        f"{name}=={pins[name][0]} " + " ".join(f"--hash=sha256:{h}" for h in pins[name][1])
+        + "\n" for name in native))
+    machine = platform.machine()
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--require-hashes",
+         "--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp",
+         "--platform", f"manylinux2014_{machine}", "--platform", f"manylinux_2_28_{machine}",
+         "--target", str(twins), "--requirement", str(requirements)],
+        capture_output=True, text=True)
+    if installed.returncode != 0:
+        _require(f"cannot install this host's build of {native}: {installed.stderr[-500:]}")
+    return twins
+
+
+@pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
     return cfn_yaml.load(str(ROOT / "template.yaml"))
 
@@ -195,9 +227,10 @@ class Context:
         return 30_000
 
 results = [app.handler(json.loads(open(path).read()), Context()) for path in paths]
-# Everything loaded came from the build, the standard library or the runtime's packages.
-allowed = (build, sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib"),
-           sysconfig.get_path("purelib"))
+# Everything loaded came from the build, the standard library or the runtime's packages
+# (or the host's build of the layer's native distributions: NATIVE_TWINS).
+allowed = (build, os.environ["NATIVE_TWINS"], sysconfig.get_path("stdlib"),
+           sysconfig.get_path("platstdlib"), sysconfig.get_path("purelib"))
 outside = sorted({m.__file__ for m in list(sys.modules.values())
                   if getattr(m, "__file__", None) and not m.__file__.startswith(allowed)})
 with open(out, "w") as f:
@@ -250,7 +283,7 @@ def _prepared(name: str, event: dict[str, Any], customer: Customer, key_id: str)
 
 def test_mangum_functions_answer_their_events(build: Path, routes: dict, tmp_path: Path,
                                               dynamodb_endpoint: str, customer: Customer,
-                                              runtime: Path):
+                                              runtime: Path, native_twins: Path):
     events = _events()
     second_key, second = customer.store.keys.create(customer.account_id, "to-revoke")
     mangum = {name for name, event in events.items()
@@ -272,13 +305,17 @@ def test_mangum_functions_answer_their_events(build: Path, routes: dict, tmp_pat
             [str(runtime / "bin" / "python"), "-c", DRIVER, str(build), str(out), *paths],
             cwd=build / function, capture_output=True, text=True, timeout=120,
             env=_env(dynamodb_endpoint, runtime, STRIPE_WEBHOOK_SECRET=STRIPE_SECRET,
-                     PYTHONPATH=f"{build / function}:{DEPENDENCIES}:{LAYER}"))
+                     NATIVE_TWINS=str(native_twins),
+                     PYTHONPATH=f"{build / function}:{native_twins}:{DEPENDENCIES}:{LAYER}"))
         assert run.returncode == 0, run.stderr[-3000:]
         loaded = json.loads(out.read_text())
         assert loaded["outside"] == [], f"{function} loaded code from outside the build"
         assert loaded["afk"].startswith(str(LAYER)), loaded["afk"]
         for package in ("mangum", "starlette", "anyio"):
             assert f"{DEPENDENCIES}/{package}/__init__.py" in loaded["modules"], package
+        fastapi = [m for m in loaded["modules"] if "/fastapi/" in m]
+        assert bool(fastapi) == (function == "AccountFunction"), (  # the account API only
+            function, fastapi[:3])
         for name, response in zip(names, loaded["results"], strict=True):
             status, check = MANGUM_EXPECTATIONS[name]
             assert response["statusCode"] == status, (name, response)
@@ -358,14 +395,16 @@ def _start_command(function_dir: Path, opt: Path) -> list[str]:
 
 
 @pytest.fixture
-def web_adapter_function(build: Path, tmp_path: Path, dynamodb_endpoint: str, runtime: Path):
+def web_adapter_function(build: Path, tmp_path: Path, dynamodb_endpoint: str, runtime: Path,
+                         native_twins: Path):
     started: list[tuple[subprocess.Popen, Path]] = []
 
     def start(function: str) -> tuple[str, Path]:
         opt = tmp_path / function / "opt"
         opt.mkdir(parents=True)
-        # Lambda extracts every layer of the function into /opt, merged.
-        for layer in (DEPENDENCIES, LAYER):
+        # Lambda extracts every layer of the function into /opt, merged (the host's
+        # build of the native distributions first: see native_twins).
+        for layer in (native_twins, DEPENDENCIES, LAYER):
             for entry in layer.iterdir():
                 merged = opt / "python" / entry.name
                 merged.parent.mkdir(exist_ok=True)
