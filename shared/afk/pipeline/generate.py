@@ -22,7 +22,7 @@ from afk.billing.quote import Quote, estimate_input_tokens
 from afk.catalog import Model
 from afk.dialects.base import Codec
 from afk.errors import InvalidRequest
-from afk.gateway import Gateway
+from afk.gateway import AccountView, Gateway
 from afk.pipeline.answering import Answering, Outcome, Turn
 from afk.pipeline.checks import (
     check_request,
@@ -62,12 +62,59 @@ class Admission:
     stream: bool
 
 
+@dataclass(slots=True, frozen=True)
+class Plan:
+    """How a checked request will be served, decided before any money moves."""
+
+    model: Model
+    view: AccountView
+    provider: Provider
+    passthrough: bool  # the caller's body is forwarded (patched), not translated
+    dropped: list[str]  # hosted tools the provider cannot serve (x-afk-dropped-tools)
+
+
 async def generate(gateway: Gateway, codec: Codec, principal: Principal,
                    generation: Generation, *,
                    admitted: Callable[[Admission], None] | None = None) -> Outcome:
     """Run one generation. `admitted` is told once the hold is reserved, before the
     upstream call; anything raised before that is the caller's or ours, never the
     upstream's."""
+    plan = await _plan(gateway, codec, principal, generation)
+    request, model = generation.request, plan.model
+    requested = request.max_output_tokens
+    async with AsyncExitStack() as owner:
+        # A model with fallbacks holds what its dearest deployment could cost.
+        reservation = await owner.enter_async_context(Reservation(
+            gateway, principal, model.worst_case(), request,
+            cap=plan.view.caps.get(model.id), endpoint=generation.endpoint,
+            request_id=generation.request_id))
+        quote = reservation.quote
+        request.max_output_tokens = quote.max_output_tokens
+        answering = Answering(
+            codec=codec, reservation=reservation, turn=generation.turn,
+            call=_call(codec, generation, model, passthrough=plan.passthrough,
+                       max_tokens=quote.max_output_tokens),
+            deadline=Deadline(gateway.settings.max_call_seconds, reservation.hold.created_ms),
+            headers=_headers(model, quote, requested=requested, dropped=plan.dropped))
+        if admitted is not None:
+            admitted(Admission(headers=dict(answering.headers), stream=request.stream))
+        reservation.calling()
+        provider = plan.provider
+        if not request.stream:
+            return await _complete(answering, provider)
+        stream = await answering.deadline.call(lambda: provider.open_stream(answering.call))
+        answering.served_by(stream.deployment)
+        owner.push_async_callback(close_upstream, stream)
+        # From here the stream owns the reservation: it settles however the stream ends.
+        relay = Relay(answering, stream, owner.pop_all())
+        return Outcome(headers=answering.headers, stream=relay.events())
+    raise AssertionError("unreachable")  # the block returns or raises
+
+
+async def _plan(gateway: Gateway, codec: Codec, principal: Principal,
+                generation: Generation) -> Plan:
+    """Check the request, pick its model and provider, and bound what will be sent
+    upstream (`request.input_bound`): a 4xx for anything wrong, before money moves."""
     request = generation.request
     check_request(request)
     await enforce_rate_limit(gateway, principal)
@@ -99,32 +146,8 @@ async def generate(gateway: Gateway, codec: Codec, principal: Principal,
             parse_caller(codec, codec.check_forwardable, upstream, model=model,
                          headers=probe.caller_headers)
         request.input_bound = parse_caller(codec, bound_input_tokens, upstream, model)
-    requested = request.max_output_tokens
-    async with AsyncExitStack() as owner:
-        # A model with fallbacks holds what its dearest deployment could cost.
-        reservation = await owner.enter_async_context(Reservation(
-            gateway, principal, model.worst_case(), request, cap=view.caps.get(model.id),
-            endpoint=generation.endpoint, request_id=generation.request_id))
-        quote = reservation.quote
-        request.max_output_tokens = quote.max_output_tokens
-        answering = Answering(
-            codec=codec, reservation=reservation, turn=generation.turn,
-            call=_call(codec, generation, model, passthrough=passthrough,
-                       max_tokens=quote.max_output_tokens),
-            deadline=Deadline(gateway.settings.max_call_seconds, reservation.hold.created_ms),
-            headers=_headers(model, quote, requested=requested, dropped=dropped))
-        if admitted is not None:
-            admitted(Admission(headers=dict(answering.headers), stream=request.stream))
-        reservation.calling()
-        if not request.stream:
-            return await _complete(answering, provider)
-        stream = await answering.deadline.call(lambda: provider.open_stream(answering.call))
-        answering.served_by(stream.deployment)
-        owner.push_async_callback(close_upstream, stream)
-        # From here the stream owns the reservation: it settles however the stream ends.
-        relay = Relay(answering, stream, owner.pop_all())
-        return Outcome(headers=answering.headers, stream=relay.events())
-    raise AssertionError("unreachable")  # the block returns or raises
+    return Plan(model=model, view=view, provider=provider, passthrough=passthrough,
+                dropped=dropped)
 
 
 def _call(codec: Codec, generation: Generation, model: Model, *, passthrough: bool,
