@@ -1,8 +1,9 @@
 """Routes as plain Starlette routes, declared with decorators.
 
-Starlette, not FastAPI: the routes parse their own bodies (the codecs are the
-schema), so FastAPI's validation layer would only cost import time, about a
-quarter of a second of every cold start (measured in bench/RESULTS.md).
+The generation routes: Starlette, not FastAPI. They parse their own bodies (the
+codecs are the schema), so FastAPI's validation layer would only cost import
+time, about a quarter of a second of every cold start (bench/RESULTS.md). The
+account API is FastAPI's (http/api.py): validated bodies and an OpenAPI document.
 Path parameters arrive as keyword arguments, the request as `request`.
 """
 
