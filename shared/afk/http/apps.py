@@ -1,9 +1,10 @@
 """The app factory: one Starlette app per Lambda function, and all of them at once
 for `afk dev`.
 
-Errors leave in the dialect of the route that failed (see `error_codec`):
-Anthropic's shape under /v1/messages, Gemini's on Gemini routes, OpenAI's
-everywhere else (our own account API follows OpenAI's).
+Errors leave in the dialect of the route that failed (`DialectRoute.errors`, see
+afk/http/routing.py): Anthropic's shape on the Messages routes, Gemini's on
+Gemini's, the caller's SDK's on /v1/models, OpenAI's everywhere else (our own
+account API follows OpenAI's).
 """
 
 from __future__ import annotations
@@ -20,19 +21,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from afk import observability
-from afk.dialects.base import Codec
 from afk.errors import GatewayError, NotFound
 from afk.gateway import Gateway, default_gateway
 from afk.http.common import RequestIdMiddleware, error_response
+from afk.http.routing import error_codec
 
 log = logging.getLogger("afk.http")
 
 # One per Lambda function; each names the module in afk.http holding its routes
-# (and any more modules whose routes the same function serves).
+# (and any more modules whose routes the same function serves): a `routes` list,
+# or, for the account API's FastAPI modules, a `router` (an APIRouter).
 APPS = ("models", "chat", "responses", "messages", "gemini", "account", "dashboard")
 MODULES = {"account": ("account", "usage", "payments"), "chat": ("chat", "embeddings")}
+API_MODULES = frozenset(MODULES["account"])
 
 
 def create_app(name: str, gateway: Gateway | None = None) -> Starlette:
@@ -42,7 +46,7 @@ def create_app(name: str, gateway: Gateway | None = None) -> Starlette:
     names = APPS if name == "local" else (name,)
     # Imported on demand: a function pays only for the routes it serves.
     routes = [route for app_name in names for module in MODULES.get(app_name, (app_name,))
-              for route in importlib.import_module(f"afk.http.{module}").router.routes]
+              for route in _routes(module)]
     parts: dict[str, Any] = {"routes": routes, "middleware": [Middleware(RequestIdMiddleware)],
                              "exception_handlers": _error_handlers(), "lifespan": _lifespan}
     if "account" in names:  # FastAPI: validated bodies, an OpenAPI document (http/api.py)
@@ -54,6 +58,12 @@ def create_app(name: str, gateway: Gateway | None = None) -> Starlette:
     app.state.gateway = gateway or default_gateway()
     observability.configure(app.state.gateway.settings)
     return app
+
+
+def _routes(name: str) -> list[BaseRoute]:
+    module = importlib.import_module(f"afk.http.{name}")
+    routes: list[BaseRoute] = module.router.routes if name in API_MODULES else module.routes
+    return routes
 
 
 @contextlib.asynccontextmanager
@@ -70,22 +80,6 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
             await anyio.to_thread.run_sync(gateway.wallet.release)
         except Exception:  # noqa: BLE001 - the sweeper folds them in anyway
             log.warning("could not return the credit leases at shutdown", exc_info=True)
-
-
-def error_codec(request: Request) -> Codec:
-    """The dialect whose error shape the caller of this route understands."""
-    path = request.url.path
-    dialect = "openai_chat"
-    if path.startswith("/v1/messages"):
-        dialect = "anthropic"
-    elif ":" in path.rsplit("/", 1)[-1] or path.startswith(("/v1beta/", "/v1alpha/")):
-        dialect = "gemini"
-    elif path.startswith("/v1/models"):
-        from afk.http.models import list_shape
-
-        dialect = {"anthropic": "anthropic", "gemini": "gemini"}.get(list_shape(request),
-                                                                     dialect)
-    return importlib.import_module(f"afk.dialects.{dialect}")
 
 
 def _render(error: GatewayError, request: Request) -> Response:

@@ -9,13 +9,10 @@ from starlette.requests import Request
 from afk import pipeline
 from afk.dialects import openai_chat
 from afk.http.common import authenticate, json_body, request_id
-from afk.http.routing import Router
+from afk.http.routing import DialectRoute
 from afk.http.streaming import Answer, answer
 
-router = Router()
 
-
-@router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Answer:
     principal = await authenticate(request)
     body = await json_body(request, dialect=openai_chat.DIALECT)
@@ -24,3 +21,7 @@ async def chat_completions(request: Request) -> Answer:
         pipeline.generate, request.app.state.gateway, openai_chat, principal,
         pipeline.Generation(request=parsed, body=body, endpoint="chat.completions",
                             request_id=request_id(request))))
+
+
+routes = [DialectRoute("/v1/chat/completions", chat_completions, methods=["POST"],
+                       errors=openai_chat)]

@@ -13,11 +13,10 @@ from starlette.requests import Request
 
 from afk import embeddings
 from afk.billing.money import format_usd
+from afk.dialects import openai_chat
 from afk.errors import InvalidRequest
 from afk.http.common import CompactJSONResponse, authenticate, json_body, request_id
-from afk.http.routing import Router
-
-router = Router()
+from afk.http.routing import DialectRoute
 
 
 def encode(vector: list[float], encoding_format: str) -> list[float] | str:
@@ -26,7 +25,6 @@ def encode(vector: list[float], encoding_format: str) -> list[float] | str:
     return vector
 
 
-@router.post("/v1/embeddings")
 async def create_embeddings(request: Request) -> CompactJSONResponse:
     principal = await authenticate(request)
     body = await json_body(request)  # not a chat body: no dialect shape to check
@@ -53,3 +51,7 @@ async def create_embeddings(request: Request) -> CompactJSONResponse:
     return CompactJSONResponse(payload, headers={
         "x-afk-cost": format_usd(done.settlement.charge),
         "x-afk-provider": done.model.provider})
+
+
+routes = [DialectRoute("/v1/embeddings", create_embeddings, methods=["POST"],
+                       errors=openai_chat)]  # OpenAI's embeddings API, OpenAI's errors

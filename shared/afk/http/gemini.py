@@ -24,18 +24,16 @@ from afk.http.common import (
     json_body,
     request_id,
 )
-from afk.http.routing import Router
+from afk.http.routing import DialectRoute
 from afk.http.streaming import GEMINI_SSE, JSON_ARRAY, Answer, answer
-
-router = Router()
 
 VERSIONS = ("v1", "v1beta", "v1alpha")
 METHODS = ("generateContent", "streamGenerateContent", "countTokens", "embedContent",
            "batchEmbedContents")
 
 
-@router.post("/{version}/models/{target:path}")
-async def model_method(version: str, target: str, request: Request) -> Response | Answer:
+async def model_method(request: Request) -> Response | Answer:
+    version, target = request.path_params["version"], request.path_params["target"]
     model, _, method = target.removeprefix("models/").rpartition(":")
     if version not in VERSIONS or method not in METHODS or not model:
         raise NotFound(f"Unknown route: POST {request.url.path}", code="unknown_route")
@@ -94,3 +92,7 @@ async def _embed(request: Request, principal: Principal, model: str,
     return CompactJSONResponse({"embeddings": vectors} if batch else {"embedding": vectors[0]},
                                headers={"x-afk-cost": format_usd(done.settlement.charge),
                                         "x-afk-provider": done.model.provider})
+
+
+routes = [DialectRoute("/{version}/models/{target:path}", model_method, methods=["POST"],
+                       errors=gemini)]

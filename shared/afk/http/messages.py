@@ -15,10 +15,8 @@ from starlette.responses import Response
 from afk import pipeline
 from afk.dialects import anthropic
 from afk.http.common import CompactJSONResponse, authenticate, json_body, request_id
-from afk.http.routing import Router
+from afk.http.routing import DialectRoute
 from afk.http.streaming import Answer, answer
-
-router = Router()
 
 FORWARDED = ("anthropic-version", "anthropic-beta")
 
@@ -27,7 +25,6 @@ def _caller_headers(request: Request) -> dict[str, str]:
     return {name: request.headers[name] for name in FORWARDED if name in request.headers}
 
 
-@router.post("/v1/messages")
 async def messages(request: Request) -> Answer:
     principal = await authenticate(request)
     body = await json_body(request, dialect=anthropic.DIALECT)
@@ -39,7 +36,6 @@ async def messages(request: Request) -> Answer:
                             caller_headers=_caller_headers(request))))
 
 
-@router.post("/v1/messages/count_tokens")
 async def count_tokens(request: Request) -> Response:
     principal = await authenticate(request)
     body = await json_body(request, dialect=anthropic.DIALECT,
@@ -50,3 +46,9 @@ async def count_tokens(request: Request) -> Response:
                                                               body),
                                         caller_headers=_caller_headers(request))
     return CompactJSONResponse(anthropic.render_count_tokens(count))
+
+
+routes = [
+    DialectRoute("/v1/messages", messages, methods=["POST"], errors=anthropic),
+    DialectRoute("/v1/messages/count_tokens", count_tokens, methods=["POST"], errors=anthropic),
+]

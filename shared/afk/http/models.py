@@ -18,12 +18,11 @@ from starlette.requests import Request
 
 from afk.billing.money import format_usd, to_pico
 from afk.catalog import Model
+from afk.dialects.base import Codec
 from afk.errors import NotFound
 from afk.gateway import AccountView, Gateway
 from afk.http.common import CompactJSONResponse, authenticate
-from afk.http.routing import Router
-
-router = Router()
+from afk.http.routing import DialectRoute
 
 
 def render_pricing(model: Model, view: AccountView) -> dict[str, Any]:
@@ -104,8 +103,8 @@ def render_list(shape: Shape, models: list[Model], view: AccountView,
     return {"object": "list", "data": rendered}
 
 
-@router.get("/{version}/models")
-async def list_models(version: str, request: Request) -> CompactJSONResponse:
+async def list_models(request: Request) -> CompactJSONResponse:
+    version = request.path_params["version"]
     if version not in ("v1", "v1beta", "v1alpha"):
         raise NotFound(f"Unknown route: GET {request.url.path}", code="unknown_route")
     gateway: Gateway = request.app.state.gateway
@@ -115,8 +114,8 @@ async def list_models(version: str, request: Request) -> CompactJSONResponse:
     return CompactJSONResponse(render_list(list_shape(request), models, view, request))
 
 
-@router.get("/{version}/models/{model_id:path}")
-async def get_model(version: str, model_id: str, request: Request) -> CompactJSONResponse:
+async def get_model(request: Request) -> CompactJSONResponse:
+    version, model_id = request.path_params["version"], request.path_params["model_id"]
     if version not in ("v1", "v1beta", "v1alpha"):
         raise NotFound(f"Unknown route: GET {request.url.path}", code="unknown_route")
     gateway: Gateway = request.app.state.gateway
@@ -124,3 +123,26 @@ async def get_model(version: str, model_id: str, request: Request) -> CompactJSO
     view = await anyio.to_thread.run_sync(_fresh_view, gateway, principal.account_id)
     model, _ = await anyio.to_thread.run_sync(gateway.model_for, principal, model_id, view)
     return CompactJSONResponse(RENDER[list_shape(request)](model, view))
+
+
+def error_dialect(request: Request) -> Codec:
+    """Errors in the shape of the SDK whose model list the caller reads."""
+    shape = list_shape(request)
+    if shape == "anthropic":
+        from afk.dialects import anthropic
+
+        return anthropic
+    if shape == "gemini":
+        from afk.dialects import gemini
+
+        return gemini
+    from afk.dialects import openai_chat
+
+    return openai_chat
+
+
+routes = [
+    DialectRoute("/{version}/models", list_models, methods=["GET"], errors=error_dialect),
+    DialectRoute("/{version}/models/{model_id:path}", get_model, methods=["GET"],
+                 errors=error_dialect),
+]

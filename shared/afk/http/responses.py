@@ -14,13 +14,10 @@ from afk.conversations import ResponsesTurn
 from afk.dialects import openai_responses
 from afk.errors import InvalidRequest, NotFound
 from afk.http.common import CompactJSONResponse, authenticate, json_body, request_id
-from afk.http.routing import Router
+from afk.http.routing import DialectRoute
 from afk.http.streaming import Answer, answer
 
-router = Router()
 
-
-@router.post("/v1/responses")
 async def create_response(request: Request) -> Answer:
     principal = await authenticate(request)
     body = await json_body(request, dialect=openai_responses.DIALECT)
@@ -40,8 +37,8 @@ def _not_found(response_id: str) -> NotFound:
                     code="response_not_found")
 
 
-@router.get("/v1/responses/{response_id}")
-async def get_response(response_id: str, request: Request) -> Response:
+async def get_response(request: Request) -> Response:
+    response_id = request.path_params["response_id"]
     principal = await authenticate(request)
     store = request.app.state.gateway.store
     stored = await anyio.to_thread.run_sync(store.responses.get, principal.account_id,
@@ -51,8 +48,8 @@ async def get_response(response_id: str, request: Request) -> Response:
     return CompactJSONResponse(stored.response)
 
 
-@router.delete("/v1/responses/{response_id}")
-async def delete_response(response_id: str, request: Request) -> Response:
+async def delete_response(request: Request) -> Response:
+    response_id = request.path_params["response_id"]
     principal = await authenticate(request)
     gateway = request.app.state.gateway
     if not await anyio.to_thread.run_sync(gateway.store.responses.delete, principal.account_id,
@@ -62,8 +59,8 @@ async def delete_response(response_id: str, request: Request) -> Response:
     return CompactJSONResponse({"id": response_id, "object": "response", "deleted": True})
 
 
-@router.get("/v1/responses/{response_id}/input_items")
-async def list_input_items(response_id: str, request: Request) -> Response:
+async def list_input_items(request: Request) -> Response:
+    response_id = request.path_params["response_id"]
     principal = await authenticate(request)
     store = request.app.state.gateway.store
     stored = await anyio.to_thread.run_sync(store.responses.get, principal.account_id,
@@ -79,3 +76,14 @@ async def list_input_items(response_id: str, request: Request) -> Response:
         raise InvalidRequest("'order' must be 'asc' or 'desc'.", param="order")
     return CompactJSONResponse(openai_responses.render_input_items_list(
         stored.input_items, limit=int(limit), order=order, after=params.get("after")))
+
+
+routes = [
+    DialectRoute("/v1/responses", create_response, methods=["POST"], errors=openai_responses),
+    DialectRoute("/v1/responses/{response_id}", get_response, methods=["GET"],
+                 errors=openai_responses),
+    DialectRoute("/v1/responses/{response_id}", delete_response, methods=["DELETE"],
+                 errors=openai_responses),
+    DialectRoute("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"],
+                 errors=openai_responses),
+]
