@@ -20,7 +20,7 @@ from google.genai import types
 from afk.http.apps import create_app
 from afk.limits import Limits
 from tests.conftest import Customer
-from tests.support.windows import start_of_a_fresh_window
+from tests.support.windows import one_rate_window
 
 # Management routes, with a body each would accept from a manage key. The
 # inference-readable ones are listed apart; a route in neither list fails the
@@ -203,10 +203,10 @@ def test_an_expired_key_is_refused(customer: Customer):
     assert "expired" in caught.value.message and "2020-01-01" in caught.value.message
 
 
-def test_the_operator_rpm_is_a_429_naming_the_limit(customer: Customer):
+def test_the_operator_rpm_is_a_429_naming_the_limit(customer: Customer, monkeypatch):
     ci = _inference_key(customer)
     customer.store.keys.set_limits(ci["id"], Limits(rpm=1), owner="operator")
-    start_of_a_fresh_window()  # both calls in one minute
+    one_rate_window(monkeypatch)  # both calls in one minute
     client = openai.OpenAI(base_url=f"{customer.url}/v1", api_key=ci["key"], max_retries=0)
     client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "1"}])
     with pytest.raises(openai.RateLimitError) as caught:

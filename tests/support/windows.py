@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import time
 
+import pytest
 
-def start_of_a_fresh_window(needed: float = 10.0) -> None:
-    """Return when at least `needed` seconds of the current minute are left, so
-    the requests a test counts all fall in one rate window (waiting for the next
-    minute if need be). A test that straddled a boundary would see its limit
-    reset half-way and fail for no fault of the gateway."""
-    left = 60 - time.time() % 60
-    if left < needed:
-        time.sleep(left + 0.1)
+from afk.store.keys import Keys
+
+
+def one_rate_window(monkeypatch: pytest.MonkeyPatch) -> float:
+    """Hold the rate limiter's clock (`Keys.count_request`'s `now`) at the middle of
+    the current minute for the rest of the test, in every gateway of this process,
+    so the requests a test counts all fall in one window however long it takes: a
+    test that straddled a real minute boundary would see its limit reset half-way.
+    Returns the seconds left in that window (what a refusal's Retry-After says)."""
+    now = time.time() // 60 * 60 + 30
+    count = Keys.count_request
+
+    def counted_at_now(self: Keys, key_id: str, rpm: int,
+                       at: float | None = None) -> float | None:
+        return count(self, key_id, rpm, now if at is None else at)
+
+    monkeypatch.setattr(Keys, "count_request", counted_at_now)
+    return 30.0
