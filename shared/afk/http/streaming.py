@@ -167,10 +167,11 @@ class Answer:
                     return None
                 await self._write(send, compact_json(outcome.body), more=False)
             return None
-        async with self._lock:
-            if self._framing is None:  # else a keepalive started it, with these headers
-                await self._start(send, self._stream_framing, outcome.headers)
-        await self._relay(send, outcome.stream)
+        async with aclosing(outcome.stream):  # settles it even if it is never read
+            async with self._lock:
+                if self._framing is None:  # else a keepalive started it, with these headers
+                    await self._start(send, self._stream_framing, outcome.headers)
+            await self._relay(send, outcome.stream)
         return None
 
     async def _relay(self, send: Send, stream: Batches) -> None:

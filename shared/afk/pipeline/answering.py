@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from afk import ir, sse
 from afk.catalog import Model
@@ -13,6 +13,17 @@ from afk.dialects.base import Codec, Echo
 from afk.pipeline.deadline import Deadline
 from afk.pipeline.reservation import Reservation
 from afk.providers import Call
+
+
+class Stream(Protocol):
+    """A streamed answer: a batch of events per write. Whoever sends it closes it,
+    however sending ends: a stream closed unread settles its call then."""
+
+    def __aiter__(self) -> AsyncIterator[list[sse.ServerSentEvent]]: ...
+
+    async def __anext__(self) -> list[sse.ServerSentEvent]: ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -23,7 +34,7 @@ class Outcome:
 
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] | None = None
-    stream: AsyncIterator[list[sse.ServerSentEvent]] | None = None  # a batch per write
+    stream: Stream | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -106,8 +106,8 @@ async def generate(gateway: Gateway, codec: Codec, principal: Principal,
         answering.served_by(stream.deployment)
         owner.push_async_callback(close_upstream, stream)
         # From here the stream owns the reservation: it settles however the stream ends.
-        relay = Relay(answering, stream, owner.pop_all())
-        return Outcome(headers=answering.headers, stream=relay.events())
+        return Outcome(headers=answering.headers,
+                       stream=Relay(answering, stream, owner.pop_all()))
     raise AssertionError("unreachable")  # the block returns or raises
 
 

@@ -1,18 +1,20 @@
 """A streamed answer: the upstream's frames metered, encoded in the caller's
 dialect (or relayed byte for byte), and billed before the end reaches the caller.
 
-    streaming --(the meter sees the end)--> billed --(upstream ends)--> done
+    unread --(first read)--> streaming --(the meter sees the end)--> billed
+        --(upstream ends)--> done
     streaming --(GatewayError)--> failed: billed for what ran, the dialect's
                                   error event sent, done
-    any state --(the caller goes away, or the upstream ends early)--> done,
-                 billed by the reservation's exit if nothing billed it yet
+    any state --(the caller goes away, the upstream ends early, or `aclose()`)
+        --> done, billed by the reservation's exit if nothing billed it yet
+        (a stream closed unread too: the caller left before its first byte)
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any, Literal
 
@@ -26,12 +28,13 @@ from afk.providers import Frame, UpstreamStream
 
 log = logging.getLogger("afk.pipeline")
 
-State = Literal["streaming", "billed", "failed"]
+State = Literal["unread", "streaming", "billed", "failed"]
 Batch = list[sse.ServerSentEvent]
 
 
 class Relay:
-    """One call's stream to the caller; `events()` is what the HTTP layer sends.
+    """One call's stream to the caller, what the HTTP layer sends: an async iterator
+    of batches, which the HTTP layer closes (`aclose`) however it ends.
 
     `owner` holds the reservation (and the upstream's close): leaving it, however
     the stream ends, closes the upstream and settles what nothing settled yet.
@@ -46,9 +49,31 @@ class Relay:
         self._encoder = answering.codec.StreamEncoder(
             model=call.model.id, include_usage=call.request.stream_usage, echo=turn.echo)
         self._seen: list[ir.StreamEvent] = []  # for a stateful turn's stored response
-        self.state: State = "streaming"
+        self.state: State = "unread"
+        self._events: AsyncGenerator[Batch, None] | None = None
 
-    async def events(self) -> AsyncIterator[Batch]:
+    def __aiter__(self) -> Relay:
+        return self
+
+    async def __anext__(self) -> Batch:
+        if self._events is None:
+            if self.state != "unread":
+                raise StopAsyncIteration  # closed unread
+            self.state = "streaming"
+            self._events = self._relay()
+        return await self._events.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop: a stream never read settles now (the caller left before its first
+        byte: an async generator never started would run no cleanup at all); one
+        being read closes like any generator (a no-op once it ended)."""
+        if self._events is not None:
+            await self._events.aclose()
+        elif self.state == "unread":
+            self.state = "failed"
+            await self._owner.aclose()
+
+    async def _relay(self) -> AsyncGenerator[Batch, None]:
         async with self._owner:
             frames = self._upstream.frames.__aiter__()
             try:

@@ -261,7 +261,7 @@ async def read(outcome: pipeline.Outcome, customer: Account,
     async for batch in outcome.stream:
         received.append((batch, len(customer.charges())))
         if stop_after is not None and len(received) == stop_after:
-            await outcome.stream.aclose()  # type: ignore[attr-defined]
+            await outcome.stream.aclose()
             break
     return received
 
@@ -312,6 +312,26 @@ def test_a_caller_hanging_up_mid_stream_is_billed_for_what_it_got(account) -> No
     entry = customer.charge()
     assert (entry.status, entry.estimated) == ("disconnected", True)
     assert entry.output_tokens > 0 and entry.amount == cost(entry)
+    assert provider.closed and customer.held() == 0
+
+
+def test_a_stream_closed_before_its_first_byte_is_settled_then(account) -> None:
+    """Regression: a stream closed unread (the caller gone between the response's
+    start and its first byte) ran no cleanup (an async generator never started has
+    none to run): its hold stayed reserved and its upstream open."""
+    provider = ScriptedProvider(batches=streamed("Hello", end=False))
+    customer = account(provider)
+
+    async def leave_before_reading() -> None:
+        outcome = await generate(customer, generation(stream=True))
+        assert outcome.stream is not None
+        await outcome.stream.aclose()
+        assert [batch async for batch in outcome.stream] == []  # closed: nothing more
+
+    run(leave_before_reading)
+    entry = customer.charge()
+    assert (entry.status, entry.output_tokens) == ("disconnected", 0)
+    assert entry.amount == cost(entry) and entry.input_tokens > 0
     assert provider.closed and customer.held() == 0
 
 
