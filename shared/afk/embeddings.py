@@ -13,7 +13,6 @@ no output).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 import anyio.to_thread
 
@@ -23,26 +22,11 @@ from afk.catalog import Model
 from afk.errors import GatewayError, InvalidRequest
 from afk.gateway import Gateway
 from afk.pipeline import Reservation, enforce_rate_limit
+from afk.providers import Embedder
 from afk.store import Settlement
 
 MAX_INPUTS = 2048  # OpenAI's limit per request; Gemini's batch limit is lower (100)
 PER_INPUT_OVERHEAD = 16
-
-
-@dataclass(slots=True, kw_only=True)
-class Embedded:
-    """What a provider's embedding API answered."""
-
-    vectors: list[list[float]]
-    input_tokens: int | None  # None: the provider reports no usage
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """A provider with an embedding API (OpenAI, Gemini, Bedrock)."""
-
-    async def embed(self, model: Model, texts: list[str], *,
-                    dimensions: int | None) -> Embedded: ...
 
 
 @dataclass(slots=True, kw_only=True)

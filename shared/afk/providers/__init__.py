@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from afk import ir
 from afk.catalog import Model
@@ -81,3 +81,19 @@ class Provider(Protocol):
     async def open_stream(self, call: Call) -> UpstreamStream: ...
 
     async def count_tokens(self, call: Call) -> int | None: ...
+
+
+@dataclass(slots=True, kw_only=True)
+class Embedded:
+    """What a provider's embedding API answered."""
+
+    vectors: list[list[float]]
+    input_tokens: int | None  # None: the provider reports no usage
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """A provider with an embedding API (OpenAI, Gemini, Bedrock)."""
+
+    async def embed(self, model: Model, texts: list[str], *,
+                    dimensions: int | None) -> Embedded: ...

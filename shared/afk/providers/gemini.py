@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from afk.catalog import Model
 from afk.dialects import gemini
-from afk.providers import Call
+from afk.providers import Call, Embedded
 from afk.providers.images import InlinesImages
 from afk.providers.transport import json_body, upstream_errors
-
-if TYPE_CHECKING:
-    from afk.embeddings import Embedded
 
 API_VERSION = "v1beta"
 EMBED_BATCH = 100  # requests per batchEmbedContents call (https://ai.google.dev/api/embeddings)
@@ -66,7 +63,6 @@ class GeminiProvider(InlinesImages):
                     dimensions: int | None) -> Embedded:
         """batchEmbedContents (https://ai.google.dev/api/embeddings): one request per
         input. Its answer reports no token count: the call is billed the fair estimate."""
-        from afk.embeddings import Embedded
 
         name = f"models/{model.upstream}"
         vectors: list[list[float]] = []

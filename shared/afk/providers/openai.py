@@ -6,13 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 from afk.catalog import Model
 from afk.dialects import openai_chat
-from afk.providers import Call
+from afk.providers import Call, Embedded
 from afk.providers.base import HTTPProvider
 from afk.providers.transport import json_body, upstream_errors
 
 if TYPE_CHECKING:
     from afk.dialects.base import UpstreamCodec
-    from afk.embeddings import Embedded
 
 
 class OpenAIProvider(HTTPProvider):
@@ -49,7 +48,6 @@ class OpenAIProvider(HTTPProvider):
                     dimensions: int | None) -> Embedded:
         """POST /embeddings (https://platform.openai.com/docs/api-reference/embeddings),
         floats asked for: the gateway encodes for its caller."""
-        from afk.embeddings import Embedded
 
         body: dict[str, Any] = {"model": model.upstream, "input": texts,
                                 "encoding_format": "float"}

@@ -17,22 +17,19 @@ https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.htm
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from afk.catalog import Model
 from afk.errors import UpstreamError
-from afk.providers import Call, Completion
+from afk.providers import Call, Completion, Embedded
 from afk.providers.bedrock import converse
 from afk.providers.eventstream import EventStreamDecoder
 from afk.providers.images import InlinesImages
 from afk.providers.transport import Upstreams, json_body, upstream_errors
 from afk.settings import Settings
-
-if TYPE_CHECKING:
-    from afk.embeddings import Embedded
 
 SERVICE = "bedrock"  # the SigV4 signing name of bedrock-runtime
 
@@ -93,7 +90,6 @@ class BedrockProvider(InlinesImages):
         """Titan Text Embeddings V2 over InvokeModel, one input per call
         (https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html):
         `{"inputText", "dimensions"}` -> `{"embedding", "inputTextTokenCount"}`."""
-        from afk.embeddings import Embedded
 
         url = f"{self.base_url}/model/{quote(model.upstream, safe='')}/invoke"
         vectors, tokens = [], 0
