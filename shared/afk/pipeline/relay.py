@@ -29,6 +29,10 @@ from afk.providers import Frame, UpstreamStream
 log = logging.getLogger("afk.pipeline")
 
 State = Literal["unread", "streaming", "billed", "failed"]
+# A failure after billing is an upstream error event after the end of the answer.
+TRANSITIONS: dict[State, frozenset[State]] = {
+    "unread": frozenset({"streaming", "failed"}), "streaming": frozenset({"billed", "failed"}),
+    "billed": frozenset({"failed"}), "failed": frozenset()}
 Batch = list[sse.ServerSentEvent]
 
 
@@ -59,7 +63,7 @@ class Relay:
         if self._events is None:
             if self.state != "unread":
                 raise StopAsyncIteration  # closed unread
-            self.state = "streaming"
+            self._enter("streaming")
             self._events = self._relay()
         return await self._events.__anext__()
 
@@ -70,8 +74,13 @@ class Relay:
         if self._events is not None:
             await self._events.aclose()
         elif self.state == "unread":
-            self.state = "failed"
+            self._enter("failed")
             await self._owner.aclose()
+
+    def _enter(self, state: State) -> None:
+        if state not in TRANSITIONS[self.state]:
+            raise RuntimeError(f"a stream cannot go from {self.state} to {state}")
+        self.state = state
 
     async def _relay(self) -> AsyncGenerator[Batch, None]:
         async with self._owner:
@@ -116,7 +125,7 @@ class Relay:
     async def _bill(self) -> None:
         """Bill (and store the turn) before the terminal event: once the caller has
         seen the end of the answer, its ledger entry exists."""
-        self.state = "billed"
+        self._enter("billed")
         answering = self._answering
         await answering.reservation.settle("ok")
         if answering.turn.completed is not None:
@@ -126,7 +135,7 @@ class Relay:
 
     async def _fail(self, error: GatewayError) -> Batch:
         """Bill what ran, then the failure as the caller's dialect frames it."""
-        self.state = "failed"
+        self._enter("failed")
         answering = self._answering
         await answering.reservation.fail(error)
         log.warning("stream failed after it started: %s", error.message)
