@@ -68,6 +68,14 @@ def test_a_body_that_is_no_json_object_is_a_400_in_the_api_shape(customer: Custo
     assert response.headers["x-afk-request-id"].startswith("req_")
 
 
+def test_a_body_over_the_limit_is_a_413_in_the_api_shape(customer: Customer):
+    with customer.http() as http:
+        response = http.patch("/v1/account/keys/key_x", content=b" " * (10 * 1024 * 1024 + 1),
+                              headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
 def test_an_unknown_query_value_names_the_parameter(customer: Customer):
     with customer.http() as http:
         response = http.get("/v1/account/usage", params={"limit": 1001})

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from afk.billing.money import format_usd
 from afk.errors import InvalidRequest
-from afk.http.api import GatewayOf, Manager
+from afk.http.api import GatewayOf, Manager, api_router
 from afk.http.bodies import Cap, KeyLimits, NewKey
-from afk.http.common import CompactJSONResponse
 from afk.management import render_account, render_key
 
-router = APIRouter(tags=["account"], default_response_class=CompactJSONResponse)
+router = api_router("account")
 
 
 @router.get("/v1/account", response_model=None,

@@ -12,15 +12,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from afk.auth import Principal
 from afk.dialects import openai_chat
-from afk.errors import InvalidRequest
+from afk.errors import InvalidRequest, RequestTooLarge
 from afk.gateway import Gateway
-from afk.http.common import MAX_BODY_BYTES, authenticate, error_response, gateway_of
+from afk.http.common import (
+    MAX_BODY_BYTES,
+    CompactJSONResponse,
+    authenticate,
+    error_response,
+    gateway_of,
+)
 
 OPENAPI_URL = "/v1/account/openapi.json"
 # The type of a validation error our own parsers raise (afk.http.bodies): its
@@ -28,13 +37,37 @@ OPENAPI_URL = "/v1/account/openapi.json"
 OUR_ERROR = "afk"
 
 
+def api_router(tag: str) -> APIRouter:
+    """One module's routes. Bodies over 10 MB are a 413 in the API's shape (a limit
+    on the router, not the app: the app's would answer in plain text)."""
+    return APIRouter(tags=[tag], default_response_class=CompactJSONResponse,
+                     max_body_size=MAX_BODY_BYTES)
+
+
 def create(**kwargs: Any) -> FastAPI:
     """The app for the account routes (and any others in `kwargs["routes"]`): the
     same middleware and error handlers as every function's, plus validation."""
     handlers = {**kwargs.pop("exception_handlers"), RequestValidationError: _invalid}
+    kwargs["middleware"] = [*kwargs["middleware"], Middleware(BodyLimit)]
     return FastAPI(title="afk gateway account API", version="1", openapi_url=OPENAPI_URL,
-                   docs_url=None, redoc_url=None, max_body_size=MAX_BODY_BYTES,
-                   exception_handlers=handlers, **kwargs)
+                   docs_url=None, redoc_url=None, exception_handlers=handlers, **kwargs)
+
+
+class BodyLimit:
+    """A body declared over MAX_BODY_BYTES is a 413 in the API's shape before it is
+    read (FastAPI's own limit, on the routers for undeclared lengths, answers in
+    plain text)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        length = Headers(scope=scope).get("content-length") if scope["type"] == "http" else None
+        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            error = RequestTooLarge(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
+            await error_response(error, openai_chat.render_error)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 async def _invalid(request: Request, exc: Exception) -> Response:

@@ -7,18 +7,17 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
 from afk.billing.money import format_usd, parse_usd, to_pico
 from afk.errors import InvalidRequest, RequestTooLarge
 from afk.gateway import Gateway
-from afk.http.api import Caller, GatewayOf, Manager
+from afk.http.api import Caller, GatewayOf, Manager, api_router
 from afk.http.bodies import Checkout
-from afk.http.common import CompactJSONResponse
 from afk.payments import Payments
 
-router = APIRouter(tags=["top-ups"], default_response_class=CompactJSONResponse)
+router = api_router("top-ups")
 
 MAX_EVENT_BYTES = 1024 * 1024
 

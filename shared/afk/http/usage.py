@@ -19,20 +19,19 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from starlette.responses import StreamingResponse
 
 from afk.auth import Principal
 from afk.errors import InvalidRequest
-from afk.http.api import Caller, GatewayOf
-from afk.http.common import CompactJSONResponse
+from afk.http.api import Caller, GatewayOf, api_router
 from afk.management import render_entry, render_totals
 from afk.store import LedgerEntry
 from afk.store.rollups import Totals
 
-router = APIRouter(tags=["usage"], default_response_class=CompactJSONResponse)
+router = api_router("usage")
 
 MAX_USAGE_LIMIT = 1000
 MAX_SUMMARY_DAYS = 366
