@@ -8,12 +8,13 @@ from afk.dialects import anthropic
 from afk.providers import Call
 from afk.providers.base import HTTPProvider
 from afk.providers.transport import json_body, upstream_errors
+from afk.sse import ServerSentEvent
 
 # The version the IR path is written for. A passthrough keeps the caller's.
 ANTHROPIC_VERSION = "2026-10-21"
 
 
-class AnthropicProvider(HTTPProvider):
+class AnthropicProvider(HTTPProvider[ServerSentEvent]):
     name = "anthropic"
     codec = anthropic
 

@@ -18,7 +18,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import httpx
 
@@ -33,12 +33,22 @@ from afk.providers.transport import (
     upstream_errors,
 )
 from afk.settings import KEY_SETTINGS, Settings, Upstream
-from afk.sse import ServerSentEvent, SSEDecoder
+from afk.sse import SSEDecoder
 
 if TYPE_CHECKING:
     from afk.dialects.base import UpstreamCodec
 
 log = logging.getLogger("afk.providers")
+
+
+class WireEvent(Protocol):
+    """One upstream stream event as framed: an SSE event, or an event-stream message."""
+
+    @property
+    def data(self) -> str: ...  # its JSON text
+
+
+Event = TypeVar("Event", bound=WireEvent)
 
 # What may pass from an upstream error body to the caller: identifiers, never text.
 _TYPE = re.compile(r"^(?:[a-z][a-z0-9_]{0,63}|[A-Z][A-Z0-9_]{0,63})$")
@@ -113,17 +123,19 @@ def reworded(error: GatewayError, *, provider: str, status: int, body: Any) -> G
     return mapped
 
 
-def _event_body(event: ServerSentEvent) -> Any:
+def _event_body(event: WireEvent) -> Any:
     try:
         return json.loads(event.data)
     except ValueError:
         return None
 
 
-class HTTPProvider:
+class HTTPProvider(Generic[Event]):
+    """A provider over HTTP; `Event` is what its stream framing yields (SSE events,
+    or Bedrock's event-stream messages), which its codec's decoder reads."""
+
     name: str
-    # The dialect the upstream speaks; its stream events are what `framing` yields.
-    codec: UpstreamCodec[Any]
+    codec: UpstreamCodec[Event]  # the dialect the upstream speaks
     framing: Callable[[], Framing] = SSEDecoder  # how the upstream frames a stream
 
     def __init__(self, settings: Settings, upstream: Upstream | None = None, *,
@@ -213,7 +225,7 @@ class HTTPProvider:
         decoder = self.codec.StreamDecoder()
         include_usage = call.request.stream_usage
 
-        def decode(event: ServerSentEvent) -> Frame:
+        def decode(event: Event) -> Frame:
             try:
                 events = decoder.feed(event)
             except GatewayError as error:  # an in-stream error event, or a broken stream

@@ -9,6 +9,7 @@ from afk.dialects import gemini
 from afk.providers import Call, Embedded
 from afk.providers.images import InlinesImages
 from afk.providers.transport import json_body, upstream_errors
+from afk.sse import ServerSentEvent
 
 API_VERSION = "v1beta"
 EMBED_BATCH = 100  # requests per batchEmbedContents call (https://ai.google.dev/api/embeddings)
@@ -19,7 +20,7 @@ def takes_by_reference(url: str) -> bool:
     return url.startswith(("gs://", "https://generativelanguage.googleapis.com/"))
 
 
-class GeminiProvider(InlinesImages):
+class GeminiProvider(InlinesImages[ServerSentEvent]):
     """Images by URL travel inline (Gemini fetches none itself, except from Cloud
     Storage and its own Files API)."""
 

@@ -33,7 +33,7 @@ import httpx
 from afk import ir
 from afk.errors import InvalidRequest
 from afk.providers import Call, Completion, UpstreamStream
-from afk.providers.base import HTTPProvider
+from afk.providers.base import Event, HTTPProvider
 
 MAX_BYTES = 20 * 1024 * 1024
 TIMEOUT = 10.0
@@ -180,7 +180,7 @@ def _refusal(url: str) -> Callable[[str], InvalidRequest]:
         param="messages", code="image_fetch_failed")
 
 
-class InlinesImages(HTTPProvider):
+class InlinesImages(HTTPProvider[Event]):
     """A provider base for upstreams that take images only inline (or only from their
     own storage): image URLs are fetched in `prepare`, before the hold, so the quote
     prices them by their real size; `complete` and `open_stream` then find nothing

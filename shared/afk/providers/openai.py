@@ -9,12 +9,13 @@ from afk.dialects import openai_chat
 from afk.providers import Call, Embedded
 from afk.providers.base import HTTPProvider
 from afk.providers.transport import json_body, upstream_errors
+from afk.sse import ServerSentEvent
 
 if TYPE_CHECKING:
     from afk.dialects.base import UpstreamCodec
 
 
-class OpenAIProvider(HTTPProvider):
+class OpenAIProvider(HTTPProvider[ServerSentEvent]):
     name = "openai"
     codec = openai_chat
 
@@ -65,7 +66,7 @@ class OpenAIProvider(HTTPProvider):
                         input_tokens=tokens if isinstance(tokens, int) else None)
 
 
-class OpenAIResponsesProvider(HTTPProvider):
+class OpenAIResponsesProvider(HTTPProvider[ServerSentEvent]):
     """OpenAI over the Responses API, for callers that speak it.
 
     The gateway keeps conversation state itself (any provider can continue a
@@ -76,7 +77,7 @@ class OpenAIResponsesProvider(HTTPProvider):
     name = "openai"
 
     @property
-    def codec(self) -> UpstreamCodec[Any]:  # type: ignore[override]  # imported when used
+    def codec(self) -> UpstreamCodec[ServerSentEvent]:  # type: ignore[override]  # imported when used
         from afk.dialects import openai_responses
 
         return openai_responses

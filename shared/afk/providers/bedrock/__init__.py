@@ -26,7 +26,7 @@ from afk.catalog import Model
 from afk.errors import UpstreamError
 from afk.providers import Call, Completion, Embedded
 from afk.providers.bedrock import converse
-from afk.providers.eventstream import EventStreamDecoder
+from afk.providers.eventstream import EventStreamDecoder, Message
 from afk.providers.images import InlinesImages
 from afk.providers.transport import Upstreams, json_body, upstream_errors
 from afk.settings import Settings
@@ -34,7 +34,7 @@ from afk.settings import Settings
 SERVICE = "bedrock"  # the SigV4 signing name of bedrock-runtime
 
 
-class BedrockProvider(InlinesImages):
+class BedrockProvider(InlinesImages[Message]):
     name = "bedrock"
     codec = converse
     framing = EventStreamDecoder
