@@ -1,12 +1,11 @@
-"""Cold start: exec of a fresh process -> its first answered request.
+"""Cold start of the local server: `afk dev` exec -> its first answered request.
 
-For every function app: `python bench/serve_app.py NAME PORT` (the app built by
-create_app, as functions/<name>/app.py does, under uvicorn) and the parent
-times Popen -> the first HTTP response (200, or 401 for an unauthenticated
-call, which still builds the gateway's auth and its DynamoDB client). One
-discarded warm-up run per app (bytecode compiled), then the median of RUNS.
-LiteLLM's proxy is timed the same way, to its first answered GET /health/liveliness.
-Also: `python -X importtime` of the chat app up to its first answer.
+`afk dev` with its embedded DynamoDB, as a user starts it; the parent times
+Popen -> the first answered chat completion (billed, through the fake upstream).
+One discarded warm-up run (bytecode compiled), then the median of RUNS. LiteLLM's
+proxy is timed the same way, to its first answered GET /health/liveliness (its
+cheapest route, which flatters it). Also: `python -X importtime` of the chat app
+up to its first answer. Each Lambda function's own cold start is functions.py's.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +25,9 @@ from common import (
     PROJECT_PYTHON,
     free_port,
     median,
+    peak_rss_mb,
     stop,
+    wait_for_port,
 )
 
 RUNS = int(os.environ.get("BENCH_COLD_RUNS", "7"))
@@ -78,19 +80,54 @@ def first_answer(cmd: list[str], port: int, method: str, path: str, body: bytes 
         raise
 
 
-def app_cold_start(name: str, runs: int = RUNS) -> dict:
-    method, path, body = PROBES[name]
-    times, statuses = [], set()
+def afk_dev_cold_start(upstream: str, runs: int = RUNS) -> dict:
+    """`afk dev` (the whole local server, its embedded DynamoDB included): exec ->
+    its first answered chat completion, made with the demo key it prints."""
+    times, rss = [], float("nan")
+    env = {**_clean_env(), "OPENAI_BASE_URL": upstream + "/v1", "OPENAI_API_KEY": "sk-bench"}
+    body = json.dumps({"model": "gpt-4o-mini", "max_tokens": 64,
+                       "messages": [{"role": "user", "content": "Hi."}]}).encode()
     for i in range(runs + 1):
         port = free_port()
-        cmd = [PROJECT_PYTHON, str(BENCH / "serve_app.py"), name, str(port)]
-        seconds, status, proc = first_answer(cmd, port, method, path, body, _clean_env())
-        stop(proc)
-        statuses.add(status)
-        if i:  # run 0 compiles bytecode and warms the page cache
+        with tempfile.TemporaryDirectory() as cwd:  # it writes .afk/dev.json there
+            start = time.perf_counter()
+            proc = subprocess.Popen([PROJECT_PYTHON, "-m", "afk", "dev", "--port", str(port),
+                                     "--log-level", "warning"], env=env, cwd=cwd,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            try:
+                assert proc.stdout is not None
+                key = next(line.strip().split("=", 1)[1] for line in proc.stdout
+                           if line.startswith("AFK_API_KEY="))
+                status = _poll(port, "POST", "/v1/chat/completions", body,
+                               {"content-type": "application/json",
+                                "authorization": f"Bearer {key}"}, proc)
+                seconds = time.perf_counter() - start
+                if status != 200:
+                    raise RuntimeError(f"afk dev answered {status}")
+                rss = peak_rss_mb(proc.pid)
+            finally:
+                stop(proc)
+        if i:
             times.append(seconds)
-    return {"app": name, "median_ms": median(times) * 1000, "min_ms": min(times) * 1000,
-            "max_ms": max(times) * 1000, "runs": runs, "status": sorted(statuses)}
+    return {"app": "afk dev", "median_ms": median(times) * 1000, "min_ms": min(times) * 1000,
+            "max_ms": max(times) * 1000, "runs": runs, "status": [200], "peak_rss_mb": rss}
+
+
+def _poll(port: int, method: str, path: str, body: bytes | None, headers: dict[str, str],
+          proc: subprocess.Popen) -> int:
+    deadline = time.perf_counter() + TIMEOUT
+    while time.perf_counter() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            return conn.getresponse().status
+        except (ConnectionRefusedError, ConnectionResetError, http.client.RemoteDisconnected):
+            time.sleep(0.002)
+        finally:
+            conn.close()
+    raise TimeoutError(f"nothing answered on port {port} within {TIMEOUT}s")
 
 
 def litellm_cold_start(config: Path, runs: int = RUNS) -> dict:
@@ -139,9 +176,15 @@ def import_times(top: int = 15) -> dict:
 
 
 def run(litellm_config: Path | None) -> dict:
-    from afk.http.apps import APPS  # noqa: PLC0415 - the list, from the library itself
-
-    out = {"apps": [app_cold_start(name) for name in APPS], "imports": import_times()}
+    up_port = free_port()
+    upstream = subprocess.Popen([PROJECT_PYTHON, str(BENCH / "fake_upstream.py"), str(up_port)],
+                                cwd=BENCH, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(up_port, upstream)
+        out = {"afk_dev": afk_dev_cold_start(f"http://127.0.0.1:{up_port}"),
+               "imports": import_times(), "load": os.getloadavg()}
+    finally:
+        stop(upstream)
     if litellm_config is not None:
         out["litellm"] = litellm_cold_start(litellm_config)
     return out

@@ -20,6 +20,13 @@ ROOT = BENCH.parent
 PROJECT_PYTHON = str(ROOT / ".venv" / "bin" / "python")
 LITELLM_VENV = BENCH / ".venv-litellm"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# This checkout's library, for this process and every process it starts (the
+# project venv may hold another checkout's, or none).
+SHARED = str(ROOT / "shared")
+if SHARED not in sys.path:
+    sys.path.insert(0, SHARED)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [SHARED, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
 
 
 def free_port() -> int:

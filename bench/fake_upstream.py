@@ -1,14 +1,18 @@
 """A zero-latency fake OpenAI Chat Completions upstream, run in its own process.
 
-`python bench/fake_upstream.py PORT [CHUNKS]`. A raw ASGI app (no framework) so it
+`python bench/fake_upstream.py PORT [CHUNKS [GAP_MS]]`. A raw ASGI app (no framework) so it
 costs as little CPU as possible; its bodies follow the wire format of
 tests/fakes/fake_openai.py (PROTOCOLS.md §1): a non-stream completion, or a
 stream of CHUNKS content chunks (default 200), the finish chunk, the usage chunk
-when `stream_options.include_usage` is true, and `data: [DONE]`.
+when `stream_options.include_usage` is true, and `data: [DONE]`. Each event is
+its own write; with GAP_MS > 0 the next one waits that long, so a proxy reading
+the stream finds each event alone in its buffer (the worst case for per-chunk
+CPU: nothing to batch). `POST .../responses` answers a non-stream Responses body.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -27,6 +31,21 @@ def _completion(model: str) -> bytes:
                   "prompt_tokens_details": {"cached_tokens": 0},
                   "completion_tokens_details": {"reasoning_tokens": 0}},
         "service_tier": "default", "system_fingerprint": "fp_bench",
+    }, separators=(",", ":")).encode()
+
+
+def _response(model: str) -> bytes:
+    """A non-stream Responses API answer (POST /v1/responses), PROTOCOLS.md §2.2."""
+    return json.dumps({
+        "id": "resp_bench", "object": "response", "created_at": int(time.time()),
+        "status": "completed", "error": None, "incomplete_details": None, "model": model,
+        "output": [{"type": "message", "id": "msg_bench", "status": "completed",
+                    "role": "assistant", "content": [{"type": "output_text", "annotations": [],
+                                                      "text": "Hello from the bench upstream!"}]}],
+        "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+        "usage": {"input_tokens": 12, "input_tokens_details": {"cached_tokens": 0},
+                  "output_tokens": 6, "output_tokens_details": {"reasoning_tokens": 0},
+                  "total_tokens": 18},
     }, separators=(",", ":")).encode()
 
 
@@ -54,7 +73,7 @@ def _stream(model: str, chunks: int, include_usage: bool) -> list[bytes]:
     return out
 
 
-def make_app(chunks: int = CHUNKS):
+def make_app(chunks: int = CHUNKS, gap: float = 0.0):
     async def app(scope, receive, send):
         if scope["type"] == "lifespan":
             while True:
@@ -70,6 +89,10 @@ def make_app(chunks: int = CHUNKS):
             raw += message.get("body", b"")
             if not message.get("more_body"):
                 break
+        if scope["method"] == "POST" and scope["path"].endswith("/responses"):
+            body = json.loads(raw or b"{}")
+            await _send(send, 200, _response(str(body.get("model"))), "application/json")
+            return
         if scope["method"] != "POST" or not scope["path"].endswith("/chat/completions"):
             await _send(send, 404, b'{"error":{"message":"not found","type":"invalid_request_'
                                    b'error","param":null,"code":null}}', "application/json")
@@ -84,6 +107,8 @@ def make_app(chunks: int = CHUNKS):
                     "headers": [(b"content-type", b"text/event-stream")]})
         for event in _stream(model, chunks, include_usage):
             await send({"type": "http.response.body", "body": event, "more_body": True})
+            if gap:
+                await asyncio.sleep(gap)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     return app
@@ -101,5 +126,6 @@ if __name__ == "__main__":
 
     port = int(sys.argv[1])
     chunks = int(sys.argv[2]) if len(sys.argv) > 2 else CHUNKS
-    uvicorn.run(make_app(chunks), host="127.0.0.1", port=port, log_level="warning",
+    gap = float(sys.argv[3]) / 1000 if len(sys.argv) > 3 else 0.0
+    uvicorn.run(make_app(chunks, gap), host="127.0.0.1", port=port, log_level="warning",
                 access_log=False, lifespan="off")

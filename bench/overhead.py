@@ -1,9 +1,11 @@
 """Gateway overhead: the same fake upstream reached directly, through the gateway,
 and through a LiteLLM proxy, in one run, each server in its own process.
 
-Processes: the fake upstream (bench/fake_upstream.py); the embedded DynamoDB
-(bench/dynamodb_server.py, moto serialized); the gateway (create_app("local")
-under uvicorn, bench/serve_app.py); the LiteLLM proxy (one worker, no database).
+Processes: the fake upstream (bench/fake_upstream.py, every stream event its own
+write, GAP_MS apart); the embedded DynamoDB (bench/dynamodb_server.py, moto
+serialized, the same server `afk dev` embeds, in its own process so its CPU is
+counted apart from the gateway's); the gateway (`afk dev` on that store: the
+whole local server); the LiteLLM proxy (one worker, no database).
 On a machine with 2+ CPUs the server under test (gateway or LiteLLM) is pinned
 to CPU 1 and everything else (this load client, the upstream, moto) to CPU 0.
 
@@ -43,6 +45,7 @@ TABLE = "afk-bench"
 MODEL = "gpt-4o-mini"
 CHUNKS = 200
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
+GAP_MS = float(os.environ.get("BENCH_GAP_MS", "1"))
 WARMUP = 30
 # LiteLLM refuses to start without a master key; with one and no database it
 # checks callers against it (as the gateway checks its keys), and tracks no spend.
@@ -67,10 +70,10 @@ class Scenario:
 SCENARIOS = [
     Scenario("chat c=1", "chat", False, 1, int(400 * SCALE), 60),
     Scenario("chat c=32", "chat", False, 32, int(2000 * SCALE), 60),
-    Scenario(f"chat stream {CHUNKS} chunks", "chat", True, 1, int(60 * SCALE), 60),
+    Scenario(f"chat stream {CHUNKS} chunks", "chat", True, 1, int(30 * SCALE), 60),
     Scenario("messages c=1 (translated)", "messages", False, 1, int(300 * SCALE), 60),
     Scenario(f"messages stream {CHUNKS} chunks (translated)", "messages", True, 1,
-             int(40 * SCALE), 60),
+             int(30 * SCALE), 60),
 ]
 
 
@@ -156,6 +159,7 @@ async def _load(target: Target, scenario: Scenario) -> dict[str, Any]:
         "ttfb_p50_ms": percentile(ttfbs, 50) * 1000,
         "cpu_ms_per_request": {role: (cpu_after[role] - cpu_before[role]) / n * 1000
                                for role in target.pids},
+        "load": os.getloadavg()[0],
     }
 
 
@@ -163,7 +167,7 @@ def _spawn(cmd: list[str], env: dict[str, str], port: int, log: Path,
            *, stdout: Any = None) -> subprocess.Popen:
     proc = subprocess.Popen(cmd, env=env, stdout=stdout or log.open("w"),
                             stderr=subprocess.STDOUT if stdout is None else log.open("w"),
-                            cwd=BENCH)
+                            cwd=BENCH / "out")  # `afk dev` writes its .afk/dev.json there
     wait_for_port(port, proc)
     return proc
 
@@ -178,7 +182,7 @@ def run(*, with_litellm: bool = True) -> dict[str, Any]:
     try:
         up_port = free_port()
         upstream = _spawn(pinned([PROJECT_PYTHON, str(BENCH / "fake_upstream.py"),
-                                  str(up_port), str(CHUNKS)], 0),
+                                  str(up_port), str(CHUNKS), str(GAP_MS)], 0),
                           dict(os.environ), up_port, out_dir / "upstream.log")
         procs.append(upstream)
         upstream_url = f"http://127.0.0.1:{up_port}"
@@ -196,8 +200,9 @@ def run(*, with_litellm: bool = True) -> dict[str, Any]:
         gw_env = {k: v for k, v in os.environ.items() if not k.startswith("AFK_")}
         gw_env.update(AFK_TABLE=TABLE, AFK_DYNAMODB_ENDPOINT=seeded["endpoint"],
                       OPENAI_BASE_URL=upstream_url + "/v1", OPENAI_API_KEY="sk-bench")
-        gateway = _spawn(pinned([PROJECT_PYTHON, str(BENCH / "serve_app.py"), "local",
-                                 str(gw_port)], 1), gw_env, gw_port, out_dir / "gateway.log")
+        gateway = _spawn(pinned([PROJECT_PYTHON, "-m", "afk", "dev", "--no-seed", "--port",
+                                 str(gw_port), "--log-level", "warning"], 1),
+                         gw_env, gw_port, out_dir / "gateway.log")
         procs.append(gateway)
 
         targets = [
@@ -243,7 +248,7 @@ def run(*, with_litellm: bool = True) -> dict[str, Any]:
         if litellm is not None:
             children["litellm"] = _children(litellm.pid)
         return {"results": results, "peak_rss_mb": memory, "pinned": two_cpus,
-                "litellm_children": children}
+                "litellm_children": children, "gap_ms": GAP_MS, "chunks": CHUNKS}
     finally:
         for proc in reversed(procs):
             stop(proc)
