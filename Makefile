@@ -27,7 +27,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 
-bench: install
+bench: install build
 	cd bench && ../$(BIN)/python run.py
 	$(BIN)/python -m bench.money_at_scale
 

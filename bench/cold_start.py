@@ -23,6 +23,7 @@ from common import (
     BENCH,
     LITELLM_VENV,
     PROJECT_PYTHON,
+    cpu_seconds,
     free_port,
     median,
     peak_rss_mb,
@@ -83,7 +84,7 @@ def first_answer(cmd: list[str], port: int, method: str, path: str, body: bytes 
 def afk_dev_cold_start(upstream: str, runs: int = RUNS) -> dict:
     """`afk dev` (the whole local server, its embedded DynamoDB included): exec ->
     its first answered chat completion, made with the demo key it prints."""
-    times, rss = [], float("nan")
+    times, cpus, rss = [], [], float("nan")
     env = {**_clean_env(), "OPENAI_BASE_URL": upstream + "/v1", "OPENAI_API_KEY": "sk-bench"}
     body = json.dumps({"model": "gpt-4o-mini", "max_tokens": 64,
                        "messages": [{"role": "user", "content": "Hi."}]}).encode()
@@ -102,6 +103,7 @@ def afk_dev_cold_start(upstream: str, runs: int = RUNS) -> dict:
                                {"content-type": "application/json",
                                 "authorization": f"Bearer {key}"}, proc)
                 seconds = time.perf_counter() - start
+                cpu = cpu_seconds(proc.pid)
                 if status != 200:
                     raise RuntimeError(f"afk dev answered {status}")
                 rss = peak_rss_mb(proc.pid)
@@ -109,7 +111,9 @@ def afk_dev_cold_start(upstream: str, runs: int = RUNS) -> dict:
                 stop(proc)
         if i:
             times.append(seconds)
-    return {"app": "afk dev", "median_ms": median(times) * 1000, "min_ms": min(times) * 1000,
+            cpus.append(cpu)
+    return {"app": "afk dev", "median_ms": median(times) * 1000,
+            "cpu_ms": median(cpus) * 1000, "min_ms": min(times) * 1000,
             "max_ms": max(times) * 1000, "runs": runs, "status": [200], "peak_rss_mb": rss}
 
 

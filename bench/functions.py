@@ -12,6 +12,8 @@ dependencies). DynamoDB is the embedded one in its own process
   adapter's readiness check does, then sends the function's first real call
   (an authenticated, billed request to the fake upstream). Cold start = exec ->
   that call answered; `ready` = exec -> the readiness check passing.
+  `cpu` = the function process's own CPU time (utime+stime) at that answer,
+  which the machine's other load does not inflate as it does wall time.
 * Mangum functions (Handler: app.handler): a fresh python3.12 imports `app`
   from the function's folder (what the runtime's bootstrap does; its own
   bootstrap code is not ours and not counted) and calls `app.handler` on the
@@ -40,6 +42,7 @@ from common import (
     BENCH,
     PROJECT_PYTHON,
     ROOT,
+    cpu_seconds,
     free_port,
     median,
     peak_rss_mb,
@@ -74,7 +77,7 @@ MANGUM = {"ModelsFunction": "models_list", "AccountFunction": "account_get",
           "DashboardFunction": "dashboard"}
 
 DRIVER = """
-import json, resource, sys
+import json, os, resource, sys
 import app
 class Context:
     function_name = "bench"
@@ -83,7 +86,9 @@ class Context:
         return 30_000
 events = [json.loads(line) for line in sys.stdin]
 first = app.handler(events[0], Context())
-print("BENCH", json.dumps({"status": first["statusCode"]}), flush=True)
+cpu = os.times()
+print("BENCH", json.dumps({"status": first["statusCode"], "cpu": cpu.user + cpu.system}),
+      flush=True)
 for event in events[1:]:
     app.handler(event, Context())
 kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -222,12 +227,14 @@ def web_adapter_start(function: str, opt: Path, env: dict[str, str], key: str,
         ready = time.perf_counter() - start
         status, answer = _request(port, "POST", path, json.dumps(body).encode(), headers)
         first = time.perf_counter() - start
+        cpu = cpu_seconds(proc.pid)
         if status != 200:
             raise RuntimeError(f"{function}: {status} {answer[:300]!r}")
     except BaseException:
         stop(proc)
         raise
-    return {"ready": ready, "first": first, "status": status, "proc": proc, "port": port,
+    return {"ready": ready, "first": first, "cpu": cpu, "status": status, "proc": proc,
+            "port": port,
             "headers": headers}
 
 
@@ -271,12 +278,13 @@ def mangum_start(function: str, opt: Path, env: dict[str, str], key: str,
         first = time.perf_counter() - start
         if not first_line:
             raise RuntimeError(f"{function} answered nothing: see bench/out/{function}.log")
-        status = json.loads(first_line[6:])["status"]
+        answer = json.loads(first_line[6:])
+        status, cpu = answer["status"], answer["cpu"]
         rss = json.loads(next(lines)[6:])["rss_mb"]
         proc.wait(30)
     finally:
         stop(proc)
-    return {"first": first, "status": status, "rss_mb": rss}
+    return {"first": first, "cpu": cpu, "status": status, "rss_mb": rss}
 
 
 def run(runs: int = RUNS) -> dict[str, Any]:
@@ -305,7 +313,7 @@ def run(runs: int = RUNS) -> dict[str, Any]:
         env = _env(home, seeded["endpoint"], f"http://127.0.0.1:{up_port}")
         rows = []
         for function in (*WEB_ADAPTER, *MANGUM):
-            firsts, readies, statuses, rss = [], [], set(), float("nan")
+            firsts, readies, cpus, statuses, rss = [], [], [], set(), float("nan")
             for i in range(runs + 1):  # run 0 warms the page cache
                 if function in WEB_ADAPTER:
                     started = web_adapter_start(function, opt, env, seeded["key"], out)
@@ -320,13 +328,16 @@ def run(runs: int = RUNS) -> dict[str, Any]:
                     rss = started["rss_mb"]
                 statuses.add(started["status"])
                 firsts.append(started["first"])
+                cpus.append(started["cpu"])
             rows.append({"function": function, "handler": "run.sh" if function in WEB_ADAPTER
                          else "app.handler (Mangum)",
                          "median_ms": median(firsts[1:]) * 1000,
                          "min_ms": min(firsts[1:]) * 1000, "max_ms": max(firsts[1:]) * 1000,
                          "ready_ms": median(readies[1:]) * 1000 if readies else None,
+                         "cpu_ms": median(cpus[1:]) * 1000,
                          "runs": runs, "status": sorted(statuses), "peak_rss_mb": rss})
             print(f"  {function:26} {rows[-1]['median_ms']:7.1f} ms  "
+                  f"cpu {rows[-1]['cpu_ms']:7.1f} ms  "
                   f"rss {rss:5.1f} MiB", file=sys.stderr, flush=True)
         return {"functions": rows, "load": os.getloadavg()}
     finally:

@@ -40,6 +40,7 @@ def ensure_litellm() -> str | None:
 def main() -> int:
     started = time.time()
     import cold_start
+    import functions
     import overhead
     import report
     import roundtrips
@@ -51,7 +52,9 @@ def main() -> int:
     config = None
     if version:
         config = overhead.litellm_config("http://127.0.0.1:9", BENCH / "out" / "litellm-cold.yaml")
-    print("cold start...", flush=True)
+    print("cold start of each function, as Lambda starts it...", flush=True)
+    results["functions"] = functions.run()
+    print("cold start of afk dev and LiteLLM...", flush=True)
     results["cold_start"] = cold_start.run(config)
     print("translation...", flush=True)
     results["translation"] = translation.run()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
+from afk import tls
 from afk.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from afk.providers import Frame, UpstreamStream
 from afk.sse import SSEDecoder
@@ -44,7 +45,8 @@ class Upstreams:
         if client is None or client.is_closed:
             client = self._clients[loop_id] = httpx.AsyncClient(
                 timeout=self._timeout,
-                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+                verify=tls.context())
         return client
 
 

@@ -1,4 +1,4 @@
-"""The boto3 client, the table's schema, and botocore errors made ours."""
+"""The DynamoDB client (store/awsjson.py), the table's schema, and its errors made ours."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from afk.errors import StoreUnavailable
 
@@ -35,24 +35,14 @@ class Dynamo:
         self.table = table
         self.retry_budget = retry_budget
         if client is None:
-            import boto3
-            from botocore.config import Config
+            from afk.store.awsjson import Credentials, LeanDynamoDB
 
-            kwargs: dict[str, Any] = {}
-            if endpoint_url:
-                # A local DynamoDB accepts any credentials; do not require real ones.
-                kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")
-            client = boto3.session.Session().client(
-                "dynamodb", region_name=region, endpoint_url=endpoint_url,
-                # The request shapes are ours and tested, so botocore's per-call
-                # parameter validation (a measurable share of a request's CPU) is off.
-                # botocore's standard retries (DynamoDB's default 4 attempts) are the
-                # layer for throttles, 5xx and dropped connections; `retrying` adds
-                # only what they never retry, transaction conflicts.
-                config=Config(retries={"mode": "standard"},
-                              max_pool_connections=64, parameter_validation=False,
-                              connect_timeout=3, read_timeout=10, tcp_keepalive=True),
-                **kwargs)
+            # A local DynamoDB accepts any credentials; do not require real ones.
+            local = Credentials("local", "local") if endpoint_url else None
+            # boto3's low-level interface, which the stubs type (awsjson.py says why lean;
+            # it retries as botocore's standard mode does: throttles, 5xx, connections).
+            client = cast("DynamoDBClient",
+                          LeanDynamoDB(region, endpoint_url=endpoint_url, credentials=local))
         self.client: DynamoDBClient = client
 
     @contextmanager
@@ -61,12 +51,18 @@ class Dynamo:
         `ConditionFailed`; contention (a transaction conflict, a transaction cancelled for
         one) is `Busy`, what `retrying` retries; any other service error, and a
         throttle or timeout botocore's own retries did not get past, is
-        `StoreUnavailable` (503)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
+        `StoreUnavailable` (503). botocore.exceptions is imported only once something
+        failed: a cold start's calls that succeed never load botocore."""
         try:
             yield
-        except ClientError as exc:
+        except Exception as exc:
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            if isinstance(exc, BotoCoreError):
+                raise StoreUnavailable("The account store is unreachable. Nothing was "
+                                       "charged; retry the request.") from exc
+            if not isinstance(exc, ClientError):
+                raise
             code = str(exc.response.get("Error", {}).get("Code", ""))
             response: dict[str, Any] = dict(exc.response)
             reasons: list[dict[str, Any]] = list(response.get("CancellationReasons") or [])
@@ -78,9 +74,6 @@ class Dynamo:
                 raise ConditionFailed(code, reasons, item) from exc
             raise StoreUnavailable(f"The account store is unavailable ({code}). Nothing was "
                                    "charged; retry the request.") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable("The account store is unreachable. Nothing was charged; "
-                                   "retry the request.") from exc
 
     def retrying(self, call: Callable[[], T], *, budget: float | None = None) -> T:
         """`call()`, retried with full-jitter exponential backoff while DynamoDB says
@@ -126,11 +119,14 @@ class ConditionFailed(Exception):
 def create_table(client: Any, name: str) -> bool:
     """Create the table if it is missing (local use and tests; on AWS the stack
     owns it). Returns True when it was created."""
+    from botocore.exceptions import ClientError
+
     try:
         client.describe_table(TableName=name)
         return False
-    except client.exceptions.ResourceNotFoundException:
-        pass
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
     client.create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
@@ -147,10 +143,12 @@ def create_table(client: Any, name: str) -> bool:
         # New items feed the usage aggregator (afk/aggregator.py), as on AWS.
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
     )
-    client.get_waiter("table_exists").wait(TableName=name,
-                                           WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
+    for _ in range(50):  # what boto3's table_exists waiter does
+        if client.describe_table(TableName=name)["Table"]["TableStatus"] == "ACTIVE":
+            break
+        time.sleep(0.2)
     # TTL only tidies expired items; correctness never relies on it (moto never expires).
-    with contextlib.suppress(client.exceptions.ClientError):
+    with contextlib.suppress(ClientError):
         client.update_time_to_live(TableName=name, TimeToLiveSpecification={
             "Enabled": True, "AttributeName": "expires_at"})
     return True
