@@ -84,6 +84,7 @@ class Target:
     headers: dict[str, str]
     pids: dict[str, int]  # role -> pid, CPU and memory read from each
     paths: dict[str, str] = field(default_factory=dict)
+    idle: dict[str, float] = field(default_factory=dict)  # CPU s/s with nothing in flight
 
 
 def litellm_config(upstream: str, path: Path) -> Path:
@@ -125,6 +126,16 @@ async def _one(client: httpx.AsyncClient, url: str, body: dict[str, Any],
     return time.perf_counter() - start, ttfb or 0.0
 
 
+def idle_rates(target: Target, seconds: float = 4.0) -> dict[str, float]:
+    """CPU seconds per second each process of `target` burns with no request in
+    flight (`afk dev` polls its table's stream for the usage aggregator, which
+    the deployed functions do not: on AWS that is the AggregatorFunction)."""
+    before = {role: cpu_seconds(pid) for role, pid in target.pids.items()}
+    time.sleep(seconds)
+    return {role: (cpu_seconds(pid) - before[role]) / seconds
+            for role, pid in target.pids.items()}
+
+
 async def _load(target: Target, scenario: Scenario) -> dict[str, Any]:
     url = target.base + target.paths[scenario.path]
     body = CHAT if scenario.path == "chat" else MESSAGES
@@ -157,8 +168,12 @@ async def _load(target: Target, scenario: Scenario) -> dict[str, Any]:
         "rps": n / wall, "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
         "ttfb_p50_ms": percentile(ttfbs, 50) * 1000,
-        "cpu_ms_per_request": {role: (cpu_after[role] - cpu_before[role]) / n * 1000
+        # Minus what the process burns idle over the same wall time (idle_rates).
+        "cpu_ms_per_request": {role: (cpu_after[role] - cpu_before[role]
+                                      - target.idle.get(role, 0.0) * wall) / n * 1000
                                for role in target.pids},
+        "idle_cpu_ms_per_request": {role: target.idle.get(role, 0.0) * wall / n * 1000
+                                    for role in target.pids},
         "load": os.getloadavg()[0],
     }
 
@@ -230,6 +245,8 @@ def run(*, with_litellm: bool = True) -> dict[str, Any]:
                                   # the Responses API, which the fake upstream does not serve.
                                   {"chat": "/v1/chat/completions"}))
 
+        for target in targets:
+            target.idle = idle_rates(target)
         results = []
         for scenario in SCENARIOS:
             for target in targets:
@@ -248,7 +265,8 @@ def run(*, with_litellm: bool = True) -> dict[str, Any]:
         if litellm is not None:
             children["litellm"] = _children(litellm.pid)
         return {"results": results, "peak_rss_mb": memory, "pinned": two_cpus,
-                "litellm_children": children, "gap_ms": GAP_MS, "chunks": CHUNKS}
+                "litellm_children": children, "gap_ms": GAP_MS, "chunks": CHUNKS,
+                "idle_cpu_per_s": {t.name: t.idle for t in targets}}
     finally:
         for proc in reversed(procs):
             stop(proc)

@@ -111,30 +111,33 @@ async def open_sse(client: httpx.AsyncClient, request: httpx.Request, *, provide
             await response.aclose()
         raise on_error(response)
 
-    async def batches(events: list[Any]) -> AsyncIterator[list[Frame]]:
+    def decoded(events: list[Any]) -> tuple[list[Frame], GatewayError | None]:
         """The frames of one network read, as one batch (so the caller gets one
-        write per read, not per event). Frames decoded before an error event in
-        the same read still go out before the error."""
+        write per read, not per event), and the error event that ended it, if any:
+        frames decoded before an error in the same read still go out before it."""
         batch: list[Frame] = []
         try:
             for event in events:
                 batch.append(decode(event))
-        except GatewayError:
-            if batch:
-                yield batch
-            raise
-        if batch:
-            yield batch
+        except GatewayError as error:
+            return batch, error
+        return batch, None
 
     async def frames() -> AsyncIterator[list[Frame]]:
         decoder = framing()
         try:
             async with upstream_errors(provider):
                 async for chunk in response.aiter_bytes():
-                    async for batch in batches(decoder.feed(chunk)):
+                    batch, error = decoded(decoder.feed(chunk))
+                    if batch:
                         yield batch
-                async for batch in batches(decoder.close()):
+                    if error is not None:
+                        raise error
+                batch, error = decoded(decoder.close())
+                if batch:
                     yield batch
+                if error is not None:
+                    raise error
             if decoder.pending:
                 raise UpstreamError(f"The {provider} upstream stream ended mid-event.")
             yield [Frame(events=finish())]
