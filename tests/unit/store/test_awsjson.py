@@ -89,7 +89,7 @@ def test_throttles_are_retried_then_surface(recorder) -> None:
     client = LeanDynamoDB("us-east-1", endpoint_url=url, credentials=Credentials("a", "b"))
     with pytest.raises(ClientError):
         client.put_item(TableName="t", Item={})
-    assert len(handler.received) == 3  # botocore's standard mode: 3 attempts
+    assert len(handler.received) == 4  # botocore's standard mode for DynamoDB: 4 attempts
 
 
 def test_an_unreachable_endpoint_is_botocores_connection_error() -> None:
