@@ -11,18 +11,20 @@ examples do.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio.to_thread
 from starlette.requests import Request
 
 from afk.billing.money import format_usd, to_pico
 from afk.catalog import Model
-from afk.dialects.base import Codec
 from afk.errors import NotFound
 from afk.gateway import AccountView, Gateway
 from afk.http.common import CompactJSONResponse, authenticate
 from afk.http.routing import DialectRoute
+
+if TYPE_CHECKING:
+    from afk.dialects.base import Codec
 
 
 def render_pricing(model: Model, view: AccountView) -> dict[str, Any]:
