@@ -53,6 +53,11 @@ def create(**kwargs: Any) -> FastAPI:
                    docs_url=None, redoc_url=None, exception_handlers=handlers, **kwargs)
 
 
+# The account API's paths (in `afk dev` the app serves the generation routes too:
+# those read their own bodies, and refuse them in their own dialects).
+PATHS = ("/v1/account", "/webhooks/")
+
+
 class BodyLimit:
     """A body declared over MAX_BODY_BYTES is a 413 in the API's shape before it is
     read (FastAPI's own limit, on the routers for undeclared lengths, answers in
@@ -62,7 +67,8 @@ class BodyLimit:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        length = Headers(scope=scope).get("content-length") if scope["type"] == "http" else None
+        ours = scope["type"] == "http" and scope["path"].startswith(PATHS)
+        length = Headers(scope=scope).get("content-length") if ours else None
         if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
             error = RequestTooLarge(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
             await error_response(error, openai_chat.render_error)(scope, receive, send)
