@@ -81,25 +81,27 @@ def test_sweeper_function_runs(lambda_env, customer: Customer):
     assert set(result) == {"due", "closed"}
 
 
-def test_aggregator_function_counts_a_stream_batch_once(lambda_env, customer: Customer,
+def test_aggregator_function_counts_a_stream_batch_once(lambda_env, make_customer,
                                                         store, dynamodb_endpoint: str):
     """The function on the table's stream, given a batch shaped as Lambda delivers
-    DynamoDB stream records (read here from the embedded store's own stream); the
-    same batch again (Lambda's retry) counts nothing."""
+    DynamoDB stream records (read here from the embedded store's own stream, from
+    just before the account was opened); the same batch again (Lambda's retry)
+    counts nothing."""
     from decimal import Decimal
 
     import boto3
 
     from afk.billing.money import to_pico
 
-    store.accounts.add_credits(customer.account_id, to_pico(Decimal(7)), note="for the stream")
     streams = boto3.client("dynamodbstreams", region_name="us-east-1",
                            endpoint_url=dynamodb_endpoint, aws_access_key_id="local",
                            aws_secret_access_key="local")
     arn = store.dynamo.client.describe_table(TableName="afk-test")["Table"]["LatestStreamArn"]
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
     iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
-                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+                                          ShardIteratorType="LATEST")["ShardIterator"]
+    customer: Customer = make_customer()
+    store.accounts.add_credits(customer.account_id, to_pico(Decimal(7)), note="for the stream")
     records = []
     while True:
         page = streams.get_records(ShardIterator=iterator, Limit=1000)
