@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from afk.catalog import Model
+from afk.dialects.allowlist import check_fields
 from afk.dialects.gemini.keys import camel, normalize_keys
 from afk.errors import InvalidRequest
 
@@ -49,35 +50,31 @@ def check_forwardable(body: dict[str, Any], *, model: Model,
     gateway cannot price."""
     del headers
     normalize_keys(body)  # a field spelt both ways is ambiguous: refused there
-    for field, value in body.items():
-        name = camel(field)
-        if value is None:
-            continue
-        if name in _UNPRICED:
-            raise refuse(field, _UNPRICED[name])
-        if name not in PRICED:
-            raise refuse(field, "not a field this gateway understands and prices; remove it",
-                         code="unknown_field")
-        if name == "serviceTier" and str(value).lower() not in (
-                "unspecified", "standard", "service_tier_unspecified"):
-            raise refuse(field, f"the {value!r} tier is not priced by this gateway")
-        if name == "generationConfig":
-            _generation(value, field)
-        elif name == "tools":
-            for i, tool in enumerate(value if isinstance(value, list) else []):
-                for kind in tool if isinstance(tool, dict) else ():
-                    _tool(kind, f"{field}[{i}].{kind}", model)
-        elif name == "toolConfig":
-            for key in value if isinstance(value, dict) else ():
-                if camel(key) not in ("functionCallingConfig", "retrievalConfig"):
-                    raise refuse(f"{field}.{key}", "not a tool setting this gateway prices",
-                                 code="unknown_field")
-        elif name == "contents":
-            for i, content in enumerate(value if isinstance(value, list) else []):
-                parts = content.get("parts") if isinstance(content, dict) else None
-                for j, part in enumerate(parts if isinstance(parts, list) else []):
-                    for key in part if isinstance(part, dict) else ():
-                        _part_key(key, f"{field}[{i}].parts[{j}]")
+    check_fields(body, priced=PRICED, unpriced=_UNPRICED, refuse=refuse, name=camel,
+                 inside=lambda name, field, value: _inside(name, field, value, model))
+
+
+def _inside(name: str, field: str, value: Any, model: Model) -> None:
+    if name == "serviceTier" and str(value).lower() not in (
+            "unspecified", "standard", "service_tier_unspecified"):
+        raise refuse(field, f"the {value!r} tier is not priced by this gateway")
+    if name == "generationConfig":
+        _generation(value, field)
+    elif name == "tools":
+        for i, tool in enumerate(value if isinstance(value, list) else []):
+            for kind in tool if isinstance(tool, dict) else ():
+                _tool(kind, f"{field}[{i}].{kind}", model)
+    elif name == "toolConfig":
+        for key in value if isinstance(value, dict) else ():
+            if camel(key) not in ("functionCallingConfig", "retrievalConfig"):
+                raise refuse(f"{field}.{key}", "not a tool setting this gateway prices",
+                             code="unknown_field")
+    elif name == "contents":
+        for i, content in enumerate(value if isinstance(value, list) else []):
+            parts = content.get("parts") if isinstance(content, dict) else None
+            for j, part in enumerate(parts if isinstance(parts, list) else []):
+                for key in part if isinstance(part, dict) else ():
+                    _part_key(key, f"{field}[{i}].parts[{j}]")
 
 
 def _generation(config: Any, where: str) -> None:
