@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from afk import observability
 from afk.auth import Principal, key_from
 from afk.dialects import shapes
+from afk.dialects.jsonwire import dumps
 from afk.errors import GatewayError, InvalidRequest, RequestTooLarge
 from afk.http.json_input import parse_json
 
@@ -69,7 +69,7 @@ def gateway_of(request: Request) -> Gateway:
 
 
 def compact_json(content: Any) -> bytes:
-    return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+    return dumps(content).encode()
 
 
 class CompactJSONResponse(JSONResponse):

@@ -16,13 +16,13 @@ https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.htm
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from afk.catalog import Model
+from afk.dialects.jsonwire import dumps
 from afk.errors import UpstreamError
 from afk.providers import Call, Completion, Embedded
 from afk.providers.bedrock import converse
@@ -78,7 +78,7 @@ class BedrockProvider(InlinesImages[Message]):
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
 
-        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        content = dumps(body).encode()
         signed = AWSRequest(method="POST", url=url, data=content, headers={
             "content-type": "application/json", "accept": accept})
         SigV4Auth(self.credentials(), SERVICE, self.region).add_auth(signed)

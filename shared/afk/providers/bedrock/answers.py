@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from afk import ir
+from afk.dialects.jsonwire import dumps
 from afk.errors import GatewayError, UpstreamError
 from afk.providers.bedrock.wire import (
     PROVIDER,
@@ -35,19 +36,15 @@ def parse_response(body: Any) -> ir.Response:
             content.append(ir.Text(text=block["text"]))
         elif isinstance(block.get("toolUse"), dict):
             use = block["toolUse"]
+            given = use.get("input")
             content.append(ir.ToolCall(id=str(use.get("toolUseId") or ""),
                                        name=str(use.get("name") or ""),
-                                       arguments=_json(use.get("input"))))
+                                       arguments=dumps({} if given is None else given)))
         elif isinstance(block.get("reasoningContent"), dict):
             content.append(_thinking(block["reasoningContent"]))
     return ir.Response(id=new_response_id(), model="", content=content,
                        stop_reason=stop_reason(body.get("stopReason")),
                        usage=parse_usage(body.get("usage")), created=now())
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value if value is not None else {}, separators=(",", ":"),
-                      ensure_ascii=False)
 
 
 def _thinking(reasoning: dict[str, Any]) -> ir.Thinking:
