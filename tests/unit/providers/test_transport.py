@@ -157,15 +157,18 @@ def test_one_client_per_event_loop_reused_until_closed() -> None:
     async def twice() -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
         return upstreams.client(), upstreams.client()
 
-    first, again = run(twice())
-    assert first is again
-    assert (first.timeout.connect, first.timeout.read) == (1.0, 2.0)
-    other, _ = run(twice())  # another loop: another client
-    assert other is not first
-
     async def closed_then_reopened() -> bool:
         client = upstreams.client()
         await client.aclose()
         return upstreams.client() is not client and not upstreams.client().is_closed
 
-    assert run(closed_then_reopened())
+    # Two loops alive at once (a dead loop's id may be reused by the next one).
+    loops = [asyncio.new_event_loop() for _ in range(2)]
+    try:
+        (first, again), (other, _) = (loop.run_until_complete(twice()) for loop in loops)
+        assert first is again and other is not first
+        assert (first.timeout.connect, first.timeout.read) == (1.0, 2.0)
+        assert loops[0].run_until_complete(closed_then_reopened())
+    finally:
+        for loop in loops:
+            loop.close()
