@@ -51,6 +51,9 @@ def _clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AFK_", "OPENAI_",
                                                                     "ANTHROPIC_", "GEMINI_"))}
     env["PYTHONDONTWRITEBYTECODE"] = "0"
+    # What Lambda puts in every function's environment (the DynamoDB client signs with it).
+    env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+               AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1")
     return env
 
 

@@ -147,13 +147,23 @@ async def _load(target: Target, scenario: Scenario) -> dict[str, Any]:
         latencies: list[float] = []
         ttfbs: list[float] = []
         remaining = scenario.requests
+        resets = 0
         deadline = time.perf_counter() + scenario.seconds
 
         async def worker() -> None:
-            nonlocal remaining
+            nonlocal remaining, resets
             while remaining > 0 and time.perf_counter() < deadline:
                 remaining -= 1
-                latency, ttfb = await _one(client, url, body, target.headers, scenario.stream)
+                try:
+                    latency, ttfb = await _one(client, url, body, target.headers,
+                                               scenario.stream)
+                except (httpx.ReadError, httpx.RemoteProtocolError):
+                    # A kept-alive connection the server closed as it was reused (the
+                    # idle-timeout race every HTTP/1.1 client meets): counted, then once
+                    # more on a fresh connection, for every target alike.
+                    resets += 1
+                    latency, ttfb = await _one(client, url, body, target.headers,
+                                               scenario.stream)
                 latencies.append(latency)
                 ttfbs.append(ttfb)
 
@@ -175,6 +185,7 @@ async def _load(target: Target, scenario: Scenario) -> dict[str, Any]:
         "idle_cpu_ms_per_request": {role: target.idle.get(role, 0.0) * wall / n * 1000
                                     for role in target.pids},
         "load": os.getloadavg()[0],
+        "connection_resets": resets,
     }
 
 

@@ -48,9 +48,11 @@ def render(r: dict[str, Any]) -> str:
     out += _stream(r)
     out += _translation(r)
     out += _roundtrips(r)
-    levers = BENCH / "LEVERS.md"  # hand-written: each figure before and after, and why
-    if levers.is_file():
-        out += ["", levers.read_text().rstrip()]
+    # Hand-written, kept across runs: each figure before and after with the profiles
+    # that explain it (LEVERS.md), and `python -m bench.money_at_scale`'s last run.
+    for name in ("LEVERS.md", "money_at_scale.md"):
+        if (BENCH / name).is_file():
+            out += ["", (BENCH / name).read_text().rstrip(), ""]
     return "\n".join(out) + "\n"
 
 

@@ -71,15 +71,21 @@ def env_credentials() -> Credentials | None:
 
 
 def _chain_credentials() -> Callable[[], Credentials]:
-    """botocore's credential chain (profiles, SSO, instance roles), for use off Lambda."""
-    import botocore.session
-
-    resolved = botocore.session.get_session().get_credentials()
-    if resolved is None:
-        raise RuntimeError("no AWS credentials found (environment, profile or role)")
+    """botocore's credential chain (profiles, SSO, instance roles), for use off Lambda,
+    resolved at the first call (as boto3 does): none found is botocore's
+    NoCredentialsError there, which the store reports as unavailable."""
+    resolved: list[Any] = []
 
     def current() -> Credentials:
-        frozen = resolved.get_frozen_credentials()
+        import botocore.session
+        from botocore.exceptions import NoCredentialsError
+
+        if not resolved:
+            found = botocore.session.get_session().get_credentials()
+            if found is None:
+                raise NoCredentialsError()
+            resolved.append(found)
+        frozen = resolved[0].get_frozen_credentials()
         return Credentials(str(frozen.access_key), str(frozen.secret_key), frozen.token)
 
     return current

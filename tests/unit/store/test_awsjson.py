@@ -14,6 +14,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from afk.errors import StoreUnavailable
 from afk.store import Dynamo, create_table
 from afk.store.awsjson import Credentials, LeanDynamoDB
 
@@ -115,3 +116,16 @@ def test_binary_values_pages_and_table_creation_on_the_embedded_dynamodb(
     assert len(pages) >= 3
     assert [item["data"]["B"] for item in items] == [bytes([i, 255]) for i in range(5)]
     assert items[0]["nested"] == {"M": {"B": {"S": "a map key named B is not binary"}}}
+
+
+def test_without_credentials_the_store_is_unavailable_at_the_call_not_at_startup(
+        monkeypatch, tmp_path) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    dynamo = Dynamo("t", endpoint_url=None)  # building the store never fails
+    with pytest.raises(StoreUnavailable), dynamo.errors():
+        dynamo.client.get_item(TableName="t", Key={})
