@@ -36,6 +36,7 @@ import http.client
 import json
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -259,6 +260,10 @@ class LeanDynamoDB:
         conn.connect()
         if conn.sock is not None:
             conn.sock.settimeout(self._read_timeout)
+            # http.client sends the headers and the body in two writes: without this,
+            # Nagle holds the body until the headers are acknowledged, and a delayed
+            # ACK makes that ~40 ms per call (measured: p50 at c=1 went 106 -> 14 ms).
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._local.conn = conn
         return conn
 
