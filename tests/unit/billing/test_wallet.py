@@ -19,8 +19,9 @@ from afk.billing.wallet import (
     Shortfall,
     Wallet,
 )
-from afk.store import Dynamo, Hold, Lease, Settlement, Store, create_table
+from afk.store import Dynamo, Hold, Lease, Settlement, Store
 from afk.sweeper import sweep
+from tests.support.tables import new_table
 
 USD = 10**12
 CENT = USD // 100
@@ -69,11 +70,9 @@ class Clock:
 def table(embedded_dynamodb: str):
     """A table of its own (the sweeper's queries see only this test's leases), and
     a client that counts."""
-    name = f"afk-wallet-{secrets.token_hex(4)}"
-    dynamo = Dynamo(name, endpoint_url=embedded_dynamodb)
-    create_table(dynamo.client, name)
+    dynamo = new_table(embedded_dynamodb, "afk-wallet")
     counting = CountingClient(dynamo.client)
-    return Store(Dynamo(name, client=counting)), counting
+    return Store(Dynamo(dynamo.table, client=counting)), counting
 
 
 def _wallet(store: Store, clock: Callable[[], float] | None = None) -> Wallet:

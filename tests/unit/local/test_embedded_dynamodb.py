@@ -4,12 +4,11 @@ Queries from the queried partition, and sends items as the SDK reads them."""
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
 from botocore.exceptions import ClientError
 
 from afk.store import Dynamo, Store, create_table
+from tests.support.tables import new_table
 
 
 def test_a_failed_transaction_rolls_back_what_it_already_applied(embedded_dynamodb: str):
@@ -43,17 +42,10 @@ def test_a_failed_transaction_rolls_back_what_it_already_applied(embedded_dynamo
     assert len(store.ledger.all_entries(account.id)) == 1
 
 
-def _table(endpoint: str) -> Dynamo:
-    table = f"afk-unit-{secrets.token_hex(4)}"
-    dynamo = Dynamo(table, endpoint_url=endpoint)
-    create_table(dynamo.client, table)
-    return dynamo
-
-
 def test_every_attribute_type_reads_back_as_written(embedded_dynamodb: str) -> None:
     """Items go out as moto holds them (DynamoDB JSON) or, binary ones, through
     moto's own serializer: either way the SDK reads back exactly what was put."""
-    db = _table(embedded_dynamodb)
+    db = new_table(embedded_dynamodb)
     item = {"PK": {"S": "A"}, "SK": {"S": "1"}, "n": {"N": "-12.50"}, "t": {"BOOL": True},
             "f": {"BOOL": False}, "z": {"NULL": True}, "ss": {"SS": ["a", "b"]},
             "ns": {"NS": ["1", "2.5"]}, "l": {"L": [{"S": "x"}, {"N": "3"}, {"M": {}}]},
@@ -88,7 +80,7 @@ def test_queries_see_their_partition_and_every_write_to_it(embedded_dynamodb: st
     """A Query reads the queried partition of the table or of its index, in key
     order, paged, and sees each write (put, update moving an item between index
     partitions, delete, transaction) as soon as it is made."""
-    db = _table(embedded_dynamodb)
+    db = new_table(embedded_dynamodb)
 
     def put(pk: str, sk: str, gsi: str, v: str) -> None:
         db.client.put_item(TableName=db.table, Item={

@@ -11,17 +11,15 @@ import pytest
 
 from afk.billing.wallet import Wallet
 from afk.errors import Conflict, NotFound
-from afk.store import Dynamo, Hold, Settlement, Store, create_table
+from afk.store import Hold, Settlement, Store
 from afk.store.keys import KEY_PREFIX, hash_key
+from tests.support.tables import new_table
 
 USD = 10**12
 
 
 def _new_store(endpoint: str) -> Store:
-    table = f"afk-unit-{secrets.token_hex(4)}"
-    dynamo = Dynamo(table, endpoint_url=endpoint)
-    create_table(dynamo.client, table)
-    return Store(dynamo)
+    return Store(new_table(endpoint))
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,15 @@ import secrets
 
 import pytest
 
-from afk.store import Dynamo, Store, create_table
+from afk.store import Store
+from tests.support.tables import new_table
 
 MINUTE = 29_000_000 * 60.0  # the start of some calendar minute (2025-02-19 21:20 UTC)
 
 
 @pytest.fixture(scope="module")
 def store(embedded_dynamodb: str) -> Store:
-    table = f"afk-unit-{secrets.token_hex(4)}"
-    dynamo = Dynamo(table, endpoint_url=embedded_dynamodb)
-    create_table(dynamo.client, table)
-    return Store(dynamo)
+    return Store(new_table(embedded_dynamodb))
 
 
 def test_the_limit_holds_to_the_end_of_the_minute_and_resets_with_the_next(store: Store):
