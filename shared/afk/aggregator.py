@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from afk.store.rollups import Entry, Rollups, entry_from_image
@@ -66,6 +67,13 @@ class StreamPoller:
     and tests: every shard from TRIM_HORIZON, batches of `batch_size`, each
     batch handed to `aggregate` and retried (whole) if it fails."""
 
+    # The shard list is re-read this often, not on every poll; an idle stream is polled
+    # ever less often, up to IDLE_INTERVAL_S (each poll was three calls to the
+    # embedded DynamoDB, which serves one call at a time: `afk dev`'s idle CPU and its
+    # callers' latency, bench/LEVERS.md).
+    SHARDS_TTL_S = 10.0
+    IDLE_INTERVAL_S = 1.0
+
     def __init__(self, rollups: Rollups, client: Any, streams_client: Any, table: str,
                  *, batch_size: int = 1000, interval: float = 0.25) -> None:
         self._rollups = rollups
@@ -75,6 +83,8 @@ class StreamPoller:
         self._batch_size = batch_size
         self._interval = interval
         self._iterators: dict[str, str] = {}
+        self._shard_ids: list[str] = []
+        self._shards_read = float("-inf")
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -97,6 +107,8 @@ class StreamPoller:
         return counted
 
     def _shards(self) -> list[str]:
+        if time.monotonic() - self._shards_read < self.SHARDS_TTL_S:
+            return self._shard_ids
         arn = self._client.describe_table(TableName=self._table)["Table"].get(
             "LatestStreamArn")
         if arn is None:  # a table made before streams were on: nothing to read
@@ -107,15 +119,21 @@ class StreamPoller:
                 self._iterators[shard["ShardId"]] = self._streams.get_shard_iterator(
                     StreamArn=arn, ShardId=shard["ShardId"],
                     ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        return [shard["ShardId"] for shard in shards]
+        self._shard_ids = [shard["ShardId"] for shard in shards]
+        self._shards_read = time.monotonic()
+        return self._shard_ids
 
     def start(self) -> StreamPoller:
         def run() -> None:
-            while not self._stop.wait(self._interval):
+            interval = self._interval
+            while not self._stop.wait(interval):
+                counted = 0
                 try:
-                    self.drain()
+                    counted = self.drain()
                 except Exception:  # noqa: BLE001 - retried on the next tick, as Lambda would
                     log.warning("aggregating the stream failed; retrying", exc_info=True)
+                interval = self._interval if counted else min(self.IDLE_INTERVAL_S,
+                                                              interval * 2)
 
         self._thread = threading.Thread(target=run, name="afk-aggregator", daemon=True)
         self._thread.start()

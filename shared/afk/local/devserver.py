@@ -26,7 +26,11 @@ DEMO_CREDITS_USD = "10"
 
 def _bind(host: str, port: int) -> socket.socket | None:
     """The listening socket, or None (said on stderr) when the port is taken."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # IPPROTO_TCP named, not 0: asyncio turns Nagle off only on sockets whose proto says
+    # TCP (base_events._set_nodelay); with proto 0 every answer's body waited for the
+    # caller's delayed ACK of its headers, ~40 ms per request (bench/LEVERS.md).
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                         socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT, not a listener
     try:
         sock.bind((host, port))
