@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,7 +32,10 @@ class Upstreams:
                  images: ImageFetcher | None = None) -> None:
         self._timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0,
                                       pool=connect_timeout)
-        self._clients: dict[int, httpx.AsyncClient] = {}
+        # By the loop itself, weakly: a closed loop's id can be reused by the next
+        # loop, and its client (bound to the dead loop) must go with it.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                                 httpx.AsyncClient] = weakref.WeakKeyDictionary()
         if images is None:
             from afk.providers.images import ImageFetcher
 
@@ -40,10 +44,10 @@ class Upstreams:
 
     def client(self) -> httpx.AsyncClient:
         """The client for the running loop, created on first use."""
-        loop_id = id(asyncio.get_running_loop())
-        client = self._clients.get(loop_id)
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
         if client is None or client.is_closed:
-            client = self._clients[loop_id] = httpx.AsyncClient(
+            client = self._clients[loop] = httpx.AsyncClient(
                 timeout=self._timeout,
                 limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
                 verify=tls.context())
