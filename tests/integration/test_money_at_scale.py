@@ -28,6 +28,10 @@ from tests.fakes.fake_openai import FakeOpenAI, Reply
 from tests.fakes.upstream import wait_until
 from tests.support.servers import serve
 
+# Alone: 4 gateway processes and an emulated DynamoDB whose transaction windows
+# stretch when other tests starve the CPU (tests/README.md).
+pytestmark = pytest.mark.alone
+
 PROCESSES = 4
 STREAMS = 200
 ROUNDS = 2
