@@ -6,8 +6,9 @@ The stack creates it with empty values; `aws secretsmanager put-secret-value`
 fills it (see README, "Deploy to AWS"). An environment reads it once, when it
 first needs a key (`Gateway.ready`, in a worker thread, never on the event
 loop), and keeps those keys for its life: a changed secret reaches new
-environments (README: how to recycle running ones). boto3 is imported only
-here, only when a secret is configured.
+environments (README: how to recycle running ones). It is read with the lean
+AWS JSON client (afk/store/awsjson.py), so a deployed environment's first call
+does not import boto3 for it.
 
 https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html
 """
@@ -15,17 +16,16 @@ https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValu
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from afk.settings import Settings
 
 
 def read_secret(secret_arn: str, *, region: str) -> dict[str, str]:
     """The secret's non-empty string values, by field name (one GetSecretValue)."""
-    import boto3
+    from afk.store.awsjson import LeanSecretsManager
 
-    client: Any = boto3.session.Session().client("secretsmanager", region_name=region)
-    value = json.loads(client.get_secret_value(SecretId=secret_arn)["SecretString"])
+    answer = LeanSecretsManager(region).get_secret_value(SecretId=secret_arn)
+    value = json.loads(answer["SecretString"])
     if not isinstance(value, dict):
         raise ValueError(f"secret {secret_arn} must hold a JSON object of provider keys")
     return {k: v for k, v in value.items() if isinstance(v, str) and v}

@@ -167,6 +167,18 @@ def test_provider_keys_come_from_the_secret_unless_the_environment_has_them(secr
     assert settings.credential("STRIPE_SECRET_KEY") == "sk_test_from_secret"
 
 
+def test_reading_the_secret_loads_no_aws_sdk(secret_arn):
+    """A deployed environment's first call reads the secret: without boto3 (or
+    botocore), whose import would cost that call's cold start."""
+    script = ("import sys; from afk.secrets import resolve; from afk.settings import Settings; "
+              f"s = resolve(Settings.from_env({{'AFK_SECRET_ARN': {secret_arn!r}}})); "
+              "print(s.upstreams['anthropic'].api_key, "
+              "sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert run.stdout.split() == ["sk-ant-from-secret", "[]"], run.stdout + run.stderr
+
+
 def test_reading_settings_reads_no_secret(secret_arn):
     """Settings are read at cold start with no I/O; the secret comes later, explicitly."""
     settings = Settings.from_env({"AFK_SECRET_ARN": secret_arn})

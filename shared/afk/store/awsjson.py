@@ -161,11 +161,15 @@ class LeanDynamoDB:
     """DynamoDB's low-level API (see the module docstring). Thread-safe: each
     thread keeps its own kept-alive connection."""
 
+    SERVICE = "dynamodb"  # SigV4's service name, and the endpoint's host prefix
+    TARGET_PREFIX = TARGET_PREFIX
+    CONTENT_TYPE = CONTENT_TYPE
+
     def __init__(self, region: str, *, endpoint_url: str | None = None,
                  credentials: Credentials | None = None, connect_timeout: float = 3.0,
                  read_timeout: float = 10.0) -> None:
         self.region = region
-        endpoint_url = endpoint_url or f"https://dynamodb.{region}.amazonaws.com"
+        endpoint_url = endpoint_url or f"https://{self.SERVICE}.{region}.amazonaws.com"
         url = urlsplit(endpoint_url)
         self._https = url.scheme == "https"
         self._host = url.netloc
@@ -279,8 +283,8 @@ class LeanDynamoDB:
         now = time.gmtime()
         amz_date = time.strftime("%Y%m%dT%H%M%SZ", now)
         date = amz_date[:8]
-        headers = {"content-type": CONTENT_TYPE, "host": self._host, "x-amz-date": amz_date,
-                   "x-amz-target": TARGET_PREFIX + operation}
+        headers = {"content-type": self.CONTENT_TYPE, "host": self._host,
+                   "x-amz-date": amz_date, "x-amz-target": self.TARGET_PREFIX + operation}
         if creds.token:
             headers["x-amz-security-token"] = creds.token
         names = sorted(headers)
@@ -288,7 +292,7 @@ class LeanDynamoDB:
         canonical = "\n".join((
             "POST", self._path, "", *(f"{k}:{headers[k]}" for k in names), "", signed_names,
             hashlib.sha256(body).hexdigest()))
-        scope = f"{date}/{self.region}/dynamodb/aws4_request"
+        scope = f"{date}/{self.region}/{self.SERVICE}/aws4_request"
         to_sign = "\n".join(("AWS4-HMAC-SHA256", amz_date, scope,
                              hashlib.sha256(canonical.encode()).hexdigest()))
         signature = hmac.new(self._signing_key(date, creds.secret_key), to_sign.encode(),
@@ -303,10 +307,28 @@ class LeanDynamoDB:
         if cached is not None and cached[0] == date and cached[1] == secret:
             return cached[2]
         key = ("AWS4" + secret).encode()
-        for part in (date, self.region, "dynamodb", "aws4_request"):
+        for part in (date, self.region, self.SERVICE, "aws4_request"):
             key = hmac.new(key, part.encode(), hashlib.sha256).digest()
         self._keys = (date, secret, key)
         return key
+
+
+class LeanSecretsManager(LeanDynamoDB):
+    """Secrets Manager on the same JSON protocol (1.1), for the one GetSecretValue an
+    environment makes (afk/secrets.py): a deployed function's first generation call
+    would otherwise import boto3 for it. The endpoint is boto3's: the
+    `AWS_ENDPOINT_URL_SECRETS_MANAGER` or `AWS_ENDPOINT_URL` variable if set.
+    https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html"""
+
+    SERVICE = "secretsmanager"
+    TARGET_PREFIX = "secretsmanager."
+    CONTENT_TYPE = "application/x-amz-json-1.1"
+
+    def __init__(self, region: str, **kwargs: Any) -> None:
+        endpoint = (os.environ.get("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+                    or os.environ.get("AWS_ENDPOINT_URL") or None)
+        super().__init__(region, endpoint_url=kwargs.pop("endpoint_url", None) or endpoint,
+                         **kwargs)
 
 
 def _client_error(operation: str, code: str, status: int, parsed: dict[str, Any]) -> Exception:

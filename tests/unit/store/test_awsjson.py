@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from afk.errors import StoreUnavailable
 from afk.store import Dynamo, create_table
-from afk.store.awsjson import Credentials, LeanDynamoDB
+from afk.store.awsjson import Credentials, LeanDynamoDB, LeanSecretsManager
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -67,6 +67,33 @@ def test_the_signature_is_the_one_botocore_computes_for_the_same_request(recorde
     assert headers["authorization"].endswith(f"Signature={expected}")
     assert headers["x-amz-target"] == "DynamoDB_20120810.GetItem"
     assert headers["x-amz-security-token"] == "token-1"
+
+
+def test_secrets_manager_is_signed_for_its_service_at_boto3s_endpoint_variable(
+        recorder, monkeypatch) -> None:
+    """GetSecretValue (afk/secrets.py) on JSON 1.1, signed for `secretsmanager`, sent
+    where boto3 would send it (AWS_ENDPOINT_URL_SECRETS_MANAGER)."""
+    url, handler = recorder
+    handler.answer = (200, {"ARN": "arn:x", "SecretString": "{}"})
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", url)
+    creds = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    answer = LeanSecretsManager("eu-west-1", credentials=creds).get_secret_value(
+        SecretId="arn:x")
+    assert answer["SecretString"] == "{}"
+    [(headers, body)] = handler.received
+    assert json.loads(body) == {"SecretId": "arn:x"}
+    assert headers["x-amz-target"] == "secretsmanager.GetSecretValue"
+    assert headers["content-type"] == "application/x-amz-json-1.1"
+    request = AWSRequest(method="POST", url=url + "/", data=body, headers={
+        "Content-Type": headers["content-type"], "X-Amz-Target": headers["x-amz-target"],
+        "X-Amz-Date": headers["x-amz-date"]})
+    request.context["timestamp"] = headers["x-amz-date"]
+    signer = SigV4Auth(BotoCredentials(creds.access_key, creds.secret_key),
+                       "secretsmanager", "eu-west-1")
+    canonical = signer.canonical_request(request)
+    expected = signer.signature(signer.string_to_sign(request, canonical), request)
+    assert headers["authorization"].endswith(f"Signature={expected}")
+    assert "/secretsmanager/aws4_request" in headers["authorization"]
 
 
 def test_errors_come_back_as_botocore_client_errors_with_the_whole_response(recorder) -> None:
