@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 
-from afk.billing.money import parse_usd, to_pico
+from afk.money import parse_usd, to_pico
 from afk.local.dynamodb import EmbeddedDynamoDB
 from afk.store import Dynamo, Store, create_table
 

@@ -17,10 +17,10 @@ from google.genai import types as genai_types
 
 from afk import observability
 from afk.aggregator import StreamPoller, local_poller
-from afk.billing.money import from_pico, parse_usd, to_pico
 from afk.gateway import Gateway
 from afk.http.apps import create_app
 from afk.local.dynamodb import EmbeddedDynamoDB
+from afk.money import from_pico, parse_usd, to_pico
 from afk.settings import Settings, Upstream
 from afk.store import Account, Dynamo, Statement, Store, create_table
 from tests.fakes.fake_anthropic import FakeAnthropic

@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from afk import limits as key_limits
-from afk.billing.money import MoneyError, format_usd, parse_usd, to_pico
 from afk.errors import ModelNotFound, StoreUnavailable
 from afk.limits import LimitError
 from afk.management import (
@@ -24,6 +23,7 @@ from afk.management import (
     render_entry,
     render_key,
 )
+from afk.money import MoneyError, format_usd, parse_usd, to_pico
 from afk.settings import Settings
 
 

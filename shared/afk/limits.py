@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from afk.billing.money import MoneyError, format_usd, parse_usd, to_pico
+from afk.money import MoneyError, format_usd, parse_usd, to_pico
 
 SCOPES = ("inference", "manage")
 LEGACY_SCOPE = "manage"

@@ -16,9 +16,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from afk import limits as key_limits
-from afk.billing.money import format_usd
 from afk.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied
 from afk.limits import Limits
+from afk.money import format_usd
 from afk.store.items import iso
 
 if TYPE_CHECKING:

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from afk.billing.money import MoneyError, format_usd, parse_usd, to_pico
 from afk.errors import GatewayError, InvalidRequest
+from afk.money import MoneyError, format_usd, parse_usd, to_pico
 from afk.settings import Settings
 from afk.store import Store
 

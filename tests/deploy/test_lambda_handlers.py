@@ -91,7 +91,7 @@ def test_aggregator_function_counts_a_stream_batch_once(lambda_env, make_custome
 
     import boto3
 
-    from afk.billing.money import to_pico
+    from afk.money import to_pico
 
     streams = boto3.client("dynamodbstreams", region_name="us-east-1",
                            endpoint_url=dynamodb_endpoint, aws_access_key_id="local",

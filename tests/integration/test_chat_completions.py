@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from afk.billing.money import from_pico
 from afk.catalog import Catalog
+from afk.money import from_pico
 from tests.conftest import UPSTREAM_KEY, Customer
 from tests.fakes.fake_openai import FakeOpenAI, Reply
 

@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from afk.billing.money import from_pico
 from afk.gateway import Gateway
 from afk.http.apps import create_app
+from afk.money import from_pico
 from afk.settings import Settings, Upstream
 from afk.store import Dynamo, Store
 from afk.sweeper import sweep
@@ -262,7 +262,7 @@ def test_a_charge_the_store_refuses_is_kept_and_written_with_the_next_settle(
 SERVER = """
 import sys, uvicorn
 from dataclasses import replace
-from afk.billing.money import from_pico
+from afk.money import from_pico
 from afk.gateway import Gateway
 from afk.http.apps import create_app
 from afk.settings import Settings, Upstream

@@ -21,12 +21,12 @@ import httpx
 import openai
 import pytest
 
-from afk.billing.money import from_pico, to_pico
 from afk.billing.wallet import Wallet
 from afk.gateway import Gateway
 from afk.http.apps import create_app
 from afk.limits import Limits
 from afk.local.dynamodb import EmbeddedDynamoDB
+from afk.money import from_pico, to_pico
 from afk.settings import Settings
 from afk.store import Dynamo, Hold, Lease, Settlement, Store, create_table
 from afk.store.budgets import Budget, budget_key

@@ -11,10 +11,10 @@ from decimal import Decimal
 import anthropic
 import pytest
 
-from afk.billing.money import from_pico, parse_usd, to_pico
 from afk.catalog import Catalog, CatalogError
 from afk.gateway import Gateway
 from afk.http.apps import create_app
+from afk.money import from_pico, parse_usd, to_pico
 from afk.settings import Settings
 from afk.store import Store
 from tests.conftest import Customer

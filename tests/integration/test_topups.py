@@ -18,9 +18,9 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from afk.billing.money import from_pico, parse_usd, to_pico
 from afk.gateway import Gateway
 from afk.http.apps import create_app
+from afk.money import from_pico, parse_usd, to_pico
 from afk.settings import Settings
 from afk.store import Store
 from tests.conftest import Customer

@@ -18,7 +18,7 @@ import pytest
 
 from afk import admin, cli
 from afk.aggregator import StreamPoller, aggregate, local_poller
-from afk.billing.money import format_usd, from_pico
+from afk.money import format_usd, from_pico
 from afk.store import Hold, Lease, Settlement, Store
 from afk.store.leases import charge_record
 from afk.store.ledger import charge_item
@@ -91,7 +91,7 @@ def busy(make_customer_module) -> dict:
 
 @pytest.fixture(scope="module")
 def make_customer_module(store: Store, gateway, gateway_url: str):
-    from afk.billing.money import parse_usd, to_pico
+    from afk.money import parse_usd, to_pico
 
     def make(credits: str) -> Customer:
         account = store.accounts.create(f"busy-{secrets.token_hex(3)}",

@@ -18,9 +18,9 @@ import json
 from dataclasses import dataclass
 
 from afk import ir
-from afk.billing.money import format_usd
 from afk.catalog import Model
 from afk.errors import InsufficientCredits
+from afk.money import format_usd
 
 PER_MESSAGE_OVERHEAD = 8
 PER_REQUEST_OVERHEAD = 8

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from afk.billing.money import format_usd
+from afk.money import format_usd
 from afk.store.rollups import Rollup
 
 GROUPS = ("day", "model", "account")

@@ -9,8 +9,8 @@ from decimal import ROUND_CEILING, Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from afk.billing.money import MAX_PRICE_PLACES, to_pico
 from afk.endpoints import Endpoint
+from afk.money import MAX_PRICE_PLACES, to_pico
 
 _PRICE_STEP = Decimal(1).scaleb(-MAX_PRICE_PLACES)
 

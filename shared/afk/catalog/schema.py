@@ -19,7 +19,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from afk.billing.money import MAX_PRICE_PLACES, MoneyError, parse_usd
 from afk.catalog.model import (
     Catalog,
     CatalogError,
@@ -30,6 +29,7 @@ from afk.catalog.model import (
     WebSearchSpec,
 )
 from afk.endpoints import EndpointError, parse_endpoints
+from afk.money import MAX_PRICE_PLACES, MoneyError, parse_usd
 
 PROVIDERS = frozenset({"openai", "anthropic", "gemini", "bedrock", "echo"})
 MAX_MARKUP_PERCENT = Decimal(10_000)

@@ -8,11 +8,11 @@ from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
 
-from afk.billing.money import format_usd
 from afk.errors import InvalidRequest
 from afk.http.api import GatewayOf, Manager, api_router
 from afk.http.bodies import Cap, KeyLimits, NewKey
 from afk.management import render_account, render_key
+from afk.money import format_usd
 
 router = api_router("account")
 

@@ -1,6 +1,6 @@
 """What the account API accepts, as pydantic models: the OpenAPI document's
 request schemas, validated by the parsers the rest of the gateway uses
-(afk.limits, afk.billing.money), so a field refused here is refused with the
+(afk.limits, afk.money), so a field refused here is refused with the
 same words as anywhere else, naming the field."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pydantic import BaseModel, Field, PlainValidator
 from pydantic_core import PydanticCustomError
 
 from afk import limits as key_limits
-from afk.billing.money import MoneyError, parse_usd, to_pico
 from afk.http.api import OUR_ERROR
 from afk.limits import LimitError
+from afk.money import MoneyError, parse_usd, to_pico
 
 
 def ours(parse: Callable[[Any], Any], wire: Any) -> PlainValidator:

@@ -12,11 +12,11 @@ from typing import Any
 from starlette.requests import Request
 
 from afk import embeddings
-from afk.billing.money import format_usd
 from afk.dialects import openai_chat
 from afk.errors import InvalidRequest
 from afk.http.common import CompactJSONResponse, authenticate, json_body, request_id
 from afk.http.routing import DialectRoute
+from afk.money import format_usd
 
 
 def encode(vector: list[float], encoding_format: str) -> list[float] | str:

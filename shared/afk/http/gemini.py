@@ -14,7 +14,6 @@ from starlette.responses import Response
 
 from afk import embeddings, pipeline
 from afk.auth import Principal
-from afk.billing.money import format_usd
 from afk.dialects import gemini
 from afk.errors import InvalidRequest, NotFound
 from afk.http.common import (
@@ -26,6 +25,7 @@ from afk.http.common import (
 )
 from afk.http.routing import DialectRoute
 from afk.http.streaming import GEMINI_SSE, JSON_ARRAY, Answer, answer
+from afk.money import format_usd
 
 VERSIONS = ("v1", "v1beta", "v1alpha")
 METHODS = ("generateContent", "streamGenerateContent", "countTokens", "embedContent",

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio.to_thread
 from starlette.requests import Request
 
-from afk.billing.money import format_usd, to_pico
 from afk.catalog import Model
 from afk.errors import NotFound
 from afk.gateway import AccountView, Gateway
 from afk.http.common import CompactJSONResponse, authenticate
 from afk.http.routing import DialectRoute
+from afk.money import format_usd, to_pico
 
 if TYPE_CHECKING:
     from afk.dialects.base import Codec

@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
-from afk.billing.money import format_usd, parse_usd, to_pico
 from afk.errors import InvalidRequest, RequestTooLarge
 from afk.gateway import Gateway
 from afk.http.api import Caller, GatewayOf, Manager, api_router
 from afk.http.bodies import Checkout
+from afk.money import format_usd, parse_usd, to_pico
 from afk.payments import Payments
 
 router = api_router("top-ups")

@@ -18,7 +18,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from afk.billing.money import parse_usd, to_pico
+from afk.money import parse_usd, to_pico
 from afk.settings import Settings
 
 DEMO_CREDITS_USD = "10"

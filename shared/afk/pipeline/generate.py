@@ -16,13 +16,13 @@ from typing import Any
 
 from afk import ir, sse
 from afk.auth import Principal
-from afk.billing.money import format_usd
 from afk.billing.prompt import bound_input_tokens
 from afk.billing.quote import Quote, estimate_input_tokens
 from afk.catalog import Model
 from afk.dialects.base import Codec
 from afk.errors import InvalidRequest
 from afk.gateway import AccountView, Gateway
+from afk.money import format_usd
 from afk.pipeline.answering import Answering, Outcome, Turn
 from afk.pipeline.checks import (
     check_request,

@@ -36,12 +36,12 @@ import anyio.to_thread
 from afk import ir, observability
 from afk.auth import Principal
 from afk.billing.meter import CallOutcome, Meter
-from afk.billing.money import format_usd
 from afk.billing.quote import Quote, estimate_input_tokens, make_quote, search_bound
 from afk.billing.wallet import Shortfall
 from afk.catalog import Model
 from afk.errors import GatewayError, InsufficientCredits, UpstreamTimeout
 from afk.gateway import Gateway
+from afk.money import format_usd
 from afk.store import Hold, Settlement
 from afk.store.budgets import Budget, OverBudget
 

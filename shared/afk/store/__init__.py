@@ -23,7 +23,7 @@ One table, single-table design. Item layout (PK / SK):
   CREDIT#<idempotency key> / CREDIT     which account and amount a keyed credit was for
   ROLLUP#… / …, ROLLED#<entry> / ROLLED usage rollups kept by the aggregator (rollups.py)
 
-Money attributes are integers of pico-USD (see afk.billing.money).
+Money attributes are integers of pico-USD (see afk.money).
 """
 
 from afk.store.accounts import Account, Accounts

@@ -9,8 +9,8 @@ from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from afk.billing.money import format_usd
 from afk.errors import Conflict, NotFound, StoreUnavailable
+from afk.money import format_usd
 from afk.store.dynamo import ConditionFailed, Dynamo, get_n, get_s, n, s
 from afk.store.items import (
     account_key,

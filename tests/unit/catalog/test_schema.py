@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from afk.billing.money import to_pico
 from afk.catalog import Catalog, CatalogError
+from afk.money import to_pico
 
 REQUIRED = ("gpt-4o-mini", "claude-3-5-sonnet-20241022", "gemini-2.0-flash-exp", "echo")
 PRICE_TEXT = re.compile(r"^\d+(\.\d{1,6})?$")

@@ -21,11 +21,11 @@ import pytest
 
 from afk import ir, pipeline, sse
 from afk.auth import Principal
-from afk.billing.money import parse_usd, to_pico
 from afk.catalog import Catalog, Model, Prices
 from afk.dialects import openai_chat
 from afk.errors import GatewayError, UpstreamError
 from afk.gateway import Gateway
+from afk.money import parse_usd, to_pico
 from afk.providers import Call, Completion, Frame, UpstreamStream
 from afk.settings import Settings
 from afk.store import Dynamo, LedgerEntry, Store, create_table

@@ -1,4 +1,4 @@
-"""afk.billing.money: exact USD amounts, pico-USD integers, canonical strings."""
+"""afk.money: exact USD amounts, pico-USD integers, canonical strings."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from afk.billing.money import (
+from afk.money import (
     PICO_PER_USD,
     MoneyError,
     format_usd,
