@@ -1,6 +1,6 @@
 """Each Lambda function started as Lambda starts it, from `make build`'s output.
 
-What runs is .aws-sam/build and nothing else (as tests/test_lambda_built.py runs
+What runs is .aws-sam/build and nothing else (as tests/deploy/test_lambda_built.py runs
 it): each function's folder and the built layers merged into one `opt/python`
 (Lambda extracts every layer into /opt), on a python3.12 stand-in for the
 runtime whose site-packages holds only what the runtime ships (boto3 and its
@@ -106,7 +106,7 @@ def _python312() -> str | None:
 
 
 def runtime(out: Path) -> Path:
-    """A python3.12 venv standing in for the Lambda runtime (see tests/test_lambda_built.py)."""
+    """A python3.12 venv standing in for the Lambda runtime (see tests/deploy/test_lambda_built.py)."""
     home = out / "lambda-runtime"
     if (home / "bin" / "python").exists():
         return home
