@@ -103,9 +103,11 @@ def make_app(chunks: int = CHUNKS, gap: float = 0.0):
             await _send(send, 200, _completion(model), "application/json")
             return
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        # As the API does: never more output tokens (one a chunk) than the request allows.
+        limit = body.get("max_completion_tokens") or body.get("max_tokens") or chunks
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/event-stream")]})
-        for event in _stream(model, chunks, include_usage):
+        for event in _stream(model, min(chunks, int(limit)), include_usage):
             await send({"type": "http.response.body", "body": event, "more_body": True})
             if gap:
                 await asyncio.sleep(gap)
