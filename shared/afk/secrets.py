@@ -20,11 +20,13 @@ import json
 from afk.settings import Settings
 
 
-def read_secret(secret_arn: str, *, region: str) -> dict[str, str]:
+def read_secret(secret_arn: str, *, region: str,
+                endpoint_url: str | None = None) -> dict[str, str]:
     """The secret's non-empty string values, by field name (one GetSecretValue)."""
     from afk.store.awsjson import LeanSecretsManager
 
-    answer = LeanSecretsManager(region).get_secret_value(SecretId=secret_arn)
+    client = LeanSecretsManager(region, endpoint_url=endpoint_url)
+    answer = client.get_secret_value(SecretId=secret_arn)
     value = json.loads(answer["SecretString"])
     if not isinstance(value, dict):
         raise ValueError(f"secret {secret_arn} must hold a JSON object of provider keys")
@@ -37,4 +39,5 @@ def resolve(settings: Settings) -> Settings:
     `settings` itself when no secret is configured."""
     if settings.secret_arn is None:
         return settings
-    return settings.with_secret(read_secret(settings.secret_arn, region=settings.region))
+    return settings.with_secret(read_secret(settings.secret_arn, region=settings.region,
+                                            endpoint_url=settings.secrets_endpoint))

@@ -39,6 +39,9 @@ class Settings:
     table: str = DEFAULT_TABLE
     dynamodb_endpoint: str | None = None
     region: str = "us-east-1"
+    # Secrets Manager's endpoint where boto3 would take it from the environment
+    # (AWS_ENDPOINT_URL_SECRETS_MANAGER, else AWS_ENDPOINT_URL); None: the region's.
+    secrets_endpoint: str | None = None
     catalog_path: Path | None = None
     upstreams: Mapping[str, Upstream] = field(default_factory=dict)
     # Environment variables that may hold a declared provider's key (see `credential`).
@@ -107,6 +110,8 @@ class Settings:
             table=env.get("AFK_TABLE", DEFAULT_TABLE),
             dynamodb_endpoint=env.get("AFK_DYNAMODB_ENDPOINT") or None,
             region=region,
+            secrets_endpoint=(env.get("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+                              or env.get("AWS_ENDPOINT_URL") or None),
             catalog_path=Path(catalog) if catalog else None,
             upstreams={
                 "openai": Upstream(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
 import uuid
@@ -155,11 +156,17 @@ def secret_arn(monkeypatch, dynamodb_endpoint: str) -> Iterator[str]:
                     "GEMINI_API_KEY": "", "STRIPE_SECRET_KEY": "sk_test_from_secret"})))["ARN"]
 
 
+def secret_env(arn: str, **more: str) -> dict[str, str]:
+    """A function's environment with the provider-keys secret, in the moto server
+    (where the `secret_arn` fixture pointed boto3's endpoint variable)."""
+    return {"AFK_SECRET_ARN": arn, "AWS_ENDPOINT_URL_SECRETS_MANAGER":
+            os.environ["AWS_ENDPOINT_URL_SECRETS_MANAGER"], **more}
+
+
 def test_provider_keys_come_from_the_secret_unless_the_environment_has_them(secret_arn):
     from afk.secrets import resolve
 
-    settings = resolve(Settings.from_env({"AFK_SECRET_ARN": secret_arn,
-                                          "OPENAI_API_KEY": "sk-env"}))
+    settings = resolve(Settings.from_env(secret_env(secret_arn, OPENAI_API_KEY="sk-env")))
     assert settings.upstreams["openai"].api_key == "sk-env"  # env wins (local runs)
     assert settings.upstreams["anthropic"].api_key == "sk-ant-from-secret"
     assert settings.upstreams["gemini"].api_key is None  # empty in the secret: unset
@@ -171,7 +178,7 @@ def test_reading_the_secret_loads_no_aws_sdk(secret_arn):
     """A deployed environment's first call reads the secret: without boto3 (or
     botocore), whose import would cost that call's cold start."""
     script = ("import sys; from afk.secrets import resolve; from afk.settings import Settings; "
-              f"s = resolve(Settings.from_env({{'AFK_SECRET_ARN': {secret_arn!r}}})); "
+              f"s = resolve(Settings.from_env({secret_env(secret_arn)!r})); "
               "print(s.upstreams['anthropic'].api_key, "
               "sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))")
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -181,7 +188,7 @@ def test_reading_the_secret_loads_no_aws_sdk(secret_arn):
 
 def test_reading_settings_reads_no_secret(secret_arn):
     """Settings are read at cold start with no I/O; the secret comes later, explicitly."""
-    settings = Settings.from_env({"AFK_SECRET_ARN": secret_arn})
+    settings = Settings.from_env(secret_env(secret_arn))
     assert settings.upstreams["openai"].api_key is None
     assert settings.credential("STRIPE_SECRET_KEY") is None
 
@@ -197,12 +204,12 @@ def test_the_secret_is_read_once_per_environment_off_the_event_loop(secret_arn, 
     readers: list[threading.Thread] = []
     read = secrets.read_secret
 
-    def recording_read(arn: str, *, region: str) -> dict[str, str]:
+    def recording_read(arn: str, *, region: str, endpoint_url: str | None) -> dict[str, str]:
         readers.append(threading.current_thread())
-        return read(arn, region=region)
+        return read(arn, region=region, endpoint_url=endpoint_url)
 
     monkeypatch.setattr(secrets, "read_secret", recording_read)
-    gateway = Gateway(Settings.from_env({"AFK_SECRET_ARN": secret_arn}))
+    gateway = Gateway(Settings.from_env(secret_env(secret_arn)))
 
     async def two_requests() -> threading.Thread:
         await gateway.ready()
@@ -232,7 +239,7 @@ def test_a_provider_empty_in_the_secret_is_refused_naming_the_secret_field(secre
     from afk.errors import ProviderNotConfigured
     from afk.gateway import AccountView, Gateway
 
-    gateway = Gateway(Settings.from_env({"AFK_SECRET_ARN": secret_arn}))
+    gateway = Gateway(Settings.from_env(secret_env(secret_arn)))
     with pytest.raises(ProviderNotConfigured) as caught:
         gateway.require_credentials(gateway.catalog.get("gemini-2.5-flash"))
     assert "GEMINI_API_KEY field of the gateway's provider-keys secret" in caught.value.message

@@ -316,19 +316,13 @@ class LeanDynamoDB:
 class LeanSecretsManager(LeanDynamoDB):
     """Secrets Manager on the same JSON protocol (1.1), for the one GetSecretValue an
     environment makes (afk/secrets.py): a deployed function's first generation call
-    would otherwise import boto3 for it. The endpoint is boto3's: the
-    `AWS_ENDPOINT_URL_SECRETS_MANAGER` or `AWS_ENDPOINT_URL` variable if set.
+    would otherwise import boto3 for it. Its endpoint is `Settings.secrets_endpoint`
+    (boto3's variables, read once with the other settings).
     https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html"""
 
     SERVICE = "secretsmanager"
     TARGET_PREFIX = "secretsmanager."
     CONTENT_TYPE = "application/x-amz-json-1.1"
-
-    def __init__(self, region: str, **kwargs: Any) -> None:
-        endpoint = (os.environ.get("AWS_ENDPOINT_URL_SECRETS_MANAGER")
-                    or os.environ.get("AWS_ENDPOINT_URL") or None)
-        super().__init__(region, endpoint_url=kwargs.pop("endpoint_url", None) or endpoint,
-                         **kwargs)
 
 
 def _client_error(operation: str, code: str, status: int, parsed: dict[str, Any]) -> Exception:

@@ -15,6 +15,7 @@ from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from afk.errors import StoreUnavailable
+from afk.settings import Settings
 from afk.store import Dynamo, create_table
 from afk.store.awsjson import Credentials, LeanDynamoDB, LeanSecretsManager
 
@@ -70,15 +71,16 @@ def test_the_signature_is_the_one_botocore_computes_for_the_same_request(recorde
 
 
 def test_secrets_manager_is_signed_for_its_service_at_boto3s_endpoint_variable(
-        recorder, monkeypatch) -> None:
+        recorder) -> None:
     """GetSecretValue (afk/secrets.py) on JSON 1.1, signed for `secretsmanager`, sent
-    where boto3 would send it (AWS_ENDPOINT_URL_SECRETS_MANAGER)."""
+    where boto3 would send it (AWS_ENDPOINT_URL_SECRETS_MANAGER, read into settings)."""
     url, handler = recorder
     handler.answer = (200, {"ARN": "arn:x", "SecretString": "{}"})
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", url)
+    settings = Settings.from_env({"AWS_ENDPOINT_URL_SECRETS_MANAGER": url})
+    assert Settings.from_env({"AWS_ENDPOINT_URL": url}).secrets_endpoint == url
     creds = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
-    answer = LeanSecretsManager("eu-west-1", credentials=creds).get_secret_value(
-        SecretId="arn:x")
+    answer = LeanSecretsManager("eu-west-1", endpoint_url=settings.secrets_endpoint,
+                                credentials=creds).get_secret_value(SecretId="arn:x")
     assert answer["SecretString"] == "{}"
     [(headers, body)] = handler.received
     assert json.loads(body) == {"SecretId": "arn:x"}
