@@ -12,8 +12,8 @@ import signal
 import sys
 import threading
 
-from afk.money import parse_usd, to_pico
 from afk.local.dynamodb import EmbeddedDynamoDB
+from afk.money import parse_usd, to_pico
 from afk.store import Dynamo, Store, create_table
 
 if __name__ == "__main__":

@@ -7,7 +7,11 @@ stream of CHUNKS content chunks (default 200), the finish chunk, the usage chunk
 when `stream_options.include_usage` is true, and `data: [DONE]`. Each event is
 its own write; with GAP_MS > 0 the next one waits that long, so a proxy reading
 the stream finds each event alone in its buffer (the worst case for per-chunk
-CPU: nothing to batch). `POST .../responses` answers a non-stream Responses body.
+CPU: nothing to batch); with 0 they go back to back, each still its own write,
+and a proxy finds whatever arrived since its last read. `PUT /bench/gap` with a
+body of milliseconds sets GAP_MS for the streams that follow (the bench runs
+both cases against one gateway). `POST .../responses` answers a non-stream
+Responses body.
 """
 
 from __future__ import annotations
@@ -74,6 +78,8 @@ def _stream(model: str, chunks: int, include_usage: bool) -> list[bytes]:
 
 
 def make_app(chunks: int = CHUNKS, gap: float = 0.0):
+    state = {"gap": gap}
+
     async def app(scope, receive, send):
         if scope["type"] == "lifespan":
             while True:
@@ -89,6 +95,10 @@ def make_app(chunks: int = CHUNKS, gap: float = 0.0):
             raw += message.get("body", b"")
             if not message.get("more_body"):
                 break
+        if scope["method"] == "PUT" and scope["path"] == "/bench/gap":
+            state["gap"] = float(raw) / 1000
+            await _send(send, 200, b"{}", "application/json")
+            return
         if scope["method"] == "POST" and scope["path"].endswith("/responses"):
             body = json.loads(raw or b"{}")
             await _send(send, 200, _response(str(body.get("model"))), "application/json")
@@ -109,8 +119,8 @@ def make_app(chunks: int = CHUNKS, gap: float = 0.0):
                     "headers": [(b"content-type", b"text/event-stream")]})
         for event in _stream(model, min(chunks, int(limit)), include_usage):
             await send({"type": "http.response.body", "body": event, "more_body": True})
-            if gap:
-                await asyncio.sleep(gap)
+            if state["gap"]:
+                await asyncio.sleep(state["gap"])
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     return app

@@ -10,9 +10,13 @@ On a machine with 2+ CPUs the server under test (gateway or LiteLLM) is pinned
 to CPU 1 and everything else (this load client, the upstream, moto) to CPU 0.
 
 Scenarios, run round-robin over the targets: non-stream chat completions at
-concurrency 1 and 32, a 200-chunk stream at concurrency 1, and the same through
-the Anthropic Messages route (translated to the OpenAI upstream) for the
-gateway and LiteLLM. Each is bounded in requests and in seconds.
+concurrency 1 and 32, a 200-chunk stream at concurrency 1 with the upstream's
+events back to back (each its own write: a proxy reads whatever arrived since its
+last read) and GAP_MS apart (one event per read), and the same through the
+Anthropic Messages route (translated to the OpenAI upstream) for the gateway.
+Each is bounded in requests and in seconds. Beside the gateway and LiteLLM runs
+the floor (bench/floor_proxy.py): raw asyncio Protocols and httptools, no auth,
+billing, translation or JSON, the least any Python proxy spends on this machine.
 """
 
 from __future__ import annotations
@@ -65,15 +69,24 @@ class Scenario:
     concurrency: int
     requests: int
     seconds: float
+    gap_ms: float = 0.0  # between the upstream's stream events
 
 
+BACK_TO_BACK = "back to back"
+APART = f"{GAP_MS:g} ms apart"
 SCENARIOS = [
     Scenario("chat c=1", "chat", False, 1, int(400 * SCALE), 60),
     Scenario("chat c=32", "chat", False, 32, int(2000 * SCALE), 60),
-    Scenario(f"chat stream {CHUNKS} chunks", "chat", True, 1, int(30 * SCALE), 60),
+    # Back to back a stream costs little CPU: more of them, for the 10 ms clock tick.
+    Scenario(f"chat stream {CHUNKS} chunks, {BACK_TO_BACK}", "chat", True, 1,
+             int(100 * SCALE), 60),
+    Scenario(f"chat stream {CHUNKS} chunks, {APART}", "chat", True, 1, int(30 * SCALE), 60,
+             GAP_MS),
     Scenario("messages c=1 (translated)", "messages", False, 1, int(300 * SCALE), 60),
-    Scenario(f"messages stream {CHUNKS} chunks (translated)", "messages", True, 1,
-             int(30 * SCALE), 60),
+    Scenario(f"messages stream {CHUNKS} chunks, {BACK_TO_BACK} (translated)", "messages",
+             True, 1, int(100 * SCALE), 60),
+    Scenario(f"messages stream {CHUNKS} chunks, {APART} (translated)", "messages", True, 1,
+             int(30 * SCALE), 60, GAP_MS),
 ]
 
 
@@ -208,7 +221,7 @@ def run(*, with_litellm: bool = True) -> dict[str, Any]:
     try:
         up_port = free_port()
         upstream = _spawn(pinned([PROJECT_PYTHON, str(BENCH / "fake_upstream.py"),
-                                  str(up_port), str(CHUNKS), str(GAP_MS)], 0),
+                                  str(up_port), str(CHUNKS)], 0),
                           dict(os.environ), up_port, out_dir / "upstream.log")
         procs.append(upstream)
         upstream_url = f"http://127.0.0.1:{up_port}"
@@ -231,9 +244,18 @@ def run(*, with_litellm: bool = True) -> dict[str, Any]:
                          gw_env, gw_port, out_dir / "gateway.log")
         procs.append(gateway)
 
+        floor_port = free_port()
+        floor = _spawn(pinned([PROJECT_PYTHON, str(BENCH / "floor_proxy.py"), str(floor_port),
+                               str(up_port)], 1), dict(os.environ), floor_port,
+                       out_dir / "floor.log")
+        procs.append(floor)
+
         targets = [
             Target("direct", upstream_url, {"authorization": "Bearer sk-bench"},
                    {"upstream": upstream.pid}, {"chat": "/v1/chat/completions"}),
+            Target("floor", f"http://127.0.0.1:{floor_port}", {},
+                   {"server": floor.pid, "upstream": upstream.pid},
+                   {"chat": "/v1/chat/completions"}),
             Target("gateway", f"http://127.0.0.1:{gw_port}", {"authorization": f"Bearer {key}"},
                    {"server": gateway.pid, "dynamodb": db.pid, "upstream": upstream.pid},
                    {"chat": "/v1/chat/completions", "messages": "/v1/messages"}),
@@ -263,6 +285,8 @@ def run(*, with_litellm: bool = True) -> dict[str, Any]:
             for target in targets:
                 if scenario.path not in target.paths:
                     continue
+                httpx.put(f"{upstream_url}/bench/gap",
+                          content=str(scenario.gap_ms)).raise_for_status()
                 try:
                     results.append(asyncio.run(_load(target, scenario)))
                 except Exception as exc:  # noqa: BLE001 - one failed cell must not sink the run
