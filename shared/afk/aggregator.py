@@ -67,10 +67,14 @@ class StreamPoller:
     and tests: every shard from TRIM_HORIZON, batches of `batch_size`, each
     batch handed to `aggregate` and retried (whole) if it fails."""
 
-    # The shard list is re-read this often, not on every poll; an idle stream is polled
-    # ever less often, up to IDLE_INTERVAL_S (each poll was three calls to the
-    # embedded DynamoDB, which serves one call at a time: `afk dev`'s idle CPU and its
-    # callers' latency, bench/LEVERS.md).
+    # Each tick reads one batch of each shard, as Lambda polls a stream's shards "at a
+    # base rate of 4 times per second" and reads on at once only while batches come
+    # back full (https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html): reading
+    # on until a shard came back empty, under a steady load, meant one rollup
+    # transaction per ledger entry or two (12.7 ms of the embedded DynamoDB's CPU
+    # each, bench/LEVERS.md). The shard list is re-read every SHARDS_TTL_S, not on
+    # every poll; an idle stream is polled ever less often, up to IDLE_INTERVAL_S
+    # (the embedded DynamoDB serves one call at a time: `afk dev`'s idle CPU).
     SHARDS_TTL_S = 10.0
     IDLE_INTERVAL_S = 1.0
 
@@ -95,16 +99,31 @@ class StreamPoller:
         with self._lock:
             for shard_id in self._shards():
                 while True:
-                    response = self._streams.get_records(ShardIterator=self._iterators[shard_id],
-                                                         Limit=self._batch_size)
-                    records = response.get("Records") or []
-                    if records:
-                        counted += aggregate(self._rollups, records)
-                    # Advance only once the batch is counted (a failure retries it).
-                    self._iterators[shard_id] = response["NextShardIterator"]
-                    if not records:
+                    read, got = self._read(shard_id)
+                    counted += got
+                    if not read:
                         break
         return counted
+
+    def poll(self) -> tuple[int, bool]:
+        """One read of each shard, as one tick of Lambda's poller: (entries counted,
+        whether a batch came back full, so that more are waiting)."""
+        counted, more = 0, False
+        with self._lock:
+            for shard_id in self._shards():
+                read, got = self._read(shard_id)
+                counted, more = counted + got, more or read >= self._batch_size
+        return counted, more
+
+    def _read(self, shard_id: str) -> tuple[int, int]:
+        """One batch of a shard: (records read, ledger entries counted)."""
+        response = self._streams.get_records(ShardIterator=self._iterators[shard_id],
+                                             Limit=self._batch_size)
+        records = response.get("Records") or []
+        counted = aggregate(self._rollups, records) if records else 0
+        # Advance only once the batch is counted (a failure retries it).
+        self._iterators[shard_id] = response["NextShardIterator"]
+        return len(records), counted
 
     def _shards(self) -> list[str]:
         if time.monotonic() - self._shards_read < self.SHARDS_TTL_S:
@@ -127,13 +146,17 @@ class StreamPoller:
         def run() -> None:
             interval = self._interval
             while not self._stop.wait(interval):
-                counted = 0
+                counted, more = 0, False
                 try:
-                    counted = self.drain()
+                    counted, more = self.poll()
                 except Exception:  # noqa: BLE001 - retried on the next tick, as Lambda would
                     log.warning("aggregating the stream failed; retrying", exc_info=True)
-                interval = self._interval if counted else min(self.IDLE_INTERVAL_S,
-                                                              interval * 2)
+                if more:  # a full batch: read on at once
+                    interval = 0.0
+                elif counted:
+                    interval = self._interval
+                else:
+                    interval = min(self.IDLE_INTERVAL_S, max(interval, self._interval) * 2)
 
         self._thread = threading.Thread(target=run, name="afk-aggregator", daemon=True)
         self._thread.start()
@@ -147,9 +170,8 @@ class StreamPoller:
 
 def local_poller(store: Any, endpoint: str | None, region: str) -> StreamPoller:
     """A poller on the stream of `store`'s table at a local DynamoDB endpoint."""
-    import boto3
+    from afk.store.awsjson import Credentials, LeanDynamoDBStreams
 
-    streams = boto3.session.Session().client(
-        "dynamodbstreams", region_name=region, endpoint_url=endpoint,
-        aws_access_key_id="local", aws_secret_access_key="local")
+    streams = LeanDynamoDBStreams(region, endpoint_url=endpoint,
+                                  credentials=Credentials("local", "local"))
     return StreamPoller(store.rollups, store.dynamo.client, streams, store.dynamo.table)

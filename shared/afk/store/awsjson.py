@@ -325,6 +325,17 @@ class LeanSecretsManager(LeanDynamoDB):
     CONTENT_TYPE = "application/x-amz-json-1.1"
 
 
+class LeanDynamoDBStreams(LeanDynamoDB):
+    """DynamoDB Streams' API (DescribeStream, GetShardIterator, GetRecords) on the same
+    protocol, signed as "dynamodb" (its SigV4 signing name), for the usage
+    aggregator's poller on a local table (afk/aggregator.py): `afk dev` and the tests
+    no longer import boto3 for it. Always given its endpoint (on AWS the stream is
+    read by Lambda's event source mapping, not by this).
+    https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Operations_Amazon_DynamoDB_Streams.html"""
+
+    TARGET_PREFIX = "DynamoDBStreams_20120810."
+
+
 def _client_error(operation: str, code: str, status: int, parsed: dict[str, Any]) -> Exception:
     from botocore.exceptions import ClientError
 
