@@ -11,7 +11,7 @@ endpoint and table tried, and what to check.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from afk import limits as key_limits
@@ -24,6 +24,7 @@ from afk.management import (
     render_key,
 )
 from afk.money import MoneyError, format_usd, parse_usd, to_pico
+from afk.records import dataclass
 from afk.settings import Settings
 
 

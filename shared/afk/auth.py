@@ -9,12 +9,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from afk.background import Background
 from afk.errors import AuthenticationFailed, PermissionDenied
 from afk.limits import LEGACY_SCOPE, Limits, iso
+from afk.records import dataclass
 from afk.store.keys import KeyRecord, Keys, hash_key, looks_like_key
 
 T = TypeVar("T")

@@ -12,8 +12,6 @@ no output).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import anyio.to_thread
 
 from afk import ir
@@ -23,6 +21,7 @@ from afk.errors import GatewayError, InvalidRequest
 from afk.gateway import Gateway
 from afk.pipeline import Reservation, enforce_rate_limit
 from afk.providers import Embedder
+from afk.records import dataclass
 from afk.store import Settlement
 
 MAX_INPUTS = 2048  # OpenAI's limit per request; Gemini's batch limit is lower (100)

@@ -24,9 +24,10 @@ otherwise; Azure: `max_completion_tokens`, as on OpenAI).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from afk.records import dataclass
 
 KINDS = ("openai", "azure_openai")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")

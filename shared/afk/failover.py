@@ -19,12 +19,13 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any, TypeVar
 
 from afk.catalog import Model
 from afk.errors import GatewayError, InvalidRequest, RateLimited
 from afk.providers import Call, Completion, Provider, UpstreamStream
+from afk.records import dataclass
 
 log = logging.getLogger("afk.failover")
 T = TypeVar("T")

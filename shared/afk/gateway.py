@@ -12,7 +12,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -24,6 +24,7 @@ from afk.catalog import Catalog, Model
 from afk.endpoints import Endpoint
 from afk.errors import ModelNotFound, PermissionDenied, ProviderNotConfigured
 from afk.providers import Provider
+from afk.records import dataclass
 from afk.settings import KEY_SETTINGS, Settings, get_settings
 from afk.store import Account, Dynamo, Store
 

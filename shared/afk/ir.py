@@ -12,8 +12,10 @@ reasoning tokens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
+
+from afk.records import dataclass
 
 Role = Literal["system", "user", "assistant", "tool"]
 StopReason = Literal["stop", "length", "tool_calls", "stop_sequence", "content_filter",

@@ -19,11 +19,11 @@ can only be stricter. What applies is the stricter of the two, field by field.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from afk.money import MoneyError, format_usd, parse_usd, to_pico
+from afk.records import dataclass
 
 SCOPES = ("inference", "manage")
 LEGACY_SCOPE = "manage"

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from afk.errors import GatewayError, InvalidRequest
 from afk.money import MoneyError, format_usd, parse_usd, to_pico
+from afk.records import dataclass
 from afk.settings import Settings
 from afk.store import Store
 

@@ -11,9 +11,11 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from functools import lru_cache
 from pathlib import Path
+
+from afk.records import dataclass
 
 DEFAULT_TABLE = "afk"
 # The setting that holds each provider's API key: an environment variable, and the

@@ -6,7 +6,8 @@ Codecs never see bytes; this module never sees JSON semantics.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from afk.records import dataclass
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from afk.records import dataclass
 from afk.store.leases import Lease
 
 

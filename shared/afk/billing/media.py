@@ -26,9 +26,9 @@ import binascii
 import math
 import re
 import zlib
-from dataclasses import dataclass
 
 from afk.catalog import ImageRule
+from afk.records import dataclass
 
 MAX_PDF_DECODED = 64 * 1024 * 1024  # decoded stream bytes one PDF may hold
 PAGE_OVERHEAD = 16  # tokens framing each page, on top of its image and text

@@ -21,12 +21,12 @@ The charge policy, one place. What the provider bills is billed:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Literal
 
 from afk import ir
 from afk.billing.quote import billed_searches, search_cost, usage_cost
 from afk.catalog import Model
+from afk.records import dataclass
 from afk.store.ledger import Settlement
 
 # How a call ended, as its ledger entry records it (`status`): completed; the

@@ -15,12 +15,12 @@ returned at settle time.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from afk import ir
 from afk.catalog import Model
 from afk.errors import InsufficientCredits
 from afk.money import format_usd
+from afk.records import dataclass
 
 PER_MESSAGE_OVERHEAD = 8
 PER_REQUEST_OVERHEAD = 8

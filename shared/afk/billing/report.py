@@ -6,10 +6,10 @@ day; store/rollups.py), never from the ledger's entries one by one."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 
 from afk.money import format_usd
+from afk.records import dataclass
 from afk.store.rollups import Rollup
 
 GROUPS = ("day", "model", "account")

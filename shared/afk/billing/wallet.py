@@ -30,12 +30,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from afk.background import Background
 from afk.billing.books import Book, Spending
 from afk.errors import StoreUnavailable
+from afk.records import dataclass
 from afk.store import Account, Hold, Settlement
 from afk.store.budgets import Budget, OverBudget
 from afk.store.items import iso

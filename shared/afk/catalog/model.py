@@ -4,13 +4,14 @@ format and its validation: catalog/schema.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import ROUND_CEILING, Decimal
 from functools import lru_cache
 from pathlib import Path
 
 from afk.endpoints import Endpoint
 from afk.money import MAX_PRICE_PLACES, to_pico
+from afk.records import dataclass
 
 _PRICE_STEP = Decimal(1).scaleb(-MAX_PRICE_PLACES)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -30,6 +30,7 @@ from afk.catalog.model import (
 )
 from afk.endpoints import EndpointError, parse_endpoints
 from afk.money import MAX_PRICE_PLACES, MoneyError, parse_usd
+from afk.records import dataclass
 
 PROVIDERS = frozenset({"openai", "anthropic", "gemini", "bedrock", "echo"})
 MAX_MARKUP_PERCENT = Decimal(10_000)

@@ -34,7 +34,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import anyio
 from starlette.requests import Request
@@ -45,6 +45,7 @@ from afk.dialects.base import Codec
 from afk.errors import GatewayError
 from afk.http.common import CompactJSONResponse, compact_json
 from afk.pipeline import Admission, Outcome
+from afk.records import dataclass
 
 log = logging.getLogger("afk.http")
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
+
+from afk.records import dataclass
 
 DIRECTORY = ".afk"
 NAME = "dev.json"

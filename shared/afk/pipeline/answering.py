@@ -4,7 +4,7 @@ the HTTP layer gets back."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Protocol
 
 from afk import ir, sse
@@ -13,6 +13,7 @@ from afk.dialects.base import Codec, Echo
 from afk.pipeline.deadline import Deadline
 from afk.pipeline.reservation import Reservation
 from afk.providers import Call
+from afk.records import dataclass
 
 
 class Stream(Protocol):

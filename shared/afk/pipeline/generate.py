@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from afk import ir, sse
@@ -37,6 +37,7 @@ from afk.pipeline.deadline import Deadline
 from afk.pipeline.relay import Relay, close_upstream
 from afk.pipeline.reservation import Reservation
 from afk.providers import Call, Provider
+from afk.records import dataclass
 
 
 @dataclass(slots=True, kw_only=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from afk import ir
 from afk.catalog import Model
+from afk.records import dataclass
 from afk.sse import ServerSentEvent
 
 if TYPE_CHECKING:

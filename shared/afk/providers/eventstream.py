@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from afk.errors import UpstreamError
+from afk.records import dataclass
 
 PRELUDE = 12  # two lengths and the prelude CRC
 OVERHEAD = 16  # the prelude and the message CRC

@@ -24,7 +24,6 @@ import base64
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import anyio
@@ -34,6 +33,7 @@ from afk import ir
 from afk.errors import InvalidRequest
 from afk.providers import Call, Completion, UpstreamStream
 from afk.providers.base import Event, HTTPProvider
+from afk.records import dataclass
 
 MAX_BYTES = 20 * 1024 * 1024
 TIMEOUT = 10.0

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from afk.errors import Conflict, NotFound, StoreUnavailable
 from afk.money import format_usd
+from afk.records import dataclass
 from afk.store.dynamo import ConditionFailed, Dynamo, get_n, get_s, n, s
 from afk.store.items import (
     account_key,

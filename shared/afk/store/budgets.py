@@ -26,10 +26,10 @@ the day it started in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from afk.records import dataclass
 from afk.store.dynamo import n, s
 
 if TYPE_CHECKING:

@@ -12,11 +12,11 @@ import hashlib
 import secrets
 import string
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from afk.errors import NotFound
 from afk.limits import LEGACY_SCOPE, NO_LIMITS, Limits
+from afk.records import dataclass
 from afk.store.dynamo import ConditionFailed, Dynamo, get_n, get_s, n, s
 from afk.store.items import iso, key_meta_key
 

@@ -38,10 +38,10 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from afk.errors import NotFound
+from afk.records import dataclass
 from afk.store.accounts import Account
 from afk.store.budgets import Budget, OverBudget, release_write, reserve_write
 from afk.store.dynamo import CONDITION_FAILED, ConditionFailed, Dynamo, get_n, get_s, n, s

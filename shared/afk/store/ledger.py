@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
+from afk.records import dataclass
 from afk.store.budgets import Budget
 from afk.store.dynamo import Dynamo, get_n, get_s, n, s
 from afk.store.items import USAGE_SHARDS, entry_sk, iso, usage_partition

@@ -37,9 +37,10 @@ import secrets
 import time
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
+from afk.records import dataclass
 from afk.store.dynamo import ConditionFailed, Dynamo, get_n, get_s, n, s
 
 if TYPE_CHECKING:

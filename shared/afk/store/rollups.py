@@ -26,10 +26,10 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from afk.records import dataclass
 from afk.store.dynamo import ConditionFailed, Dynamo, get_n, get_s, n, s
 
 if TYPE_CHECKING:

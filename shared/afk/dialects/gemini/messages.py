@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from afk import ir
@@ -20,6 +20,7 @@ from afk.dialects.gemini.parts import (
 from afk.dialects.gemini.wire import PROVIDER
 from afk.dialects.jsonwire import arguments_object, dumps
 from afk.errors import InvalidRequest
+from afk.records import dataclass
 
 _MISSING_RESULT = {"error": "No result was provided for this call."}
 

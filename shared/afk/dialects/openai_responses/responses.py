@@ -9,7 +9,6 @@ Output item ids are derived from the response id and the item's output index
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from afk import ir
@@ -28,6 +27,7 @@ from afk.dialects.openai_responses.wire import (
     stop_reason,
 )
 from afk.errors import InvalidRequest, UpstreamError
+from afk.records import dataclass
 
 __all__ = ["parse_response", "render_input_items_list", "render_output_items", "render_response"]
 
