@@ -92,3 +92,19 @@ def test_no_generation_function_imports_fastapi():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_account_app_builds_without_pydantic_v1_or_the_openapi_models():
+    """What the account function's cold start rests on (afk/http/lean_fastapi.py):
+    building its app imports no pydantic.v1 and builds no validator of FastAPI's
+    OpenAPI models, and its OpenAPI document still renders (they build then)."""
+    code = ("import sys; from afk.http.apps import create_app; from afk.gateway import Gateway; "
+            "from afk.settings import Settings; from starlette.testclient import TestClient; "
+            "app = create_app('account', Gateway(Settings())); "
+            "from fastapi.openapi.models import OpenAPI; "
+            "print('pydantic.v1' in sys.modules, OpenAPI.__pydantic_complete__); "
+            "doc = TestClient(app).get('/v1/account/openapi.json').json(); "
+            "print(doc['info']['title'], '/v1/account/keys' in doc['paths'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == ["False False", "afk gateway account API True"]

@@ -44,17 +44,24 @@ def create_app(name: str, gateway: Gateway | None = None) -> Starlette:
     if name not in (*APPS, "local"):
         raise ValueError(f"unknown app {name!r}; expected one of {APPS} or 'local'")
     names = APPS if name == "local" else (name,)
-    # Imported on demand: a function pays only for the routes it serves.
-    routes = [route for app_name in names for module in MODULES.get(app_name, (app_name,))
-              for route in _routes(module)]
-    parts: dict[str, Any] = {"routes": routes, "middleware": [Middleware(RequestIdMiddleware)],
-                             "exception_handlers": _error_handlers(), "lifespan": _lifespan}
-    if "account" in names:  # FastAPI: validated bodies, an OpenAPI document (http/api.py)
-        from afk.http import api
+    building: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if "account" in names:  # before anything imports FastAPI (http/lean_fastapi.py)
+        from afk.http import lean_fastapi
 
-        app: Starlette = api.create(**parts)
-    else:
-        app = Starlette(**parts)
+        building = lean_fastapi.without_pydantic_v1()
+    with building:
+        # Imported on demand: a function pays only for the routes it serves.
+        routes = [route for app_name in names
+                  for module in MODULES.get(app_name, (app_name,)) for route in _routes(module)]
+        parts: dict[str, Any] = {"routes": routes,
+                                 "middleware": [Middleware(RequestIdMiddleware)],
+                                 "exception_handlers": _error_handlers(), "lifespan": _lifespan}
+        if "account" in names:  # FastAPI: validated bodies, an OpenAPI document (http/api.py)
+            from afk.http import api
+
+            app: Starlette = api.create(**parts)
+        else:
+            app = Starlette(**parts)
     app.state.gateway = gateway or default_gateway()
     observability.configure(app.state.gateway.settings)
     return app
