@@ -112,7 +112,8 @@ class Gateway:
         from afk.providers.transport import Upstreams
 
         return Upstreams(connect_timeout=self.settings.connect_timeout,
-                         read_timeout=self.settings.read_timeout)
+                         read_timeout=self.settings.read_timeout,
+                         proxies=self.settings.proxies)
 
     @cached_property
     def background(self) -> Background:

@@ -68,6 +68,10 @@ class Settings:
     lease_seconds: float = 60.0
     connect_timeout: float = 10.0
     read_timeout: float = 300.0
+    # The HTTP(S) proxy settings of the environment ({"http"|"https"|"all"|"no": value},
+    # from HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY): an upstream they name a proxy
+    # for is called through it (afk/providers/client/proxy.py).
+    proxies: Mapping[str, str] = field(default_factory=dict)
     # While a call waits on its upstream, bytes every client ignores go out after
     # this many seconds of silence (0: never): API Gateway cuts a streamed response
     # idle for 5 minutes (Regional), 30 s (edge-optimized, CloudFront). http/streaming.py
@@ -145,6 +149,7 @@ class Settings:
             cache_ttl=_number(env, "AFK_CACHE_TTL", 10),
             connect_timeout=_number(env, "AFK_CONNECT_TIMEOUT", 10),
             read_timeout=_number(env, "AFK_READ_TIMEOUT", 300),
+            proxies=_proxies(env),
             keepalive_seconds=_number(env, "AFK_KEEPALIVE_SECONDS", 15),
             max_call_seconds=_number(env, "AFK_MAX_CALL_SECONDS", 900),
             lease_seconds=_number(env, "AFK_LEASE_SECONDS", 60),
@@ -221,3 +226,14 @@ def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings.from_env()
+
+
+def _proxies(env: Mapping[str, str]) -> dict[str, str]:
+    """HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY (lower case first, as curl and
+    urllib read them): {"http"|"https"|"all"|"no": value}."""
+    found = {}
+    for key in ("http", "https", "all", "no"):
+        value = env.get(f"{key}_proxy") or env.get(f"{key.upper()}_PROXY")
+        if value and value.strip():
+            found[key] = value.strip()
+    return found

@@ -20,17 +20,16 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-import httpx
-
 from afk import observability
 from afk.errors import CredentialsRefused, GatewayError, UpstreamError
 from afk.providers import Call, Completion, Frame, UpstreamStream
+from afk.providers.client import Client, Request, Response, TransportError
 from afk.providers.transport import (
     Framing,
     Upstreams,
+    gateway_error,
     json_body,
     open_sse,
-    upstream_errors,
 )
 from afk.settings import KEY_SETTINGS, Settings, Upstream
 from afk.sse import SSEDecoder
@@ -143,7 +142,8 @@ class HTTPProvider(Generic[Event]):
         """`upstreams`: what the gateway's providers share (a provider built on its own
         gets its own)."""
         self.upstreams = upstreams or Upstreams(connect_timeout=settings.connect_timeout,
-                                                read_timeout=settings.read_timeout)
+                                                read_timeout=settings.read_timeout,
+                                                proxies=settings.proxies)
         upstream = upstream or settings.upstreams[self.name]
         self.base_url = upstream.base_url
         self.api_key = upstream.api_key
@@ -174,10 +174,10 @@ class HTTPProvider(Generic[Event]):
         return self.body(call, stream=stream)
 
     # -------------------------------------------------------- shared
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> Client:
         return self.upstreams.client()
 
-    def error(self, response: httpx.Response) -> GatewayError:
+    def error(self, response: Response) -> GatewayError:
         try:
             body = response.json()
         except ValueError:
@@ -204,15 +204,16 @@ class HTTPProvider(Generic[Event]):
             error.retry_after = float(retry_after)
         return error
 
-    def request(self, call: Call, *, stream: bool) -> httpx.Request:
+    def request(self, call: Call, *, stream: bool) -> Request:
         """The upstream HTTP request for `call` (a signing provider signs it here)."""
-        return self.client().build_request("POST", self.url(call, stream=stream),
-                                           json=self.body(call, stream=stream),
-                                           headers=self.headers(call))
+        return Request.post_json(self.url(call, stream=stream), self.body(call, stream=stream),
+                                 self.headers(call))
 
     async def complete(self, call: Call) -> Completion:
-        async with upstream_errors(self.name):
+        try:
             response = await self.client().send(self.request(call, stream=False))
+        except TransportError as exc:
+            raise gateway_error(exc, self.name) from exc
         if response.status_code >= 300:
             raise self.error(response)
         raw = json_body(response, self.name)

@@ -27,7 +27,6 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import anyio
-import httpx
 
 from afk import ir
 from afk.errors import InvalidRequest
@@ -146,6 +145,8 @@ class ImageFetcher:
         if not addresses or not all(self.is_allowed(a) for a in addresses):
             raise refuse("its host is not a public address")
         address = addresses[0]
+        import httpx  # not on the generation path: only a call with image URLs gets here
+
         pinned = parts._replace(netloc=f"[{address}]:{port}" if ":" in address
                                 else f"{address}:{port}").geturl()
         try:

@@ -1,20 +1,28 @@
-"""HTTP to the upstreams: the pooled client a gateway's providers share, httpx errors
-made ours."""
+"""HTTP to the upstreams: the pooled client a gateway's providers share (the lean
+one, afk/providers/client), its failures made ours, and a stream's bytes made frames."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import weakref
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
-
-from afk import tls
 from afk.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from afk.providers import Frame, UpstreamStream
+from afk.providers.client import (
+    Client,
+    ConnectFailed,
+    ConnectTimeout,
+    Exchange,
+    ReadTimeout,
+    Request,
+    Response,
+    TransportError,
+    WriteTimeout,
+)
 from afk.sse import SSEDecoder
 
 if TYPE_CHECKING:
@@ -29,53 +37,65 @@ class Upstreams:
     turn (tests, tools) gets a client per loop."""
 
     def __init__(self, *, connect_timeout: float, read_timeout: float,
-                 images: ImageFetcher | None = None) -> None:
-        self._timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0,
-                                      pool=connect_timeout)
+                 images: ImageFetcher | None = None,
+                 proxies: Mapping[str, str] | None = None) -> None:
+        self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
+        self._proxies = proxies
         # By the loop itself, weakly: a closed loop's id can be reused by the next
         # loop, and its client (bound to the dead loop) must go with it.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
-                                                 httpx.AsyncClient] = weakref.WeakKeyDictionary()
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Client] = \
+            weakref.WeakKeyDictionary()
         if images is None:
             from afk.providers.images import ImageFetcher
 
             images = ImageFetcher()
         self.images = images
 
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> Client:
         """The client for the running loop, created on first use."""
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None or client.is_closed:
-            client = self._clients[loop] = httpx.AsyncClient(
-                timeout=self._timeout,
-                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-                verify=tls.context())
+            client = self._clients[loop] = Client(
+                connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
+                max_connections=256, max_idle=64, proxies=self._proxies)
         return client
 
 
-@asynccontextmanager
-async def upstream_errors(provider: str) -> AsyncIterator[None]:
-    """httpx failures as GatewayErrors naming the provider, never a raw traceback."""
-    try:
-        yield
-    except GatewayError:
-        raise
-    except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+def gateway_error(exc: TransportError, provider: str) -> UpstreamError:
+    """A transport failure in the caller's terms, naming the provider."""
+    if isinstance(exc, ConnectTimeout):
         # Never connected: the provider did not see the request, so a retry is safe.
-        error = UpstreamTimeout(f"Timed out connecting to the {provider} upstream.")
+        error: UpstreamError = UpstreamTimeout(f"Timed out connecting to the {provider} "
+                                               "upstream.")
         error.retryable = True
-        raise error from exc
-    except httpx.TimeoutException as exc:
-        raise UpstreamTimeout(f"Timed out waiting for the {provider} upstream.") from exc
-    except httpx.ConnectError as exc:
-        raise UpstreamUnreachable(f"Could not connect to the {provider} upstream.") from exc
-    except httpx.HTTPError as exc:
-        raise UpstreamError(f"The {provider} upstream connection failed: "
-                            f"{type(exc).__name__}.") from exc
+    elif isinstance(exc, ConnectFailed):
+        error = UpstreamUnreachable(f"Could not connect to the {provider} upstream.")
+    elif isinstance(exc, (ReadTimeout, WriteTimeout)):
+        error = UpstreamTimeout(f"Timed out waiting for the {provider} upstream.")
+    else:
+        error = UpstreamError(f"The {provider} upstream connection failed: "
+                              f"{type(exc).__name__}.")
+    error.__cause__ = exc
+    return error
 
 
-def json_body(response: httpx.Response, provider: str) -> Any:
+class upstream_errors:  # noqa: N801  (used as `async with upstream_errors(...)`)
+    """Transport failures as GatewayErrors naming the provider, never a raw traceback."""
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if isinstance(exc, TransportError):
+            raise gateway_error(exc, self.provider) from exc
+
+
+def json_body(response: Response, provider: str) -> Any:
     try:
         return json.loads(response.content)
     except ValueError:
@@ -93,8 +113,8 @@ class Framing(Protocol):
     def close(self) -> list[Any]: ...
 
 
-async def open_sse(client: httpx.AsyncClient, request: httpx.Request, *, provider: str,
-                   on_error: Callable[[httpx.Response], GatewayError],
+async def open_sse(client: Client, request: Request, *, provider: str,
+                   on_error: Callable[[Response], GatewayError],
                    decode: Callable[[Any], Frame],
                    finish: Callable[[], list[Any]],
                    framing: Callable[[], Framing] = SSEDecoder) -> UpstreamStream:
@@ -105,47 +125,92 @@ async def open_sse(client: httpx.AsyncClient, request: httpx.Request, *, provide
     gets a real HTTP error status. `finish` is called at upstream EOF and must
     raise if the stream ended before its terminal event.
     """
-    async with upstream_errors(provider):
-        response = await client.send(request, stream=True)
-    if response.status_code >= 300:
+    try:
+        exchange = await client.open(request)
+    except TransportError as exc:
+        raise gateway_error(exc, provider) from exc
+    if exchange.status_code >= 300:
         try:
-            async with upstream_errors(provider):
-                await response.aread()
+            content = await exchange.read_all()
+        except TransportError as exc:
+            raise gateway_error(exc, provider) from exc
         finally:
-            await response.aclose()
-        raise on_error(response)
+            await exchange.aclose()
+        raise on_error(Response(exchange.status_code, exchange.headers, content))
+    frames = Frames(exchange, provider=provider, decode=decode, finish=finish,
+                    framing=framing())
+    return UpstreamStream(frames=frames, close=exchange.aclose)
 
-    def decoded(events: list[Any]) -> tuple[list[Frame], GatewayError | None]:
-        """The frames of one network read, as one batch (so the caller gets one
-        write per read, not per event), and the error event that ended it, if any:
-        frames decoded before an error in the same read still go out before it."""
+
+class Frames:
+    """A stream's frames, one batch per network read (what arrived together leaves
+    together, so the caller gets one write per read, not per event): an async
+    iterator that waits only when nothing has arrived, closing the exchange when
+    it ends, fails or is closed."""
+
+    def __init__(self, exchange: Exchange, *, provider: str,
+                 decode: Callable[[Any], Frame], finish: Callable[[], list[Any]],
+                 framing: Framing) -> None:
+        self._exchange, self._provider = exchange, provider
+        self._decode, self._finish, self._framing = decode, finish, framing
+        self._error: GatewayError | None = None  # raised after the batch it followed
+        self._ended = False  # the upstream's body ended
+        self._done = False
+        self._started = False
+
+    def __aiter__(self) -> Frames:
+        return self
+
+    async def __anext__(self) -> list[Frame]:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            if not self._started:
+                # Yield to the loop once: a read of bytes already buffered does not, so
+                # an answer that arrived whole would be relayed without one chance
+                # for the caller's disconnect (a cancellation) to land first.
+                self._started = True
+                await asyncio.sleep(0)
+            return await self._next()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        self._done = True
+        await self._exchange.aclose()
+
+    async def _next(self) -> list[Frame]:
+        if self._error is not None:
+            raise self._error
+        while not self._ended:
+            try:
+                chunk = await self._exchange.read()
+            except TransportError as exc:
+                raise gateway_error(exc, self._provider) from exc
+            if chunk is None:
+                self._ended = True
+                batch = self._decoded(self._framing.close())
+            else:
+                batch = self._decoded(self._framing.feed(chunk))
+            if batch:
+                return batch
+            if self._error is not None:
+                raise self._error
+        if self._framing.pending:
+            raise UpstreamError(f"The {self._provider} upstream stream ended mid-event.")
+        self._done = True
+        await self._exchange.aclose()
+        return [Frame(events=self._finish())]
+
+    def _decoded(self, events: list[Any]) -> list[Frame]:
+        """The frames of one read; an error event ends them, kept to be raised after
+        the frames decoded before it in the same read went out."""
         batch: list[Frame] = []
+        decode = self._decode
         try:
             for event in events:
                 batch.append(decode(event))
         except GatewayError as error:
-            return batch, error
-        return batch, None
-
-    async def frames() -> AsyncIterator[list[Frame]]:
-        decoder = framing()
-        try:
-            async with upstream_errors(provider):
-                async for chunk in response.aiter_bytes():
-                    batch, error = decoded(decoder.feed(chunk))
-                    if batch:
-                        yield batch
-                    if error is not None:
-                        raise error
-                batch, error = decoded(decoder.close())
-                if batch:
-                    yield batch
-                if error is not None:
-                    raise error
-            if decoder.pending:
-                raise UpstreamError(f"The {provider} upstream stream ended mid-event.")
-            yield [Frame(events=finish())]
-        finally:
-            await response.aclose()
-
-    return UpstreamStream(frames=frames(), close=response.aclose)
+            self._error = error
+        return batch

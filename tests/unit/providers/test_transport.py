@@ -1,46 +1,65 @@
-"""afk.providers.transport on its own, over httpx's MockTransport: httpx failures
-become the gateway's errors (retryable only when the provider never saw the
-request), a non-2xx answer fails before any frame, and a stream's bytes become
-frames one batch per network read, whatever the chunking."""
+"""afk.providers.transport: an upstream's error answer in the provider's terms, a
+stream's bytes becoming frames one batch per network read (whatever the
+chunking; an error event after the frames before it), a stream's failures, and
+one client per event loop."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 
-from afk.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from afk.providers import Frame
-from afk.providers.transport import Upstreams, json_body, open_sse, upstream_errors
-from afk.sse import ServerSentEvent
-
-URL = "https://upstream.test/v1/stream"
-
-
-class Chunks(httpx.AsyncByteStream):
-    """A response body arriving in the given network reads, then optionally failing."""
-
-    def __init__(self, chunks: list[bytes], fail: Exception | None = None) -> None:
-        self.chunks, self.fail, self.closed = chunks, fail, False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self.chunks:
-            yield chunk
-        if self.fail is not None:
-            raise self.fail
-
-    async def aclose(self) -> None:
-        self.closed = True
+from afk import ir
+from afk.catalog import Catalog
+from afk.errors import GatewayError, RateLimited, UpstreamError, UpstreamTimeout
+from afk.providers import Call, Frame
+from afk.providers.client import Client, Request
+from afk.providers.openai import OpenAIProvider
+from afk.providers.transport import Frames, Upstreams, open_sse
+from afk.settings import Settings, Upstream
+from afk.sse import ServerSentEvent, SSEDecoder
+from tests.support.scripted_upstream import (
+    Server,
+    answer,
+    client,
+    failure,
+    post,
+    read_request,
+    run,
+    serving,
+)
 
 
-def _client(status: int, body: Chunks) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.MockTransport(
-        lambda request: httpx.Response(status, stream=body)))
+def test_an_error_status_with_a_json_body_maps_as_the_provider_says() -> None:
+    body = (b'{"error": {"message": "Rate limit reached for org-secret", '
+            b'"type": "requests", "code": "rate_limit_exceeded"}}')
+
+    async def limited(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      server: Server) -> None:
+        while await read_request(reader, server):
+            writer.write(answer(body, status="429 Too Many Requests",
+                                headers="retry-after: 2\r\nx-request-id: req_1\r\n"))
+            await writer.drain()
+
+    model = next(m for m in Catalog.load() if m.provider == "openai" and m.kind == "chat")
+    request = ir.Request(model=model.id, messages=[
+        ir.Message(role="user", content=[ir.Text(text="Hi")])])
+
+    async def main() -> None:
+        async with serving(limited) as server:
+            provider = OpenAIProvider(Settings(upstreams={"openai": Upstream(server.url, "k")}))
+            await provider.complete(Call(request=request, model=model))
+
+    with pytest.raises(RateLimited) as caught:
+        run(main())
+    error = caught.value
+    assert error.status == 429 and error.retryable and error.retry_after == 2.0
+    assert "openai upstream" in error.message and "org-secret" not in error.message
 
 
+# ------------------------------------------------------------------ streams
 def _decode(event: ServerSentEvent) -> Frame:
     if event.event == "error":
         raise UpstreamError(f"upstream said {event.data}")
@@ -51,123 +70,150 @@ class Refused(GatewayError):
     status = 429
 
 
-async def _open(body: Chunks, *, status: int = 200,
-                finish: Callable[[], list[Any]] = list) -> list[list[str]]:
-    """The data of each frame, batch by batch, as the pipeline reads them."""
-    async with _client(status, body) as client:
-        stream = await open_sse(client, client.build_request("POST", URL), provider="acme",
-                                on_error=lambda response: Refused(response.text),
-                                decode=_decode, finish=finish)
-        return [[frame.raw.data if frame.raw else "<end>" for frame in batch]
-                async for batch in stream.frames]
+def test_a_stream_stalling_after_its_first_events_times_out() -> None:
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    server: Server) -> None:
+        await read_request(reader, server)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                     b"b\r\ndata: one\n\n\r\n")
+        await asyncio.sleep(5)
+
+    seen: list[str] = []
+
+    async def main() -> None:
+        async with serving(stall) as server:
+            stream = await open_sse(client(read=0.3), Request("POST", f"{server.url}/s"),
+                                    provider="acme", on_error=lambda r: Refused(r.text),
+                                    decode=_decode, finish=list)
+            async for batch in stream.frames:
+                seen.extend(f.raw.data for f in batch if f.raw)
+
+    error = failure(main())
+    assert type(error) is UpstreamTimeout and seen == ["one"]
 
 
-def run(coroutine: Any) -> Any:
-    return asyncio.run(coroutine)
+def test_a_non_2xx_stream_answer_fails_before_any_frame() -> None:
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     server: Server) -> None:
+        while await read_request(reader, server):
+            writer.write(answer(b'{"error": "slow down"}', status="429 Too Many"))
+            await writer.drain()
+
+    async def main() -> Server:
+        upstream = client()
+        async with serving(refuse) as server:
+            with pytest.raises(Refused, match="slow down"):
+                await open_sse(upstream, Request("POST", f"{server.url}/s"), provider="acme",
+                               on_error=lambda r: Refused(r.text), decode=_decode, finish=list)
+            await post(upstream, server.url)  # the error's connection was read whole: reused
+        return server
+
+    assert run(main()).connections == 1
 
 
-@pytest.mark.parametrize(("raised", "expected", "retryable"), [
-    (httpx.ConnectTimeout("slow connect"), UpstreamTimeout, True),
-    (httpx.PoolTimeout("pool"), UpstreamTimeout, True),
-    (httpx.ReadTimeout("slow read"), UpstreamTimeout, False),
-    (httpx.ConnectError("refused"), UpstreamUnreachable, True),
-    (httpx.RemoteProtocolError("peer closed"), UpstreamError, False),
-])
-def test_httpx_failures_become_the_gateways_errors(raised: Exception, expected: type,
-                                                   retryable: bool) -> None:
-    async def fail() -> None:
-        async with upstream_errors("acme"):
-            raise raised
+class Reads:
+    """An exchange whose body arrives in the given network reads."""
 
-    with pytest.raises(expected) as caught:
-        run(fail())
-    assert type(caught.value) is expected and caught.value.retryable is retryable
-    assert "acme" in str(caught.value) and str(raised) not in str(caught.value)
+    status_code = 200
 
+    def __init__(self, reads: list[bytes]) -> None:
+        self.reads, self.closed = list(reads), False
 
-def test_a_gateway_error_passes_through_as_it_is() -> None:
-    async def fail() -> None:
-        async with upstream_errors("acme"):
-            raise Refused("no")
+    async def read(self) -> bytes | None:
+        return self.reads.pop(0) if self.reads else None
 
-    with pytest.raises(Refused):
-        run(fail())
+    async def read_all(self) -> bytes:
+        raise AssertionError("a stream is read by reads")
+
+    async def aclose(self) -> None:
+        self.closed = True
 
 
-def test_malformed_json_is_an_upstream_error_naming_the_provider() -> None:
-    assert json_body(httpx.Response(200, content=b'{"a": 1}'), "acme") == {"a": 1}
-    with pytest.raises(UpstreamError, match="acme upstream answered with malformed JSON"):
-        json_body(httpx.Response(200, content=b"<html>"), "acme")
-
-
-def test_a_non_2xx_answer_fails_before_any_frame_and_is_closed() -> None:
-    body = Chunks([b'{"error": "slow down"}'])
-    with pytest.raises(Refused, match="slow down"):
-        run(_open(body, status=429))
-    assert body.closed
+async def _batches(reads: Reads, finish: Callable[[], list[Any]] = list) -> list[list[str]]:
+    frames = Frames(reads, provider="acme", decode=_decode, finish=finish,  # type: ignore[arg-type]
+                    framing=SSEDecoder())
+    return [[f.raw.data if f.raw else "<end>" for f in batch] async for batch in frames]
 
 
 @pytest.mark.parametrize("split", [1, 3, 7, 1000])
 def test_frames_leave_one_batch_per_read_whatever_the_chunking(split: int) -> None:
     wire = b"data: one\n\ndata: two\n\ndata: three\n\n"
-    chunks = [wire[i:i + split] for i in range(0, len(wire), split)]
-    batches = run(_open(Chunks(chunks), finish=lambda: ["done"]))
+    reads = Reads([wire[i:i + split] for i in range(0, len(wire), split)])
+    batches = run(_batches(reads, finish=lambda: ["done"]))
     assert [data for batch in batches for data in batch] == ["one", "two", "three", "<end>"]
     events_per_read = [wire[:i + split].count(b"\n\n") - wire[:i].count(b"\n\n")
                        for i in range(0, len(wire), split)]
     assert [len(b) for b in batches[:-1]] == [n for n in events_per_read if n]
+    assert reads.closed
 
 
 def test_frames_before_an_error_event_in_the_same_read_still_go_out() -> None:
     batches: list[list[str]] = []
 
     async def read() -> None:
-        async with _client(200, Chunks([b"data: one\n\nevent: error\ndata: boom\n\n"])) as c:
-            stream = await open_sse(c, c.build_request("POST", URL), provider="acme",
-                                    on_error=lambda r: Refused(r.text), decode=_decode,
-                                    finish=list)
-            async for batch in stream.frames:
-                batches.append([f.raw.data for f in batch if f.raw])
+        frames = Frames(Reads([b"data: one\n\nevent: error\ndata: boom\n\n"]),  # type: ignore[arg-type]
+                        provider="acme", decode=_decode, finish=list, framing=SSEDecoder())
+        async for batch in frames:
+            batches.append([f.raw.data for f in batch if f.raw])
 
     with pytest.raises(UpstreamError, match="upstream said boom"):
         run(read())
     assert batches == [["one"]]
 
 
-def test_a_stream_cut_mid_event_or_by_the_network_is_an_error() -> None:
+def test_a_stream_cut_mid_event_or_unterminated_is_an_error() -> None:
     with pytest.raises(UpstreamError, match="ended mid-event"):
-        run(_open(Chunks([b"data: one\n\ndata: tw"])))
-    body = Chunks([b"data: one\n\n"], fail=httpx.ReadTimeout("stalled"))
-    with pytest.raises(UpstreamTimeout, match="Timed out waiting for the acme upstream"):
-        run(_open(body))
-    assert body.closed
+        run(_batches(Reads([b"data: one\n\ndata: tw"])))
 
-
-def test_finish_refusing_an_unterminated_stream_fails_it() -> None:
     def finish() -> list[Any]:
         raise UpstreamError("no terminal event")
 
+    reads = Reads([b"data: one\n\n"])
     with pytest.raises(UpstreamError, match="no terminal event"):
-        run(_open(Chunks([b"data: one\n\n"]), finish=finish))
+        run(_batches(reads, finish=finish))
+    assert reads.closed
 
 
+def test_a_stream_left_unread_drops_its_connection() -> None:
+    async def streaming(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        server: Server) -> None:
+        while await read_request(reader, server):
+            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                         b"b\r\ndata: one\n\n\r\n")
+            await writer.drain()
+
+    async def main() -> Server:
+        upstream = client()
+        async with serving(streaming) as server:
+            for _ in range(2):
+                stream = await open_sse(upstream, Request("POST", f"{server.url}/s"),
+                                        provider="acme", on_error=lambda r: Refused(r.text),
+                                        decode=_decode, finish=list)
+                assert [f.raw.data for f in await anext(stream.frames) if f.raw] == ["one"]
+                await stream.aclose()
+        return server
+
+    assert run(main()).connections == 2
+
+
+# ------------------------------------------------------------------ per event loop
 def test_one_client_per_event_loop_reused_until_closed() -> None:
     upstreams = Upstreams(connect_timeout=1.0, read_timeout=2.0)
 
-    async def twice() -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
+    async def twice() -> tuple[Client, Client]:
         return upstreams.client(), upstreams.client()
 
     async def closed_then_reopened() -> bool:
-        client = upstreams.client()
-        await client.aclose()
-        return upstreams.client() is not client and not upstreams.client().is_closed
+        first = upstreams.client()
+        await first.aclose()
+        return upstreams.client() is not first and not upstreams.client().is_closed
 
     # Two loops alive at once (a dead loop's id may be reused by the next one).
     loops = [asyncio.new_event_loop() for _ in range(2)]
     try:
         (first, again), (other, _) = (loop.run_until_complete(twice()) for loop in loops)
         assert first is again and other is not first
-        assert (first.timeout.connect, first.timeout.read) == (1.0, 2.0)
+        assert (first.connect_timeout, first.read_timeout) == (1.0, 2.0)
         assert loops[0].run_until_complete(closed_then_reopened())
     finally:
         for loop in loops:

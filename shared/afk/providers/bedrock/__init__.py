@@ -2,7 +2,7 @@
 
 No key: each request is signed with SigV4 (service `bedrock`, the function's region)
 with the credentials the function runs under (on Lambda its role's, from the
-environment), by botocore's signer: one signed httpx request, no boto3 client on
+environment), by botocore's signer: one signed request, no boto3 client on
 the hot path. The stream is AWS event-stream framed (providers/eventstream.py).
 
     POST /model/{modelId}/converse          application/json
@@ -19,13 +19,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from afk.catalog import Model
 from afk.dialects.jsonwire import dumps
 from afk.errors import UpstreamError
 from afk.providers import Call, Completion, Embedded
 from afk.providers.bedrock import converse
+from afk.providers.client import Request
 from afk.providers.eventstream import EventStreamDecoder, Message
 from afk.providers.images import InlinesImages
 from afk.providers.transport import Upstreams, json_body, upstream_errors
@@ -68,12 +67,12 @@ class BedrockProvider(InlinesImages[Message]):
     def body(self, call: Call, *, stream: bool) -> dict[str, Any]:
         return converse.render_request(call.request, model=call.model.upstream)
 
-    def request(self, call: Call, *, stream: bool) -> httpx.Request:
+    def request(self, call: Call, *, stream: bool) -> Request:
         return self.signed(self.url(call, stream=stream), self.body(call, stream=stream),
                            accept="application/vnd.amazon.eventstream" if stream
                            else "application/json")
 
-    def signed(self, url: str, body: dict[str, Any], *, accept: str) -> httpx.Request:
+    def signed(self, url: str, body: dict[str, Any], *, accept: str) -> Request:
         """A POST of `body` to `url`, SigV4-signed for Bedrock in this Region."""
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
@@ -82,8 +81,7 @@ class BedrockProvider(InlinesImages[Message]):
         signed = AWSRequest(method="POST", url=url, data=content, headers={
             "content-type": "application/json", "accept": accept})
         SigV4Auth(self.credentials(), SERVICE, self.region).add_auth(signed)
-        return self.client().build_request("POST", url, content=content,
-                                           headers=dict(signed.headers.items()))
+        return Request("POST", url, dict(signed.headers.items()), content)
 
     async def embed(self, model: Model, texts: list[str], *,
                     dimensions: int | None) -> Embedded:
