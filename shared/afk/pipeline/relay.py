@@ -55,6 +55,7 @@ class Relay:
         self._seen: list[ir.StreamEvent] = []  # for a stateful turn's stored response
         self.state: State = "unread"
         self._events: AsyncGenerator[Batch, None] | None = None
+        self._bounded = False  # the upstream's frames stop at the deadline themselves
 
     def __aiter__(self) -> Relay:
         return self
@@ -85,6 +86,10 @@ class Relay:
     async def _relay(self) -> AsyncGenerator[Batch, None]:
         async with self._owner:
             frames = self._upstream.frames.__aiter__()
+            if self._upstream.stop_at is not None:
+                deadline = self._answering.deadline
+                self._upstream.stop_at(deadline.at, deadline.error)
+                self._bounded = True
             try:
                 while (batch := await self._next(frames)) is not None:
                     out: Batch = []
@@ -100,7 +105,10 @@ class Relay:
 
     async def _next(self, frames: AsyncIterator[list[Frame]]) -> list[Frame] | None:
         """The next batch, None at the end; the deadline bounds each wait only (a
-        cancel scope never spans a yield)."""
+        cancel scope never spans a yield), by the upstream's one timer where it has
+        one (a cancel scope per batch was ~10% of a relayed chunk's CPU)."""
+        if self._bounded:
+            return await anext(frames, None)
         deadline = self._answering.deadline
         with anyio.move_on_after(deadline.at - time.monotonic()) as waiting:
             batch = await anext(frames, None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -13,6 +13,7 @@ from afk.sse import ServerSentEvent
 
 if TYPE_CHECKING:
     from afk.dialects.base import Decoder
+    from afk.errors import GatewayError
 
 
 @dataclass(slots=True, kw_only=True)
@@ -52,6 +53,10 @@ class UpstreamStream:
     close: Any = field(default=None)  # async callable cancelling the upstream request
     decoder: Decoder[Any] | None = None  # the codec's, in its final state (final_response)
     deployment: Model | None = None  # which of the model's deployments serves it
+    # `stop_at(at, error)`: the frames raise `error()` once time.monotonic() passes `at`
+    # while waiting for the upstream (one timer per stream); None: the reader bounds
+    # each wait itself.
+    stop_at: Callable[[float, Callable[[], GatewayError]], None] | None = None
 
     async def aclose(self) -> None:
         """Stop reading and cancel the upstream request (idempotent)."""

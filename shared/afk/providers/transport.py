@@ -16,6 +16,7 @@ from afk.providers.client import (
     Client,
     ConnectFailed,
     ConnectTimeout,
+    DeadlineReached,
     Exchange,
     ReadTimeout,
     Request,
@@ -139,7 +140,7 @@ async def open_sse(client: Client, request: Request, *, provider: str,
         raise on_error(Response(exchange.status_code, exchange.headers, content))
     frames = Frames(exchange, provider=provider, decode=decode, finish=finish,
                     framing=framing())
-    return UpstreamStream(frames=frames, close=exchange.aclose)
+    return UpstreamStream(frames=frames, close=exchange.aclose, stop_at=frames.stop_at)
 
 
 class Frames:
@@ -157,6 +158,14 @@ class Frames:
         self._ended = False  # the upstream's body ended
         self._done = False
         self._started = False
+        self._until: float | None = None
+        self._deadline_error: Callable[[], GatewayError] | None = None
+
+    def stop_at(self, at: float, error: Callable[[], GatewayError]) -> None:
+        """Raise `error()` if time.monotonic() passes `at` while waiting for the
+        upstream (the loop's clock is time.monotonic: one timer per stream, not a
+        cancel scope per read)."""
+        self._until, self._deadline_error = at, error
 
     def __aiter__(self) -> Frames:
         return self
@@ -185,7 +194,10 @@ class Frames:
             raise self._error
         while not self._ended:
             try:
-                chunk = await self._exchange.read()
+                chunk = await self._exchange.read(self._until)
+            except DeadlineReached:
+                assert self._deadline_error is not None
+                raise self._deadline_error() from None
             except TransportError as exc:
                 raise gateway_error(exc, self._provider) from exc
             if chunk is None:

@@ -6,6 +6,7 @@ one client per event loop."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -70,26 +71,40 @@ class Refused(GatewayError):
     status = 429
 
 
+async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                server: Server) -> None:
+    """One event, then silence."""
+    await read_request(reader, server)
+    writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                 b"b\r\ndata: one\n\n\r\n")
+    await asyncio.sleep(5)
+
+
+async def _read_stalled(seen: list[str], *, read: float, deadline: float | None) -> None:
+    async with serving(stall) as server:
+        stream = await open_sse(client(read=read), Request("POST", f"{server.url}/s"),
+                                provider="acme", on_error=lambda r: Refused(r.text),
+                                decode=_decode, finish=list)
+        if deadline is not None and stream.stop_at is not None:
+            stream.stop_at(time.monotonic() + deadline, lambda: OutOfTime("acme: out of time"))
+        async for batch in stream.frames:
+            seen.extend(f.raw.data for f in batch if f.raw)
+
+
+class OutOfTime(GatewayError):
+    status = 504
+
+
 def test_a_stream_stalling_after_its_first_events_times_out() -> None:
-    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    server: Server) -> None:
-        await read_request(reader, server)
-        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
-                     b"b\r\ndata: one\n\n\r\n")
-        await asyncio.sleep(5)
-
     seen: list[str] = []
-
-    async def main() -> None:
-        async with serving(stall) as server:
-            stream = await open_sse(client(read=0.3), Request("POST", f"{server.url}/s"),
-                                    provider="acme", on_error=lambda r: Refused(r.text),
-                                    decode=_decode, finish=list)
-            async for batch in stream.frames:
-                seen.extend(f.raw.data for f in batch if f.raw)
-
-    error = failure(main())
+    error = failure(_read_stalled(seen, read=0.3, deadline=None))
     assert type(error) is UpstreamTimeout and seen == ["one"]
+
+
+def test_a_stream_stops_at_the_callers_deadline_with_its_error() -> None:
+    seen: list[str] = []
+    error = failure(_read_stalled(seen, read=5, deadline=0.3))
+    assert type(error) is OutOfTime and seen == ["one"]
 
 
 def test_a_non_2xx_stream_answer_fails_before_any_frame() -> None:
@@ -119,7 +134,7 @@ class Reads:
     def __init__(self, reads: list[bytes]) -> None:
         self.reads, self.closed = list(reads), False
 
-    async def read(self) -> bytes | None:
+    async def read(self, until: float | None = None) -> bytes | None:
         return self.reads.pop(0) if self.reads else None
 
     async def read_all(self) -> bytes:

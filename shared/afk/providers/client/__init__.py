@@ -6,6 +6,7 @@ fetching, admin tools) and for upstreams behind a proxy (proxy.py)."""
 from afk.providers.client.messages import (
     ConnectFailed,
     ConnectTimeout,
+    DeadlineReached,
     Exchange,
     Headers,
     ProtocolFailure,
@@ -17,6 +18,6 @@ from afk.providers.client.messages import (
 )
 from afk.providers.client.pool import Client
 
-__all__ = ["Client", "ConnectFailed", "ConnectTimeout", "Exchange", "Headers",
+__all__ = ["Client", "ConnectFailed", "ConnectTimeout", "DeadlineReached", "Exchange", "Headers",
            "ProtocolFailure", "ReadTimeout", "Request", "Response", "TransportError",
            "WriteTimeout"]

@@ -18,6 +18,7 @@ import select
 import httptools
 
 from afk.providers.client.messages import (
+    DeadlineReached,
     Headers,
     ProtocolFailure,
     ReadTimeout,
@@ -51,6 +52,7 @@ class Connection(asyncio.Protocol):
         self._drained: asyncio.Future[None] | None = None
         self._writing_paused = False
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline: asyncio.TimerHandle | None = None
         self._reset(streaming=False)
 
     def _reset(self, *, streaming: bool) -> None:
@@ -100,9 +102,10 @@ class Connection(asyncio.Protocol):
         while not self._headers_done:
             await self._wait()
 
-    async def read(self) -> bytes | None:
+    async def read(self, until: float | None = None) -> bytes | None:
         """The body bytes that arrived since the last read, in one piece (waiting for
-        some if there are none); None at the end of the body."""
+        some if there are none, until the loop time `until` at the latest: one timer
+        for the answer, set by its first wait); None at the end of the body."""
         while True:
             chunks = self._chunks
             if chunks:
@@ -115,6 +118,8 @@ class Connection(asyncio.Protocol):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
             if self._complete:
                 return None
+            if until is not None and self._deadline is None:
+                self._deadline = self._loop.call_at(until, self._deadline_reached)
             await self._wait()
 
     async def read_all(self) -> bytes:
@@ -259,6 +264,14 @@ class Connection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _deadline_reached(self) -> None:
+        self._deadline = None
+        if self._in_flight and not self._complete:
+            self._fail(DeadlineReached("the caller's deadline passed"))
 
     def _check_read(self) -> None:
         """The read timeout: fires once per `read_timeout` of silence, not per read."""

@@ -32,6 +32,10 @@ class WriteTimeout(TransportError):
     """The upstream took no byte of the request for longer than the write timeout."""
 
 
+class DeadlineReached(TransportError):
+    """The caller's deadline for the answer passed while waiting for it."""
+
+
 class ProtocolFailure(TransportError):
     """The upstream broke HTTP: a malformed answer, or the connection closed mid-answer."""
 
@@ -91,7 +95,9 @@ class Exchange(Protocol):
     status_code: int
     headers: Headers
 
-    async def read(self) -> bytes | None: ...
+    async def read(self, until: float | None = None) -> bytes | None:
+        """`until`: the loop time (time.monotonic()) after which waiting for bytes
+        raises DeadlineReached."""
 
     async def read_all(self) -> bytes: ...
 

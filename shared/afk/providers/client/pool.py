@@ -214,10 +214,10 @@ class PooledExchange:
         self.status_code = connection.status
         self.headers = connection.headers
 
-    async def read(self) -> bytes | None:
+    async def read(self, until: float | None = None) -> bytes | None:
         if self._connection is None:
             return None
-        chunk = await self._connection.read()
+        chunk = await self._connection.read(until)
         if chunk is None:
             self.release()
         return chunk

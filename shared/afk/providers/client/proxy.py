@@ -10,6 +10,7 @@ failures come back in the lean client's types.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from afk import tls
 from afk.providers.client.messages import (
     ConnectFailed,
     ConnectTimeout,
+    DeadlineReached,
     Headers,
     ProtocolFailure,
     ReadTimeout,
@@ -74,8 +76,12 @@ class ProxiedExchange:
         self.status_code = response.status_code
         self.headers = Headers({k.lower(): v for k, v in response.headers.items()})
 
-    async def read(self) -> bytes | None:
-        chunk: bytes | None = await _mapped(anext(self._chunks, None))
+    async def read(self, until: float | None = None) -> bytes | None:
+        try:
+            async with asyncio.timeout_at(until):
+                chunk: bytes | None = await _mapped(anext(self._chunks, None))
+        except TimeoutError:
+            raise DeadlineReached("the caller's deadline passed") from None
         return chunk
 
     async def read_all(self) -> bytes:
