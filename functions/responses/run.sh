@@ -4,7 +4,6 @@
 export PYTHONPATH=/opt/python:$LAMBDA_TASK_ROOT
 # stdout is a pipe here: unbuffered, so log and metric lines leave with their request.
 export PYTHONUNBUFFERED=1
-# --ws none, --http h11, --loop asyncio: nothing imported or probed that a call does not
-# use (uvicorn's "auto" imports the websockets package; bench/LEVERS.md).
-exec python -m uvicorn --host 127.0.0.1 --port "$PORT" --no-access-log --ws none --http h11 \
-    --loop asyncio app:app
+# uvicorn serving app:app on 127.0.0.1:$PORT, started without uvicorn's command line
+# (its options and why: afk/serve.py; bench/LEVERS.md).
+exec python -m afk.serve

@@ -152,7 +152,8 @@ def test_streaming_functions_run_uvicorn_behind_the_web_adapter(template: dict[s
         )
         script = run_sh.read_text()
         assert "PYTHONPATH=/opt/python:$LAMBDA_TASK_ROOT" in script
-        assert "uvicorn" in script and '"$PORT"' in script
+        # uvicorn on $PORT, as afk/serve.py starts it (tests/unit/test_serve.py).
+        assert "exec python -m afk.serve" in script
 
 
 def test_handlers_exist(template: dict[str, Any]) -> None:

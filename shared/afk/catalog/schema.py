@@ -11,11 +11,9 @@ costs several times what this parse does (docs: /work/notes/pipeline.md).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Collection, Mapping
 from dataclasses import replace
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +46,8 @@ MODEL_FIELDS = ("id", "provider", "upstream", "display_name", "prices", "custome
 
 def read_catalog(path: Path | None = None) -> Catalog:
     """The catalog the file at `path` describes (None: the built-in one)."""
-    if path is None:
-        text = resources.files("afk").joinpath("catalog.yaml").read_text("utf-8")
+    if path is None:  # beside the package's modules (importlib.resources: ~5 ms of imports)
+        text = (Path(__file__).parent.parent / "catalog.yaml").read_text("utf-8")
         return parse_catalog(text, "afk/catalog.yaml")
     return parse_catalog(Path(path).read_text("utf-8"), str(path))
 
@@ -77,11 +75,18 @@ def parse_catalog(text: str, source: str) -> Catalog:
     return catalog
 
 
+def _close(name: object, choices: Collection[str]) -> list[str]:
+    """The choice `name` most likely misspells (difflib: imported for an error only)."""
+    import difflib
+
+    return difflib.get_close_matches(str(name), list(choices), n=1)
+
+
 def _known(entry: Mapping[str, Any], fields: Collection[str], where: str) -> None:
     """Refuse a field the format does not have, suggesting the one meant."""
     for name in entry:
         if name not in fields:
-            close = difflib.get_close_matches(str(name), list(fields), n=1)
+            close = _close(name, fields)
             hint = f" (did you mean {close[0]}?)" if close else \
                 f" (expected one of: {', '.join(fields)})"
             raise CatalogError(f"{where}: unknown field {name!r}{hint}")
@@ -195,7 +200,7 @@ def _parse_model(entry: object, source: str, providers: frozenset[str] = PROVIDE
     _known(entry, MODEL_FIELDS, where)
     provider = entry.get("provider")
     if provider not in providers:
-        close = difflib.get_close_matches(str(provider), sorted(providers), n=1)
+        close = _close(provider, sorted(providers))
         raise CatalogError(
             f"{where}: " + ("provider is missing" if provider is None else
                             f"unknown provider {provider!r}")

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import re
 from functools import cache
-from importlib import resources
+from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -37,8 +37,9 @@ def script_hashes(page: str) -> list[str]:
 
 @cache
 def page_and_headers() -> tuple[str, dict[str, str]]:
-    # Read on first request, not at import; the page is immutable for a process.
-    page = resources.files("afk").joinpath("dashboard/index.html").read_text("utf-8")
+    # Read on first request, not at import; the page is immutable for a process. By
+    # path: importlib.resources costs the cold start ~5 ms of imports.
+    page = (Path(__file__).parent.parent / "dashboard" / "index.html").read_text("utf-8")
     csp = CSP_TEMPLATE.format(script=" ".join(script_hashes(page)) or "'none'")
     return page, {"content-security-policy": csp,
                   "x-content-type-options": "nosniff",
