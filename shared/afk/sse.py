@@ -33,8 +33,25 @@ class SSEDecoder:
         self._event: str | None = None
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
-        self._buffer += chunk
+        buffer = self._buffer + chunk if self._buffer else chunk
+        if self._raw or b"\r" in buffer:  # mid-event, or CR line ends: line by line
+            self._buffer = buffer
+            return self._feed_lines([])
+        # What upstreams send (LF line ends, whole `data:` or `event:` + `data:` blocks)
+        # is cut at blank lines, no line-by-line work and no copy of `raw`
+        # (bench/LEVERS.md); any other block goes line by line from where it starts.
         events: list[ServerSentEvent] = []
+        start = 0
+        while (end := buffer.find(b"\n\n", start)) >= 0:
+            event = _simple_block(buffer, start, end)
+            if event is None:
+                break
+            events.append(event)
+            start = end + 2
+        self._buffer = buffer[start:] if start else buffer
+        return self._feed_lines(events) if self._buffer else events
+
+    def _feed_lines(self, events: list[ServerSentEvent]) -> list[ServerSentEvent]:
         while True:
             line, sep, rest = self._split_line(self._buffer)
             if sep is None:
@@ -88,8 +105,26 @@ class SSEDecoder:
         return None
 
 
+def _simple_block(buffer: bytes, start: int, end: int) -> ServerSentEvent | None:
+    """The event `buffer[start:end]` (a block of LF-ended lines before a blank line)
+    stands for when it is one `data: ` line, optionally after one `event: ` line;
+    None for any other block (the line-by-line parser's)."""
+    newline = buffer.find(b"\n", start, end)
+    if newline < 0:
+        if not buffer.startswith(b"data: ", start):
+            return None
+        return ServerSentEvent(data=buffer[start + 6:end].decode(), raw=buffer[start:end + 2])
+    if not (buffer.startswith(b"event: ", start) and buffer.startswith(b"data: ", newline + 1)
+            and buffer.find(b"\n", newline + 1, end) < 0):
+        return None
+    return ServerSentEvent(data=buffer[newline + 7:end].decode(),
+                           event=buffer[start + 7:newline].decode(), raw=buffer[start:end + 2])
+
+
 def encode(data: str, event: str | None = None) -> bytes:
     """One event as bytes. Data with newlines is split over several `data:` lines."""
+    if "\n" not in data:  # compact JSON: one line
+        return (f"event: {event}\ndata: {data}\n\n" if event else f"data: {data}\n\n").encode()
     head = f"event: {event}\n" if event else ""
     body = "".join(f"data: {line}\n" for line in data.split("\n"))
     return f"{head}{body}\n".encode()

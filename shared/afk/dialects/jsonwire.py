@@ -7,6 +7,7 @@ Dialects import this module and the IR, never each other.
 from __future__ import annotations
 
 import json
+from json.scanner import make_scanner
 from typing import Any
 
 from afk.errors import UpstreamError
@@ -15,17 +16,43 @@ from afk.sse import ServerSentEvent
 MALFORMED_EVENT = "The upstream sent a malformed stream event."
 
 
+def _unserializable(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# `json.dumps(value, separators=(",", ":"), ensure_ascii=False)` builds an encoder per
+# call (~2 µs of a ~3 µs stream event); this one is built once. No circular check:
+# what is written is built here or parsed from JSON, never cyclic.
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)  # CPython's C encoder
+_ENCODE = _c_make_encoder(None, _unserializable, json.encoder.encode_basestring, None,
+                          ":", ",", False, False, True) if _c_make_encoder else None
+
+
 def dumps(value: Any) -> str:
     """Compact JSON, non-ASCII kept as is (what every provider sends and accepts)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if _ENCODE is None:  # an interpreter without the C encoder
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return "".join(_ENCODE(value, 0))
+
+
+# What json.loads runs (typeshed misdeclares make_scanner's argument: a JSONDecoder).
+_scan = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
 def load_event(event: ServerSentEvent) -> dict[str, Any]:
     """An upstream stream event's JSON object; anything else is a broken stream (502)."""
+    text = event.data
     try:
-        data = json.loads(event.data)
-    except ValueError:
-        raise UpstreamError(MALFORMED_EVENT) from None
+        # json.loads' own scanner, without its checks for blanks around the value
+        # (~0.5 µs an event); anything but one bare value goes the whole way.
+        data, end = _scan(text, 0)
+        if end != len(text):
+            data = json.loads(text)
+    except (StopIteration, ValueError):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise UpstreamError(MALFORMED_EVENT) from None
     if not isinstance(data, dict):
         raise UpstreamError(MALFORMED_EVENT)
     return data

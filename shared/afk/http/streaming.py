@@ -30,11 +30,13 @@ keepalive, loses the whole answer of every call silent past the idle limit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import aclosing
 from dataclasses import replace
+from typing import Any, Protocol
 
 import anyio
 from starlette.requests import Request
@@ -51,49 +53,72 @@ log = logging.getLogger("afk.http")
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
-Batches = AsyncIterator[list[sse.ServerSentEvent]]
+Batch = list[sse.ServerSentEvent]
 
 
-async def sse_bytes(batches: Batches) -> AsyncGenerator[bytes, None]:
-    async for batch in batches:
-        # A relayed upstream event goes out byte for byte; ours are encoded here.
-        # One write per batch: what arrived from upstream together leaves together.
-        yield _sse(batch)
+class EventBytes(Protocol):
+    """One stream's batches of events as the bytes of one write each, and its end."""
+
+    def __call__(self, batch: Batch) -> bytes: ...
+
+    def end(self) -> bytes: ...
 
 
-async def json_array_bytes(batches: Batches) -> AsyncGenerator[bytes, None]:
+class SSEBytes:
+    """SSE: a relayed upstream event goes out byte for byte; ours are encoded here."""
+
+    __slots__ = ()
+
+    def __call__(self, batch: Batch) -> bytes:
+        return _sse(batch)
+
+    def end(self) -> bytes:
+        return b""
+
+
+class JSONArrayBytes:
     """Gemini's `streamGenerateContent` without `alt=sse`: one JSON array, sent
     progressively, elements separated by a comma line."""
-    first = True
-    async for batch in batches:
+
+    __slots__ = ("_first",)
+
+    def __init__(self) -> None:
+        self._first = True
+
+    def __call__(self, batch: Batch) -> bytes:
         parts = []
         for event in batch:
-            parts.append((b"[" if first else b"\n,\r\n") + event.data.encode())
-            first = False
-        yield b"".join(parts)
-    yield b"]" if not first else b"[]"
+            parts.append((b"[" if self._first else b"\n,\r\n") + event.data.encode())
+            self._first = False
+        return b"".join(parts)
+
+    def end(self) -> bytes:
+        return b"[]" if self._first else b"]"
 
 
-def _sse(events: list[sse.ServerSentEvent]) -> bytes:
-    return b"".join(event.raw or sse.encode(event.data, event.event) for event in events)
+def _sse(events: Batch) -> bytes:
+    if len(events) == 1:  # one event per upstream read: the common case
+        event = events[0]
+        return event.raw or sse.encode(event.data, event.event)
+    return b"".join([event.raw or sse.encode(event.data, event.event) for event in events])
 
 
 @dataclass(frozen=True, slots=True)
 class Framing:
     """How one kind of answer goes on the wire: its media type, its keepalive bytes,
-    its events as bytes (None: one JSON body), and a failure that arrives after the
-    response started, in the caller's dialect."""
+    how a stream's events become bytes (None: one JSON body), and a failure that
+    arrives after the response started, in the caller's dialect."""
 
     media_type: str
     keepalive: bytes
-    encode: Callable[[Batches], AsyncGenerator[bytes, None]] | None
+    encoder: Callable[[], EventBytes] | None
     failure: Callable[[Codec, GatewayError], bytes]
 
 
-SSE = Framing("text/event-stream", b": keepalive\n\n", sse_bytes,
+SSE = Framing("text/event-stream", b": keepalive\n\n", SSEBytes,
               lambda codec, error: _sse(codec.render_stream_error(error)))
 GEMINI_SSE = replace(SSE, keepalive=b"\n")
-JSON_ARRAY = Framing("application/json", b"\n", json_array_bytes,
+JSON_ARRAY = Framing("application/json", b"\n", JSONArrayBytes,
                      lambda codec, error: b"[" + compact_json(codec.render_error(error)) + b"]")
 JSON = Framing("application/json", b"\n", None,
                lambda codec, error: compact_json(codec.render_error(error)))
@@ -112,11 +137,14 @@ class Answer:
     """An ASGI response that runs the generation, answers as soon as the outcome
     exists, and keeps the connection alive while it does not (see the module doc).
 
-    Two tasks write, one at a time (`_lock`): the answer, and the keepalive, which
+    Writes happen one at a time (`_lock`): the answer's, and a keepalive's, which
     starts the response only once the hold is reserved (errors before that keep
-    their status). Like Starlette's StreamingResponse, a client that disconnects
-    during a stream cancels it (the pipeline settles for what was used); a buffered
-    call runs to its end, as it always has.
+    their status). The keepalive is a timer, and a task only when one is due; the
+    watch for a disconnect is a task only while a stream is relayed: a buffered
+    call costs no task of its own (bench/LEVERS.md). Like Starlette's
+    StreamingResponse, a client that disconnects during a stream cancels it (the
+    pipeline settles for what was used); a buffered call runs to its end, as it
+    always has.
     """
 
     def __init__(self, generate: Generate, *, codec: Codec, stream_framing: Framing,
@@ -125,32 +153,55 @@ class Answer:
         self._codec = codec
         self._stream_framing = stream_framing
         self._interval = keepalive
-        # fast_acquire: an uncontended acquire (every chunk but the rare one racing a
-        # keepalive) does not yield to the event loop; a yield per chunk was ~10% of
-        # a relayed chunk's CPU (bench/LEVERS.md).
-        self._lock = anyio.Lock(fast_acquire=True)
+        # asyncio's: an uncontended acquire (every chunk but the rare one racing a
+        # keepalive) neither yields to the loop nor checks for cancellation, ~1 µs
+        # against anyio's ~10 (bench/LEVERS.md).
+        self._lock = asyncio.Lock()
         self._admission: Admission | None = None
-        self._admitted = anyio.Event()
         self._framing: Framing | None = None  # set once the response has started
         self._done = False  # nothing more may be written
         self._last_write = time.monotonic()
         self._streaming: anyio.CancelScope | None = None
         self._gone = False
+        self._send: Send | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._overdue = False  # a keepalive is due, waiting for the hold
+        self._tasks: list[asyncio.Task[None]] = []  # keepalive writes, the watch
+        self._closed = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(self._watch, receive)
-            if self._interval > 0:
-                tasks.start_soon(self._keep_alive, send)
+        self._send = send
+        if self._interval > 0:
+            self._timer = asyncio.get_running_loop().call_later(self._interval, self._due)
+        try:
             error = await self._answer(scope, receive, send)
-            tasks.cancel_scope.cancel()
+        finally:
+            await self._close()
         if error is not None:  # nothing was sent: the app's error handlers answer
             raise error
+
+    async def _close(self) -> None:
+        """Stop the keepalive and the watch; a keepalive write's failure is the call's."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if not self._tasks:
+            return
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.wait(self._tasks)
+        for task in self._tasks:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.get_running_loop().create_task(work))
 
     # ---------------------------------------------------------------- the answer
     def _admit(self, admission: Admission) -> None:
         self._admission = admission
-        self._admitted.set()
+        if self._overdue:
+            self._spawn(self._keep_alive())
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> Exception | None:
         try:
@@ -175,21 +226,24 @@ class Answer:
             async with self._lock:
                 if self._framing is None:  # else a keepalive started it, with these headers
                     await self._start(send, self._stream_framing, outcome.headers)
-            await self._relay(send, outcome.stream)
+            await self._relay(receive, send, outcome.stream)
         return None
 
-    async def _relay(self, send: Send, stream: Batches) -> None:
+    async def _relay(self, receive: Receive, send: Send, stream: AsyncIterator[Batch]) -> None:
         framing = self._framing
-        assert framing is not None and framing.encode is not None
+        assert framing is not None and framing.encoder is not None
+        encode = framing.encoder()
         with anyio.CancelScope() as self._streaming:
-            if self._gone:
-                self._streaming.cancel()
-            async with aclosing(framing.encode(stream)) as chunks:
-                async for chunk in chunks:
-                    async with self._lock:
-                        await self._write(send, chunk)
+            self._spawn(self._watch(receive))
+            await asyncio.sleep(0)  # the watch's first look: the caller may be gone already
+            # One write per batch: what arrived from upstream together leaves together.
+            async for batch in stream:
+                if self._gone:  # and the upstream's bytes came without a wait to cancel
+                    return
+                async with self._lock:
+                    await self._write(send, encode(batch))
             async with self._lock:
-                await self._write(send, b"", more=False)
+                await self._write(send, encode.end(), more=False)
 
     async def _fail(self, send: Send, error: Exception) -> None:
         """A failure after the response started: the caller's dialect's error, in
@@ -216,27 +270,37 @@ class Answer:
         await send(message)
         self._last_write = time.monotonic()
 
-    async def _keep_alive(self, send: Send) -> None:
-        while True:
-            idle = time.monotonic() - self._last_write
-            if idle < self._interval:
-                await anyio.sleep(self._interval - idle)
-                continue
-            await self._admitted.wait()
-            async with self._lock:
-                if self._done:
-                    return
-                if time.monotonic() - self._last_write < self._interval:
-                    continue
+    def _due(self) -> None:
+        """The keepalive timer: after an interval with nothing written, a keepalive
+        (once the hold is reserved); else a look again when that could be."""
+        self._timer = None
+        if self._done or self._closed:
+            return
+        idle = time.monotonic() - self._last_write
+        if idle < self._interval:
+            self._timer = asyncio.get_running_loop().call_later(self._interval - idle, self._due)
+        elif self._admission is None:
+            self._overdue = True  # `_admit` sends it
+        else:
+            self._spawn(self._keep_alive())
+
+    async def _keep_alive(self) -> None:
+        self._overdue = False
+        send = self._send
+        assert send is not None
+        async with self._lock:
+            if not self._done and time.monotonic() - self._last_write >= self._interval:
                 if self._framing is None:
                     assert self._admission is not None
                     framing = self._stream_framing if self._admission.stream else JSON
                     await self._start(send, framing, self._admission.headers)
                 assert self._framing is not None
                 await self._write(send, self._framing.keepalive)
+        self._tasks.remove(asyncio.current_task())  # type: ignore[arg-type]
+        self._due()
 
     async def _watch(self, receive: Receive) -> None:
-        """A disconnect stops a stream being relayed (now, or as soon as it starts)."""
+        """A disconnect stops the stream being relayed."""
         while (await receive())["type"] != "http.disconnect":
             pass
         self._gone = True

@@ -199,6 +199,25 @@ def test_passthrough_leaves_usage_out_unless_asked() -> None:
         assert decoder.passthrough(event, include_usage=True) is event
 
 
+@pytest.mark.parametrize("separators", [(",", ":"), (", ", ": ")], ids=["compact", "spaced"])
+def test_passthrough_without_usage_keeps_the_rest_of_the_chunk(
+        separators: tuple[str, str]) -> None:
+    """The relayed chunk is the upstream's, only `usage` gone: its other members,
+    their order and their text (an escaped quote, non-ASCII) unchanged."""
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+             "choices": [{"index": 0, "delta": {"content": 'say "usage":null} ünï'},
+                          "finish_reason": None}], "usage": None}
+    decoder = chat.StreamDecoder()
+    event = ServerSentEvent(data=json.dumps(chunk, separators=separators, ensure_ascii=False))
+    decoder.feed(event)
+    relayed = decoder.passthrough(event, include_usage=False)
+    assert relayed is not None
+    assert list(json.loads(relayed.data)) == ["id", "object", "created", "model", "choices"]
+    assert json.loads(relayed.data)["choices"] == chunk["choices"]
+    if separators == (",", ":"):  # as OpenAI writes it: the same text, less the member
+        assert relayed.data == event.data.replace(',"usage":null}', "}")
+
+
 def test_encoder_refuses_events_after_end() -> None:
     encoder = chat.StreamEncoder(model="m", include_usage=False)
     encoder.feed(ir.StreamStart(id="x", model="m", created=1))

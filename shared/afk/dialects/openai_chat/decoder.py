@@ -15,6 +15,8 @@ from afk.sse import ServerSentEvent
 
 __all__ = ["StreamDecoder"]
 
+_NULL_USAGE_LAST = ',"usage":null}'
+
 
 class StreamDecoder:
     """Upstream `chat.completion.chunk` events -> IR stream events.
@@ -117,6 +119,11 @@ class StreamDecoder:
             return event
         if not chunk.get("choices"):
             return None
+        if chunk["usage"] is None and next(reversed(chunk)) == "usage" \
+                and event.data.endswith(_NULL_USAGE_LAST):
+            # `"usage":null` written last, as OpenAI writes it: cut from the text
+            # instead of writing the whole chunk again (bench/LEVERS.md).
+            return ServerSentEvent(data=event.data[:-len(_NULL_USAGE_LAST)] + "}")
         return ServerSentEvent(data=dumps({k: v for k, v in chunk.items() if k != "usage"}))
 
     def fail(self, error: GatewayError) -> list[ServerSentEvent]:
