@@ -23,7 +23,6 @@ from afk.background import Background
 from afk.catalog import Catalog, Model
 from afk.endpoints import Endpoint
 from afk.errors import ModelNotFound, PermissionDenied, ProviderNotConfigured
-from afk.providers import Provider
 from afk.records import dataclass
 from afk.settings import KEY_SETTINGS, Settings, get_settings
 from afk.store import Account, Dynamo, Store
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     from afk.failover import Breaker
     from afk.management import Management
     from afk.payments import Payments
+    from afk.providers import Provider
     from afk.providers.transport import Upstreams
 
 

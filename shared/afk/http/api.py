@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from afk.auth import Principal
-from afk.dialects import openai_chat
+from afk.dialects.openai_errors import render_error
 from afk.errors import InvalidRequest, RequestTooLarge
 from afk.gateway import Gateway
 from afk.http.common import (
@@ -71,14 +71,14 @@ class BodyLimit:
         length = Headers(scope=scope).get("content-length") if ours else None
         if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
             error = RequestTooLarge(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
-            await error_response(error, openai_chat.render_error)(scope, receive, send)
+            await error_response(error, render_error)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
 
 async def _invalid(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return error_response(invalid_request(exc), openai_chat.render_error)
+    return error_response(invalid_request(exc), render_error)
 
 
 def invalid_request(exc: RequestValidationError) -> InvalidRequest:
