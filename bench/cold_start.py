@@ -23,6 +23,7 @@ from common import (
     BENCH,
     LITELLM_VENV,
     PROJECT_PYTHON,
+    child_pids,
     cpu_seconds,
     free_port,
     median,
@@ -87,7 +88,7 @@ def first_answer(cmd: list[str], port: int, method: str, path: str, body: bytes 
 def afk_dev_cold_start(upstream: str, runs: int = RUNS) -> dict:
     """`afk dev` (the whole local server, its embedded DynamoDB included): exec ->
     its first answered chat completion, made with the demo key it prints."""
-    times, cpus, rss = [], [], float("nan")
+    times, cpus, store_cpus, rss = [], [], [], float("nan")
     env = {**_clean_env(), "OPENAI_BASE_URL": upstream + "/v1", "OPENAI_API_KEY": "sk-bench"}
     body = json.dumps({"model": "gpt-4o-mini", "max_tokens": 64,
                        "messages": [{"role": "user", "content": "Hi."}]}).encode()
@@ -107,6 +108,9 @@ def afk_dev_cold_start(upstream: str, runs: int = RUNS) -> dict:
                                 "authorization": f"Bearer {key}"}, proc)
                 seconds = time.perf_counter() - start
                 cpu = cpu_seconds(proc.pid)
+                # Its embedded DynamoDB's process (afk/local/aws.py), which starts
+                # alongside it: on its own core here, so counted apart.
+                store_cpu = sum(cpu_seconds(pid) for pid in child_pids(proc.pid))
                 if status != 200:
                     raise RuntimeError(f"afk dev answered {status}")
                 rss = peak_rss_mb(proc.pid)
@@ -115,8 +119,9 @@ def afk_dev_cold_start(upstream: str, runs: int = RUNS) -> dict:
         if i:
             times.append(seconds)
             cpus.append(cpu)
+            store_cpus.append(store_cpu)
     return {"app": "afk dev", "median_ms": median(times) * 1000,
-            "cpu_ms": median(cpus) * 1000, "min_ms": min(times) * 1000,
+            "cpu_ms": median(cpus) * 1000, "store_cpu_ms": median(store_cpus) * 1000, "min_ms": min(times) * 1000,
             "max_ms": max(times) * 1000, "runs": runs, "status": [200], "peak_rss_mb": rss}
 
 

@@ -41,6 +41,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes `pid` started that still run (`afk dev`'s embedded DynamoDB)."""
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            kids += [int(k) for k in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return kids
+
+
 def peak_rss_mb(pid: int) -> float:
     """VmHWM: the process's peak resident set size, in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -2,10 +2,10 @@
 and through a LiteLLM proxy, in one run, each server in its own process.
 
 Processes: the fake upstream (bench/fake_upstream.py, every stream event its own
-write, GAP_MS apart); the embedded DynamoDB (bench/dynamodb_server.py, moto
-serialized, the same server `afk dev` embeds, in its own process so its CPU is
-counted apart from the gateway's); the gateway (`afk dev` on that store: the
-whole local server); the LiteLLM proxy (one worker, no database).
+write, GAP_MS apart); the gateway (`afk dev` as a user starts it: the whole local
+server) and its embedded DynamoDB, which `afk dev` runs in a process of its own
+with the usage aggregator (afk/local/aws.py), so its CPU is counted apart from the
+gateway's; the LiteLLM proxy (one worker, no database).
 On a machine with 2+ CPUs the server under test (gateway or LiteLLM) is pinned
 to CPU 1 and everything else (this load client, the upstream, moto) to CPU 0.
 
@@ -36,6 +36,7 @@ from common import (
     BENCH,
     LITELLM_VENV,
     PROJECT_PYTHON,
+    child_pids,
     cpu_seconds,
     free_port,
     peak_rss_mb,
@@ -45,7 +46,6 @@ from common import (
     wait_for_port,
 )
 
-TABLE = "afk-bench"
 MODEL = "gpt-4o-mini"
 CHUNKS = 200
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
@@ -226,23 +226,26 @@ def run(*, with_litellm: bool = True) -> dict[str, Any]:
         procs.append(upstream)
         upstream_url = f"http://127.0.0.1:{up_port}"
 
-        db_port = free_port()
-        db = subprocess.Popen(pinned([PROJECT_PYTHON, str(BENCH / "dynamodb_server.py"),
-                                      str(db_port), TABLE], 0),
-                              stdout=subprocess.PIPE, stderr=(out_dir / "dynamodb.log").open("w"),
-                              text=True, cwd=BENCH)
-        procs.append(db)
-        seeded = json.loads(db.stdout.readline())
-        key = seeded["key"]
-
+        # `afk dev` as a user runs it: its embedded DynamoDB (and the usage aggregator
+        # on the table's stream) in its own process, the "AWS side" (afk/local/aws.py),
+        # moved to CPU 0 beside the upstream so the gateway has CPU 1 to itself.
         gw_port = free_port()
         gw_env = {k: v for k, v in os.environ.items() if not k.startswith("AFK_")}
-        gw_env.update(AFK_TABLE=TABLE, AFK_DYNAMODB_ENDPOINT=seeded["endpoint"],
-                      OPENAI_BASE_URL=upstream_url + "/v1", OPENAI_API_KEY="sk-bench")
-        gateway = _spawn(pinned([PROJECT_PYTHON, "-m", "afk", "dev", "--no-seed", "--port",
-                                 str(gw_port), "--log-level", "warning"], 1),
-                         gw_env, gw_port, out_dir / "gateway.log")
+        gw_env.update(OPENAI_BASE_URL=upstream_url + "/v1", OPENAI_API_KEY="sk-bench")
+        gateway = subprocess.Popen(
+            pinned([PROJECT_PYTHON, "-m", "afk", "dev", "--port", str(gw_port),
+                    "--log-level", "warning"], 1), env=gw_env, stdout=subprocess.PIPE,
+            stderr=(out_dir / "gateway.log").open("w"), text=True, cwd=out_dir)
         procs.append(gateway)
+        account, key = _demo(gateway)
+        wait_for_port(gw_port, gateway)
+        (db_pid,) = child_pids(gateway.pid)
+        if two_cpus:
+            os.sched_setaffinity(db_pid, {0})
+        # Credits for the whole run, through `afk admin` on the dev store (.afk/dev.json).
+        subprocess.run([PROJECT_PYTHON, "-m", "afk", "admin", "credits", "add", "--account",
+                        account, "--usd", "100000"], cwd=out_dir, env=gw_env, check=True,
+                       capture_output=True)
 
         floor_port = free_port()
         floor = _spawn(pinned([PROJECT_PYTHON, str(BENCH / "floor_proxy.py"), str(floor_port),
@@ -257,7 +260,7 @@ def run(*, with_litellm: bool = True) -> dict[str, Any]:
                    {"server": floor.pid, "upstream": upstream.pid},
                    {"chat": "/v1/chat/completions"}),
             Target("gateway", f"http://127.0.0.1:{gw_port}", {"authorization": f"Bearer {key}"},
-                   {"server": gateway.pid, "dynamodb": db.pid, "upstream": upstream.pid},
+                   {"server": gateway.pid, "dynamodb": db_pid, "upstream": upstream.pid},
                    {"chat": "/v1/chat/completions", "messages": "/v1/messages"}),
         ]
         litellm = None
@@ -298,7 +301,7 @@ def run(*, with_litellm: bool = True) -> dict[str, Any]:
                   for t in targets}
         children = {}
         if litellm is not None:
-            children["litellm"] = _children(litellm.pid)
+            children["litellm"] = child_pids(litellm.pid)
         return {"results": results, "peak_rss_mb": memory, "pinned": two_cpus,
                 "litellm_children": children, "gap_ms": GAP_MS, "chunks": CHUNKS,
                 "idle_cpu_per_s": {t.name: t.idle for t in targets}}
@@ -315,16 +318,16 @@ def _summary(row: dict[str, Any]) -> str:
             f"p99 {row['p99_ms']:6.2f} ms" + (f"  cpu {cpu:.2f} ms/req" if cpu else ""))
 
 
-def _children(pid: int) -> list[int]:
-    kids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            kids.append(int(stat.parent.name))
-    return kids
+def _demo(gateway: subprocess.Popen) -> tuple[str, str]:
+    """The demo account and key `afk dev` prints."""
+    account = ""
+    assert gateway.stdout is not None
+    for line in gateway.stdout:
+        if line.startswith("demo account "):
+            account = line.split()[2]
+        elif line.startswith("AFK_API_KEY="):
+            return account, line.strip().split("=", 1)[1]
+    raise RuntimeError(f"afk dev exited with {gateway.wait()} before printing its key")
 
 
 if __name__ == "__main__":

@@ -142,9 +142,11 @@ class StreamPoller:
         self._shards_read = time.monotonic()
         return self._shard_ids
 
-    def start(self) -> StreamPoller:
+    def start(self, *, first_after: float | None = None) -> StreamPoller:
+        """Poll in a thread; the first poll after `first_after` seconds (a tick)."""
+
         def run() -> None:
-            interval = self._interval
+            interval = self._interval if first_after is None else first_after
             while not self._stop.wait(interval):
                 counted, more = 0, False
                 try:

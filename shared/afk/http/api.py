@@ -1,6 +1,6 @@
 """The account API's framework: FastAPI, for validated bodies and an OpenAPI
 document (`/v1/account/openapi.json`). Only the account function (and `afk
-dev`) imports this module: the generation functions stay on bare Starlette,
+dev`, on its first account request) imports this module: the generation functions stay on bare Starlette,
 where FastAPI's import would cost every cold start (bench/RESULTS.md).
 
 Errors keep the account API's shape (OpenAI's, as before): a body or query
@@ -23,6 +23,7 @@ from afk.auth import Principal
 from afk.dialects.openai_errors import render_error
 from afk.errors import InvalidRequest, RequestTooLarge
 from afk.gateway import Gateway
+from afk.http.apps import ACCOUNT_PATHS
 from afk.http.common import (
     MAX_BODY_BYTES,
     CompactJSONResponse,
@@ -53,9 +54,8 @@ def create(**kwargs: Any) -> FastAPI:
                    docs_url=None, redoc_url=None, exception_handlers=handlers, **kwargs)
 
 
-# The account API's paths (in `afk dev` the app serves the generation routes too:
-# those read their own bodies, and refuse them in their own dialects).
-PATHS = ("/v1/account", "/webhooks/")
+# The account API's paths (`afk dev` sends only these to this app: apps.Deferred).
+PATHS = ACCOUNT_PATHS
 
 
 class BodyLimit:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio.to_thread
@@ -22,6 +23,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from afk import observability
 from afk.errors import GatewayError, NotFound
@@ -37,6 +39,8 @@ log = logging.getLogger("afk.http")
 APPS = ("models", "chat", "responses", "messages", "gemini", "account", "dashboard")
 MODULES = {"account": ("account", "usage", "payments"), "chat": ("chat", "embeddings")}
 API_MODULES = frozenset(MODULES["account"])
+# The account API's paths (its function's routes; afk/http/api.py).
+ACCOUNT_PATHS = ("/v1/account", "/webhooks/")
 
 
 def create_app(name: str, gateway: Gateway | None = None) -> Starlette:
@@ -44,27 +48,65 @@ def create_app(name: str, gateway: Gateway | None = None) -> Starlette:
     if name not in (*APPS, "local"):
         raise ValueError(f"unknown app {name!r}; expected one of {APPS} or 'local'")
     names = APPS if name == "local" else (name,)
+    gateway = gateway or default_gateway()
+    # `afk dev` ("local") serves the account API from an app of its own built on its
+    # first request (`Deferred`): FastAPI and pydantic were most of what `afk dev`
+    # imported before it could answer a first chat call (bench/LEVERS.md).
+    served = names if name != "local" else tuple(n for n in names if n != "account")
     building: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-    if "account" in names:  # before anything imports FastAPI (http/lean_fastapi.py)
+    if "account" in served:  # before anything imports FastAPI (http/lean_fastapi.py)
         from afk.http import lean_fastapi
 
         building = lean_fastapi.without_pydantic_v1()
     with building:
         # Imported on demand: a function pays only for the routes it serves.
-        routes = [route for app_name in names
+        routes = [route for app_name in served
                   for module in MODULES.get(app_name, (app_name,)) for route in _routes(module)]
-        parts: dict[str, Any] = {"routes": routes,
-                                 "middleware": [Middleware(RequestIdMiddleware)],
+        middleware = [Middleware(RequestIdMiddleware)]
+        if name == "local":
+            middleware.insert(0, Middleware(Deferred, paths=ACCOUNT_PATHS,
+                                            build=lambda: create_app("account", gateway)))
+        parts: dict[str, Any] = {"routes": routes, "middleware": middleware,
                                  "exception_handlers": _error_handlers(), "lifespan": _lifespan}
-        if "account" in names:  # FastAPI: validated bodies, an OpenAPI document (http/api.py)
+        if name == "account":  # FastAPI: validated bodies, an OpenAPI document (http/api.py)
             from afk.http import api
 
             app: Starlette = api.create(**parts)
         else:
             app = Starlette(**parts)
-    app.state.gateway = gateway or default_gateway()
-    observability.configure(app.state.gateway.settings)
+    app.state.gateway = gateway
+    observability.configure(gateway.settings)
     return app
+
+
+class Deferred:
+    """Requests under `paths` go to an app built by `build()` on the first of them, in
+    a worker thread (importing FastAPI is ~0.3 s of CPU: the event loop keeps
+    serving meanwhile), with its own middleware and error handlers; every other
+    request to the app this wraps."""
+
+    def __init__(self, app: ASGIApp, *, paths: tuple[str, ...],
+                 build: Callable[[], ASGIApp]) -> None:
+        self.app = app
+        self._paths = paths
+        self._build = build
+        self._built: ASGIApp | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> ASGIApp:
+        with self._lock:  # two first requests at once build it once
+            if self._built is None:
+                self._built = self._build()
+            return self._built
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self._paths):
+            built = self._built
+            if built is None:
+                built = await anyio.to_thread.run_sync(self._get)
+            await built(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def _routes(name: str) -> list[BaseRoute]:

@@ -25,13 +25,16 @@ queried partition (DynamoDB's own cost model: a Query reads one partition).
 from __future__ import annotations
 
 import copy
+import functools
 import io
+import socket
 import socketserver
 import sys
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
+from http import HTTPStatus
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
@@ -223,11 +226,52 @@ def _items_as_they_are() -> None:
     BaseJSONSerializer._afk_items_as_they_are = True  # type: ignore[attr-defined]
 
 
+def _dynamodb_app() -> Callable[..., Iterable[bytes]]:
+    """moto's DynamoDB and DynamoDB Streams handlers as one WSGI app, the operation's
+    API told by its `X-Amz-Target` prefix. moto's own server (a Flask app per
+    service behind a dispatcher that works out the service of every request from
+    its headers, over every service moto knows) spent ~20% of each call's CPU
+    there and imported Flask, Jinja and Click at start (bench/LEVERS.md)."""
+    from botocore.exceptions import ClientError
+    from moto.core import responses
+    from moto.core.request import Request
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    # moto lists a handler class's methods with inspect.getmembers on every call.
+    listed = getattr(responses, "method_names_from_class", None)
+    if listed is not None and not hasattr(listed, "cache_info"):
+        setattr(responses, "method_names_from_class", functools.cache(listed))  # noqa: B010
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        request = Request(environ)
+        request.from_wsgi_server = True  # as moto's server marks its requests
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        handler = DynamoDBStreamsHandler if target.startswith("DynamoDBStreams") \
+            else DynamoHandler
+        try:
+            status, headers, body = handler.dispatch(request, request.raw_url,
+                                                     dict(request.headers))
+        except ClientError as exc:  # what moto's server answers for one
+            status, headers, body = 400, {}, exc.response["Error"]["Message"]
+        if isinstance(body, str):
+            body = body.encode()
+        start_response(f"{status} {HTTPStatus(int(status)).phrase}",
+                       [(str(k), str(v)) for k, v in headers.items()])
+        return [body]
+
+    return app
+
+
 class EmbeddedDynamoDB:
     """`with EmbeddedDynamoDB() as db: db.endpoint` -> "http://127.0.0.1:PORT"."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
+                 sock: socket.socket | None = None) -> None:
+        """`sock`: a listening socket to serve on (bound by another process, which
+        knows the endpoint before this one is up: afk/local/aws.py)."""
         self._host, self._port = host, port
+        self._sock = sock
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -237,13 +281,14 @@ class EmbeddedDynamoDB:
         return f"http://{host}:{port}"
 
     def start(self) -> EmbeddedDynamoDB:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
         _cheap_rollback_backups()
         _items_as_they_are()
         _queries_by_partition()
-        app = _serialized(DomainDispatcherApplication(create_backend_app))
-        self._server = _KeepAliveServer((self._host, self._port), _handler_for(app))
+        app = _serialized(_dynamodb_app())
+        if self._sock is None:
+            self._server = _KeepAliveServer((self._host, self._port), _handler_for(app))
+        else:
+            self._server = _KeepAliveServer.on(self._sock, _handler_for(app))
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name="embedded-dynamodb", daemon=True)
         self._thread.start()
@@ -266,6 +311,18 @@ class EmbeddedDynamoDB:
 class _KeepAliveServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     request_queue_size = 1024  # listen backlog: hundreds of clients may connect at once
+
+    @classmethod
+    def on(cls, sock: socket.socket, handler: type[WSGIRequestHandler]) -> _KeepAliveServer:
+        """A server on a socket that is bound and listening already."""
+        server = cls(sock.getsockname()[:2], handler, bind_and_activate=False)
+        server.socket.close()
+        server.socket = sock
+        server.server_address = sock.getsockname()
+        host, port = server.server_address[:2]
+        server.server_name, server.server_port = str(host), int(port)
+        server.setup_environ()
+        return server
 
 
 def _handler_for(app: Callable[..., list[bytes]]) -> type[WSGIRequestHandler]:
@@ -310,14 +367,14 @@ def _handler_for(app: Callable[..., list[bytes]]) -> type[WSGIRequestHandler]:
 
             body = b"".join(app(environ, start_response))
             status, headers = started
-            code, _, reason = status.partition(" ")
-            self.send_response(int(code), reason)
-            for name, value in headers:
-                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            # The status line, headers and body in one write: one segment, one wake-up
+            # of the caller (a write for the headers and one for the body cost ~20%
+            # of this process's CPU per call, py-spy in bench/LEVERS.md).
+            head = [f"HTTP/1.1 {status}\r\n"]
+            head += [f"{name}: {value}\r\n" for name, value in headers
+                     if name.lower() not in ("content-length", "connection", "transfer-encoding")]
+            head.append(f"Content-Length: {len(body)}\r\n\r\n")
+            self.wfile.write("".join(head).encode("latin-1") + body)
             self.wfile.flush()
 
         def log_message(self, *args: Any) -> None:
