@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from afk import tls
-from afk.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from afk.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from afk.providers.client import Client, Request
 from afk.providers.client.proxy import proxy_for
 from afk.settings import Settings
@@ -100,6 +100,49 @@ def test_a_cut_or_malformed_answer_is_an_upstream_error(wire: bytes, why: str) -
 
     error = failure(main())
     assert type(error) is UpstreamError and not error.retryable
+
+
+def test_an_informational_answer_before_the_real_one_is_skipped() -> None:
+    async def hints(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    server: Server) -> None:
+        await read_request(reader, server)
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n"
+                     + answer(b'{"after": "hints"}', headers="x-request-id: r1\r\n"))
+        await writer.drain()
+
+    async def main() -> tuple[int, Any, Any]:
+        async with serving(hints) as server:
+            response = await client().send(Request("POST", f"{server.url}/x"))
+            return response.status_code, response.json(), response.headers.get("X-Request-ID")
+
+    assert run(main()) == (200, {"after": "hints"}, "r1")
+
+
+def test_requests_past_the_pool_bound_wait_for_a_place_at_most_the_connect_timeout() -> None:
+    release = asyncio.Event()
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   server: Server) -> None:
+        while await read_request(reader, server):
+            await release.wait()
+            writer.write(answer(b'{"ok": true}'))
+            await writer.drain()
+
+    async def main() -> tuple[list[Any], GatewayError]:
+        upstream = Client(connect_timeout=0.3, read_timeout=5, max_connections=1)
+        async with serving(slow) as server:
+            first = asyncio.ensure_future(post(upstream, server.url))
+            await asyncio.sleep(0.05)
+            with pytest.raises(GatewayError) as refused:  # no place within 0.3 s
+                await post(upstream, server.url)
+            second = asyncio.ensure_future(post(upstream, server.url))  # waits its turn
+            await asyncio.sleep(0.05)
+            release.set()
+            return list(await asyncio.gather(first, second)), refused.value
+
+    answers, refused = run(main())
+    assert answers == [{"ok": True}, {"ok": True}]
+    assert type(refused) is UpstreamTimeout and refused.retryable
 
 
 def test_a_large_body_arrives_whole_chunked_or_not() -> None:

@@ -227,6 +227,8 @@ class Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
+        if 100 <= self.status < 200:  # informational (103 Early Hints): the answer follows
+            return
         self._keep_alive = self._parser.should_keep_alive()
         self._headers_done = True
         self._wake_reader = True
@@ -242,6 +244,10 @@ class Connection(asyncio.Protocol):
                 self.transport.pause_reading()
 
     def on_message_complete(self) -> None:
+        if 100 <= self.status < 200:
+            self.headers = Headers()
+            self._delimited = False
+            return
         self._complete = True
         self._in_flight = False
         self.reusable = self._keep_alive

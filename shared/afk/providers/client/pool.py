@@ -185,16 +185,22 @@ class Client:
             try:
                 async with asyncio.timeout(self.connect_timeout):
                     await waiter
-            except TimeoutError:
-                raise ConnectTimeout("no free upstream connection within "
-                                     f"{self.connect_timeout:g} s") from None
-            finally:
+            except BaseException as exc:
                 if waiter in self._waiting:
                     self._waiting.remove(waiter)
+                elif waiter.done() and not waiter.cancelled():
+                    self._wake_next()  # woken as it gave up: the place goes to the next
+                if isinstance(exc, TimeoutError):
+                    raise ConnectTimeout("no free upstream connection within "
+                                         f"{self.connect_timeout:g} s") from None
+                raise
         self._in_flight += 1
 
     def _leave(self) -> None:
         self._in_flight -= 1
+        self._wake_next()
+
+    def _wake_next(self) -> None:
         while self._waiting:
             waiter = self._waiting.popleft()
             if not waiter.done():
