@@ -30,11 +30,8 @@ re-read per call so refreshing credentials stay fresh.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import http.client
 import json
-import os
 import random
 import socket
 import threading
@@ -42,6 +39,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
+
+from afk.sigv4 import Credentials as Credentials  # re-exported: the store builds them
+from afk.sigv4 import Signer
+from afk.sigv4 import env_credentials as env_credentials  # re-exported
 
 TARGET_PREFIX = "DynamoDB_20120810."
 CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -55,20 +56,6 @@ RETRY_CODES = frozenset({
     "RequestTimeout", "RequestTimeoutException", "InternalServerError",
 })
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
-
-
-class Credentials(NamedTuple):
-    access_key: str
-    secret_key: str
-    token: str | None = None
-
-
-def env_credentials() -> Credentials | None:
-    """What Lambda puts in every function's environment."""
-    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if not key or not secret:
-        return None
-    return Credentials(key, secret, os.environ.get("AWS_SESSION_TOKEN") or None)
 
 
 def _chain_credentials() -> Callable[[], Credentials]:
@@ -180,7 +167,7 @@ class LeanDynamoDB:
             (lambda: fixed) if fixed is not None else _chain_credentials())
         self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
         self._local = threading.local()
-        self._keys: tuple[str, str, bytes] | None = None  # (date, secret, signing key)
+        self._signer = Signer(self.SERVICE, region)
         self.meta = _Meta(region, endpoint_url)
 
     # ------------------------------------------------------------------ the API
@@ -279,38 +266,9 @@ class LeanDynamoDB:
 
     # ------------------------------------------------------------------ SigV4
     def _signed(self, operation: str, body: bytes) -> dict[str, str]:
-        creds = self._credentials()
-        now = time.gmtime()
-        amz_date = time.strftime("%Y%m%dT%H%M%SZ", now)
-        date = amz_date[:8]
-        headers = {"content-type": self.CONTENT_TYPE, "host": self._host,
-                   "x-amz-date": amz_date, "x-amz-target": self.TARGET_PREFIX + operation}
-        if creds.token:
-            headers["x-amz-security-token"] = creds.token
-        names = sorted(headers)
-        signed_names = ";".join(names)
-        canonical = "\n".join((
-            "POST", self._path, "", *(f"{k}:{headers[k]}" for k in names), "", signed_names,
-            hashlib.sha256(body).hexdigest()))
-        scope = f"{date}/{self.region}/{self.SERVICE}/aws4_request"
-        to_sign = "\n".join(("AWS4-HMAC-SHA256", amz_date, scope,
-                             hashlib.sha256(canonical.encode()).hexdigest()))
-        signature = hmac.new(self._signing_key(date, creds.secret_key), to_sign.encode(),
-                             hashlib.sha256).hexdigest()
-        headers["authorization"] = (
-            f"AWS4-HMAC-SHA256 Credential={creds.access_key}/{scope}, "
-            f"SignedHeaders={signed_names}, Signature={signature}")
-        return headers
-
-    def _signing_key(self, date: str, secret: str) -> bytes:
-        cached = self._keys
-        if cached is not None and cached[0] == date and cached[1] == secret:
-            return cached[2]
-        key = ("AWS4" + secret).encode()
-        for part in (date, self.region, self.SERVICE, "aws4_request"):
-            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-        self._keys = (date, secret, key)
-        return key
+        return self._signer.sign("POST", self._path, {
+            "content-type": self.CONTENT_TYPE, "host": self._host,
+            "x-amz-target": self.TARGET_PREFIX + operation}, body, self._credentials())
 
 
 class LeanSecretsManager(LeanDynamoDB):

@@ -2,7 +2,7 @@
 
 No key: each request is signed with SigV4 (service `bedrock`, the function's region)
 with the credentials the function runs under (on Lambda its role's, from the
-environment), by botocore's signer: one signed request, no boto3 client on
+environment), by afk/sigv4.py: one signed request, no boto3 client on
 the hot path. The stream is AWS event-stream framed (providers/eventstream.py).
 
     POST /model/{modelId}/converse          application/json
@@ -17,7 +17,7 @@ https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.htm
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from afk.catalog import Model
 from afk.dialects.jsonwire import dumps
@@ -29,6 +29,7 @@ from afk.providers.eventstream import EventStreamDecoder, Message
 from afk.providers.images import InlinesImages
 from afk.providers.transport import Upstreams, json_body, upstream_errors
 from afk.settings import Settings
+from afk.sigv4 import Credentials, Signer, env_credentials
 
 SERVICE = "bedrock"  # the SigV4 signing name of bedrock-runtime
 
@@ -45,17 +46,24 @@ class BedrockProvider(InlinesImages[Message]):
         super().__init__(settings, key_setting="its AWS credentials and the Bedrock model "
                                                "access of its Region", upstreams=upstreams)
         self.region = settings.region
-        self._credentials = credentials  # botocore Credentials; None: the default chain
+        self._signer = Signer(SERVICE, settings.region)
+        # botocore-style credentials (get_frozen_credentials); None: the environment's
+        # (Lambda's role), else botocore's chain (a laptop's profiles).
+        self._credentials = credentials
 
-    def credentials(self) -> Any:
+    def credentials(self) -> Credentials:
         """The function's credentials (frozen per request: a role's rotate)."""
         if self._credentials is None:
+            found = env_credentials()
+            if found is not None:
+                return found
             import botocore.session
 
             self._credentials = botocore.session.get_session().get_credentials()
             if self._credentials is None:
                 raise UpstreamError("The gateway has no AWS credentials to call Bedrock with.")
-        return self._credentials.get_frozen_credentials()
+        frozen = self._credentials.get_frozen_credentials()
+        return Credentials(str(frozen.access_key), str(frozen.secret_key), frozen.token)
 
     def url(self, call: Call, *, stream: bool) -> str:
         model = quote(call.model.upstream, safe="")  # profile ids carry a ':'
@@ -74,14 +82,15 @@ class BedrockProvider(InlinesImages[Message]):
 
     def signed(self, url: str, body: dict[str, Any], *, accept: str) -> Request:
         """A POST of `body` to `url`, SigV4-signed for Bedrock in this Region."""
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-
         content = dumps(body).encode()
-        signed = AWSRequest(method="POST", url=url, data=content, headers={
-            "content-type": "application/json", "accept": accept})
-        SigV4Auth(self.credentials(), SERVICE, self.region).add_auth(signed)
-        return Request("POST", url, dict(signed.headers.items()), content)
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.port and parts.port != (443 if parts.scheme == "https" else 80):
+            host = f"{host}:{parts.port}"
+        headers = self._signer.sign("POST", parts.path, {
+            "content-type": "application/json", "accept": accept, "host": host},
+            content, self.credentials(), query=parts.query)
+        return Request("POST", url, headers, content)
 
     async def embed(self, model: Model, texts: list[str], *,
                     dimensions: int | None) -> Embedded:

@@ -49,10 +49,17 @@ def _target(request: Request) -> tuple[Origin, str, str]:
 
 
 def _head(request: Request, authority: str, target: str) -> bytes:
-    lines = [f"{request.method} {target} HTTP/1.1\r\nhost: {authority}\r\n"]
+    """The request's head: its own `host` header if it has one (a signed request's),
+    else the URL's authority."""
+    host = authority
+    lines = [""]
     for name, value in request.headers.items():
-        if name.lower() not in ("host", "content-length"):
+        lowered = name.lower()
+        if lowered == "host":
+            host = value
+        elif lowered != "content-length":
             lines.append(f"{name}: {value}\r\n")
+    lines[0] = f"{request.method} {target} HTTP/1.1\r\nhost: {host}\r\n"
     lines.append(f"content-length: {len(request.content)}\r\n\r\n")
     head = "".join(lines)
     if head.count("\n") != len(lines) + 2 or head.count("\r") != len(lines) + 2:
