@@ -95,3 +95,23 @@ def test_afk_types_are_built_by_it() -> None:
 
     assert ir.Text.__eq__.__module__ == "afk.records"
     assert ir.Text(text="a") == ir.Text(text="a") != ir.Text(text="b")
+
+
+def test_init_is_compiled_at_the_first_instance_and_kept() -> None:
+    """A class nobody instantiates never compiles its __init__; the first instance
+    puts the compiled one (with the dataclass's signature) in place for every later one."""
+    import inspect
+
+    _, ours = _twins(slots=True, kw_only=True)
+    placeholder = ours.__init__
+    assert list(inspect.signature(placeholder).parameters) == ["self", "args", "kwargs"]
+    first = ours(id="a", name="b")
+    compiled = ours.__init__
+    assert compiled is not placeholder
+    parameters = inspect.signature(compiled).parameters
+    assert list(parameters) == ["self", "id", "name", "tags", "note", "size"]
+    assert {p.kind for name, p in parameters.items() if name != "self"} == {
+        inspect.Parameter.KEYWORD_ONLY}
+    assert ours(id="a", name="b") == first and ours.__init__ is compiled
+    with pytest.raises(TypeError):
+        ours("a", "b")  # still keyword-only through the compiled one
