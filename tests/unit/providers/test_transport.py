@@ -17,6 +17,7 @@ from afk.catalog import Catalog
 from afk.errors import GatewayError, RateLimited, UpstreamError, UpstreamTimeout
 from afk.providers import Call, Frame
 from afk.providers.client import Client, Request
+from afk.providers.client.connection import HIGH_WATER
 from afk.providers.openai import OpenAIProvider
 from afk.providers.transport import Frames, Upstreams, open_sse
 from afk.settings import Settings, Upstream
@@ -187,6 +188,38 @@ def test_a_stream_cut_mid_event_or_unterminated_is_an_error() -> None:
     with pytest.raises(UpstreamError, match="no terminal event"):
         run(_batches(reads, finish=finish))
     assert reads.closed
+
+
+def test_a_reader_that_falls_behind_pauses_the_upstream_and_gets_every_event() -> None:
+    """Flow control: bytes the reader has not taken stop being read from the socket
+    past HIGH_WATER (the upstream waits in TCP), so what is held stays bounded."""
+    events = [b"data: %06d %s\n\n" % (i, b"x" * 1000) for i in range(3000)]  # ~3 MB
+
+    async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    server: Server) -> None:
+        await read_request(reader, server)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                     b"connection: close\r\n\r\n" + b"".join(events))
+        await writer.drain()
+
+    async def main() -> tuple[list[str], int]:
+        async with serving(flood) as server:
+            stream = await open_sse(client(), Request("POST", f"{server.url}/s"),
+                                    provider="acme", on_error=lambda r: Refused(r.text),
+                                    decode=_decode, finish=list)
+            seen: list[str] = []
+            largest = 0
+            async for batch in stream.frames:
+                seen.extend(f.raw.data[:6] for f in batch if f.raw)
+                largest = max(largest, sum(len(f.raw.raw) for f in batch if f.raw))
+                await asyncio.sleep(0.002)  # a slow caller
+            return seen, largest
+
+    seen, largest = run(main())
+    assert seen == [f"{i:06d}" for i in range(3000)]
+    # At most one socket read (asyncio reads 256 KiB at a time) past the mark, and the
+    # event the read before left unfinished.
+    assert largest <= HIGH_WATER + 256 * 1024 + len(events[0])
 
 
 def test_a_stream_left_unread_drops_its_connection() -> None:
