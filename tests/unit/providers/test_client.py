@@ -16,8 +16,10 @@ import pytest
 
 from afk import tls
 from afk.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from afk.providers import Frame
 from afk.providers.client import Client, Request
 from afk.providers.client.proxy import proxy_for
+from afk.providers.transport import open_sse
 from afk.settings import Settings
 from tests.support.scripted_upstream import (
     Server,
@@ -283,6 +285,56 @@ def test_an_upstream_behind_a_proxy_is_reached_through_it() -> None:
     proxy, via, bypassed = run(main())
     assert via == {"via": "proxy"} and bypassed == {"ok": True}
     assert proxy.requests[0].startswith(b"POST http://upstream.invalid/v1/x HTTP/1.1")
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+def test_an_https_upstream_behind_a_proxy_is_tunnelled_and_streams(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS_PROXY: a CONNECT tunnel through the proxy, TLS to the upstream inside it
+    (verified with the process's context, SNI the upstream's host), a stream's frames
+    through it."""
+    cert, key = _self_signed(tmp_path)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    monkeypatch.setattr(tls, "context", lambda: ssl.create_default_context(cafile=str(cert)))
+
+    async def streaming(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        server: Server) -> None:
+        await read_request(reader, server)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                     b"b\r\ndata: one\n\n\r\nb\r\ndata: two\n\n\r\n0\r\n\r\n")
+        await writer.drain()
+
+    async def tunnel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     server: Server) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        server.requests.append(head)
+        port = int(head.split(b" ")[1].rsplit(b":", 1)[1])
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    async def main() -> tuple[Server, Server, list[str]]:
+        async with serving(streaming, served) as origin, serving(tunnel) as proxy:
+            upstream = Client(connect_timeout=2, read_timeout=2, proxies={"https": proxy.url})
+            stream = await open_sse(upstream, Request("POST", f"{origin.url}/s"),
+                                    provider="acme", on_error=lambda r: UpstreamError(r.text),
+                                    decode=lambda e: Frame(events=[], raw=e), finish=list)
+            seen = [f.raw.data for batch in [b async for b in stream.frames]
+                    for f in batch if f.raw]
+            await upstream.aclose()
+            return origin, proxy, seen
+
+    origin, proxy, seen = run(main())
+    assert seen == ["one", "two"]
+    assert proxy.requests[0].startswith(b"CONNECT localhost:")  # the origin's name
+    assert origin.requests[0].startswith(b"POST /s HTTP/1.1")  # inside the tunnel
 
 
 @pytest.mark.parametrize(("proxies", "url", "expected"), [
