@@ -204,6 +204,20 @@ def test_a_connection_the_upstream_closed_while_idle_is_replaced() -> None:
     assert (server.connections, len(server.requests)) == (2, 2)  # nothing sent twice
 
 
+def test_a_connection_idle_past_the_expiry_is_not_reused() -> None:
+    async def main() -> Server:
+        upstream = Client(connect_timeout=2, read_timeout=2, keepalive_expiry=0.1)
+        async with serving(keep_answering) as server:
+            await post(upstream, server.url)
+            await post(upstream, server.url)  # at once: reused
+            await asyncio.sleep(0.2)
+            await post(upstream, server.url)  # past the expiry: a new connection
+        return server
+
+    server = run(main())
+    assert (server.connections, len(server.requests)) == (2, 3)
+
+
 def test_connection_close_is_honoured() -> None:
     async def closing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       server: Server) -> None:

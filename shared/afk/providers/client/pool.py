@@ -31,6 +31,9 @@ from afk.providers.client.messages import (
 )
 from afk.providers.client.proxy import ProxiedClient, proxy_for
 
+# Seconds a connection stays pooled idle: httpx's default was 5; upstreams keep theirs
+# open longer (a minute and more), and one they close first is noticed before reuse.
+KEEPALIVE_EXPIRY = 30.0
 Origin = tuple[str, str, int]  # scheme, host, port
 
 
@@ -70,17 +73,21 @@ def _head(request: Request, authority: str, target: str) -> bytes:
 class Client:
     """Connections per (scheme, host, port) for the event loop it is used on (see
     `transport.Upstreams`, which keeps one per loop); at most `max_connections`
-    requests in flight, `max_idle` idle connections kept per origin. An origin
+    requests in flight, `max_idle` idle connections kept per origin, each for at most
+    `keepalive_expiry` seconds idle (a NAT or load balancer may drop an idle connection
+    without a word; a request sent on it would wait out the read timeout). An origin
     behind a proxy (`proxies`, see proxy.py) is reached through httpx instead."""
 
     def __init__(self, *, connect_timeout: float, read_timeout: float,
                  write_timeout: float = 30.0, max_connections: int = 256,
-                 max_idle: int = 64, proxies: Mapping[str, str] | None = None) -> None:
+                 max_idle: int = 64, keepalive_expiry: float = KEEPALIVE_EXPIRY,
+                 proxies: Mapping[str, str] | None = None) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
         self._max_connections = max_connections
         self._max_idle = max_idle
+        self._expiry = keepalive_expiry
         self._idle: dict[Origin, deque[Connection]] = {}
         self._in_flight = 0
         self._waiting: deque[asyncio.Future[None]] = deque()
@@ -153,6 +160,11 @@ class Client:
         idle = self._idle.get(origin)
         while idle:
             connection = idle.pop()  # the most recently used: the least likely closed
+            if asyncio.get_running_loop().time() - connection.idle_since > self._expiry:
+                connection.close()  # and every one idle longer, left of it
+                while idle:
+                    idle.pop().close()
+                return None
             if connection.idle_and_open():
                 return connection
             connection.abort()
@@ -165,6 +177,7 @@ class Client:
         idle = self._idle.setdefault(origin, deque())
         if len(idle) >= self._max_idle:
             idle.popleft().close()
+        connection.idle_since = asyncio.get_running_loop().time()
         idle.append(connection)
 
     async def _connect(self, origin: Origin) -> Connection:
