@@ -180,7 +180,30 @@ class Frames:
                 # for the caller's disconnect (a cancellation) to land first.
                 self._started = True
                 await asyncio.sleep(0)
-            return await self._next()
+            if self._error is not None:
+                raise self._error
+            while not self._ended:
+                try:
+                    chunk = await self._exchange.read(self._until)
+                except DeadlineReached:
+                    assert self._deadline_error is not None
+                    raise self._deadline_error() from None
+                except TransportError as exc:
+                    raise gateway_error(exc, self._provider) from exc
+                if chunk is None:
+                    self._ended = True
+                    batch = self._decoded(self._framing.close())
+                else:
+                    batch = self._decoded(self._framing.feed(chunk))
+                if batch:
+                    return batch
+                if self._error is not None:
+                    raise self._error
+            if self._framing.pending:
+                raise UpstreamError(f"The {self._provider} upstream stream ended mid-event.")
+            self._done = True
+            await self._exchange.aclose()
+            return [Frame(events=self._finish())]
         except BaseException:
             await self.aclose()
             raise
@@ -188,32 +211,6 @@ class Frames:
     async def aclose(self) -> None:
         self._done = True
         await self._exchange.aclose()
-
-    async def _next(self) -> list[Frame]:
-        if self._error is not None:
-            raise self._error
-        while not self._ended:
-            try:
-                chunk = await self._exchange.read(self._until)
-            except DeadlineReached:
-                assert self._deadline_error is not None
-                raise self._deadline_error() from None
-            except TransportError as exc:
-                raise gateway_error(exc, self._provider) from exc
-            if chunk is None:
-                self._ended = True
-                batch = self._decoded(self._framing.close())
-            else:
-                batch = self._decoded(self._framing.feed(chunk))
-            if batch:
-                return batch
-            if self._error is not None:
-                raise self._error
-        if self._framing.pending:
-            raise UpstreamError(f"The {self._provider} upstream stream ended mid-event.")
-        self._done = True
-        await self._exchange.aclose()
-        return [Frame(events=self._finish())]
 
     def _decoded(self, events: list[Any]) -> list[Frame]:
         """The frames of one read; an error event ends them, kept to be raised after

@@ -119,9 +119,15 @@ class Connection(asyncio.Protocol):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
             if self._complete:
                 return None
+            if self._error is not None:
+                raise self._error
             if until is not None and self._deadline is None:
                 self._deadline = self._loop.call_at(until, self._deadline_reached)
-            await self._wait()
+            waiter = self._waiter = self._loop.create_future()  # (_wait, inlined: per read)
+            try:
+                await waiter
+            finally:
+                self._waiter = None
 
     async def read_all(self) -> bytes:
         while not self._complete:

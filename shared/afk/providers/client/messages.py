@@ -8,6 +8,7 @@ objects, no cookies, no content decoders (the client asks for identity).
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -95,7 +96,7 @@ class Exchange(Protocol):
     status_code: int
     headers: Headers
 
-    async def read(self, until: float | None = None) -> bytes | None:
+    def read(self, until: float | None) -> Awaitable[bytes | None]:
         """`until`: the loop time (time.monotonic()) after which waiting for bytes
         raises DeadlineReached."""
 

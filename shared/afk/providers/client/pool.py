@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -229,9 +229,9 @@ class Client:
 
 
 class PooledExchange:
-    """An answer on a pooled connection (messages.Exchange). `release` (or `aclose`)
-    ends it: the connection goes back to the pool if the body was read to its end,
-    else it is dropped. Idempotent."""
+    """An answer on a pooled connection (messages.Exchange): `read` is the connection's
+    own. `release` (or `aclose`) ends it: the connection goes back to the pool if the
+    body was read to its end, else it is dropped. Idempotent."""
 
     def __init__(self, client: Client, origin: Origin, connection: Connection) -> None:
         self._client = client
@@ -239,14 +239,9 @@ class PooledExchange:
         self._connection: Connection | None = connection
         self.status_code = connection.status
         self.headers = connection.headers
-
-    async def read(self, until: float | None = None) -> bytes | None:
-        if self._connection is None:
-            return None
-        chunk = await self._connection.read(until)
-        if chunk is None:
-            self.release()
-        return chunk
+        # The connection's own: no layer per read (the end of the body releases
+        # nothing by itself: `aclose` does, which the reader calls at the end).
+        self.read: Callable[[float | None], Awaitable[bytes | None]] = connection.read
 
     async def read_all(self) -> bytes:
         if self._connection is None:
