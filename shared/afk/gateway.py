@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 from afk import observability
 from afk.auth import Authenticator, Principal, TTLCache
 from afk.background import Background
-from afk.catalog import Catalog, Model
 from afk.endpoints import Endpoint
 from afk.errors import ModelNotFound, PermissionDenied, ProviderNotConfigured
 from afk.records import dataclass
@@ -29,6 +28,7 @@ from afk.store import Account, Dynamo, Store
 
 if TYPE_CHECKING:
     from afk.billing.wallet import Wallet
+    from afk.catalog import Catalog, Model
     from afk.failover import Breaker
     from afk.management import Management
     from afk.payments import Payments
@@ -154,6 +154,8 @@ class Gateway:
     def catalog(self) -> Catalog:
         if self._catalog is not None:
             return self._catalog
+        from afk.catalog import Catalog  # the account and dashboard functions never load it
+
         catalog = Catalog.load(self.settings.catalog_path)
         if self.settings.catalog_path is None and not self.settings.echo_models:
             # The built-in catalog's offline models serve `afk dev` and tests; a
