@@ -1,5 +1,6 @@
 """cProfile of a built run.sh function from import to its first answered call
-(bench/LEVERS.md): imports uvicorn and `app`, serves on $PORT, sends one request
+(bench/LEVERS.md): imports `app` and serves it on $PORT as run.sh does
+(`afk.serve`: uvicorn without its command line), sends one request
 (`python first_call.py PATH BODY KEY [SORT [CALLERS]]`) once `GET /` answers, then
 stops and prints the top frames. Run it in the function's build folder with the
 function and the merged layers on PYTHONPATH (bench/functions.py builds them in
@@ -42,12 +43,12 @@ if __name__ == "__main__":
     profile = cProfile.Profile()
     profile.enable()
     started = time.perf_counter()
-    import app  # type: ignore[import-not-found]
-    import uvicorn
+    import app  # type: ignore[import-not-found]  # noqa: F401 - timed here; served below
+
+    from afk.serve import server as serve
 
     print("import ms", (time.perf_counter() - started) * 1000, file=sys.stderr)
-    server = uvicorn.Server(uvicorn.Config(app.app, host="127.0.0.1", port=PORT,
-                                           access_log=False, log_level="warning"))
+    server = serve("app:app", PORT)
     threading.Thread(target=_client, args=(server,), daemon=True).start()
     server.run()
     profile.disable()
