@@ -229,8 +229,9 @@ class Connection(asyncio.Protocol):
         text = value.decode("latin-1")
         if key in ("content-length", "transfer-encoding"):
             self._delimited = True
-        headers = self.headers
-        headers[key] = f"{dict.__getitem__(headers, key)}, {text}" if key in headers else text
+        headers = self.headers  # (dict's own methods: the key is lower-case already)
+        headers[key] = f"{dict.__getitem__(headers, key)}, {text}" \
+            if dict.__contains__(headers, key) else text
 
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()

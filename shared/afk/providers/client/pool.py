@@ -37,12 +37,25 @@ KEEPALIVE_EXPIRY = 30.0
 Origin = tuple[str, str, int]  # scheme, host, port
 
 
+_TARGETS: dict[str, tuple[Origin, str, str]] = {}  # by URL: providers call a few, again
+
+
 def _target(request: Request) -> tuple[Origin, str, str]:
     """The origin, the Host header and the request target of `request.url`."""
-    parts = urlsplit(request.url)
+    found = _TARGETS.get(request.url)
+    if found is None:
+        found = _parse_target(request.url)
+        if len(_TARGETS) >= 1024:
+            _TARGETS.clear()
+        _TARGETS[request.url] = found
+    return found
+
+
+def _parse_target(url: str) -> tuple[Origin, str, str]:
+    parts = urlsplit(url)
     scheme, host = parts.scheme, parts.hostname
     if scheme not in ("http", "https") or not host:
-        raise ConnectFailed(f"not an http(s) URL: {request.url[:80]}")
+        raise ConnectFailed(f"not an http(s) URL: {url[:80]}")
     default = 443 if scheme == "https" else 80
     port = parts.port or default
     shown = f"[{host}]" if ":" in host else host
