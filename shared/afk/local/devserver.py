@@ -95,9 +95,11 @@ def _serve(args: argparse.Namespace, sock: socket.socket, settings: Settings,
     store = Store(Dynamo(settings.table, endpoint_url=settings.dynamodb_endpoint,
                          region=settings.region))
     gateway = Gateway(settings, store=store)
-    # No websocket route: uvicorn need not import a websocket library.
+    # No websocket route: uvicorn need not import a websocket library. The C HTTP
+    # parser and event loop, as the functions run them (afk/serve.py).
     config = uvicorn.Config(create_app("local", gateway), log_level=args.log_level,
-                            access_log=args.log_level == "debug", ws="none")
+                            access_log=args.log_level == "debug", ws="none",
+                            http="httptools", loop="uvloop")
     try:
         if aws is not None:
             _warm(gateway, config)
