@@ -141,16 +141,29 @@ def test_importing_the_app_does_not_import_powertools() -> None:
 
 
 # ------------------------------------------------------------------ provider keys secret
+@pytest.fixture(scope="module")
+def secrets_endpoint() -> Iterator[str]:
+    """Secrets Manager, from moto's own server (every service moto knows): the
+    embedded DynamoDB serves DynamoDB and its Streams only. Not mock_aws: starting
+    it resets moto's in-process backends, the embedded DynamoDB's included."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
 @pytest.fixture
-def secret_arn(monkeypatch, dynamodb_endpoint: str) -> Iterator[str]:
-    """A secret in the session's moto server (it serves every service). Not mock_aws:
-    starting it resets moto's in-process backends, the embedded DynamoDB's included."""
+def secret_arn(monkeypatch, secrets_endpoint: str) -> Iterator[str]:
+    """A provider-keys secret in that server."""
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": "us-east-1",
-                        "AWS_ENDPOINT_URL_SECRETS_MANAGER": dynamodb_endpoint}.items():
+                        "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_endpoint}.items():
         monkeypatch.setenv(name, value)
     client = boto3.client("secretsmanager", region_name="us-east-1",
-                          endpoint_url=dynamodb_endpoint)
+                          endpoint_url=secrets_endpoint)
     yield client.create_secret(Name=f"afk/provider-keys-{uuid.uuid4().hex}", SecretString=(
         json.dumps({"OPENAI_API_KEY": "sk-from-secret", "ANTHROPIC_API_KEY": "sk-ant-from-secret",
                     "GEMINI_API_KEY": "", "STRIPE_SECRET_KEY": "sk_test_from_secret"})))["ARN"]
