@@ -25,6 +25,7 @@ from botocore's endpoints file instead (bench/LEVERS.md).
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import json
 from collections import defaultdict
@@ -63,6 +64,7 @@ def apply() -> None:
     _queries_by_partition()
     _regions_without_a_session()
     _one_model_loader()
+    _conditions_parsed_once()
 
 
 # The running transaction's keys per table, and the tables backed up for it so far.
@@ -276,4 +278,32 @@ def _one_model_loader() -> None:
 
     one_loader._afk_one_loader = True  # type: ignore[attr-defined]
     setattr(importlib.import_module("moto.core.utils"), "create_loader", one_loader)  # noqa: B010
+
+
+def _conditions_parsed_once() -> None:
+    """Teach moto to parse each condition expression once (with the same names and
+    values): it parsed `attribute_not_exists(SK)` anew for every charge it stored and
+    every marker of every rollup transaction. The parsed conditions are immutable
+    (every attribute set in a constructor), so one serves every call."""
+    parse = _unpatched("moto.dynamodb.comparisons", "get_filter_expression",
+                       "_afk_parsed_once")
+    if parse is None:
+        return
+
+    @functools.lru_cache(maxsize=512)
+    def parsed(expr: str | None, names: str, values: str) -> Any:
+        return parse(expr, json.loads(names), json.loads(values))
+
+    def get_filter_expression(expr: str | None, names: Any, values: Any) -> Any:
+        try:
+            key = (json.dumps(names, sort_keys=True), json.dumps(values, sort_keys=True))
+        except (TypeError, ValueError):  # not plain JSON: parse it as moto does
+            return parse(expr, names, values)
+        return parsed(expr, *key)
+
+    get_filter_expression._afk_parsed_once = True  # type: ignore[attr-defined]
+    for module in ("moto.dynamodb.comparisons", "moto.dynamodb.models",
+                   "moto.dynamodb.models.table"):
+        setattr(importlib.import_module(module), "get_filter_expression",  # noqa: B010
+                get_filter_expression)
 
