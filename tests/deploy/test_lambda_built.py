@@ -552,12 +552,15 @@ def test_dependency_layer_is_exactly_the_lock(build: Path):
 
 
 def _imported_names() -> set[str]:
-    """Top-level names the deployed code imports, and the modules run.sh runs (-m)."""
+    """Top-level names the deployed code imports, the packages uvicorn imports by the
+    name it is given (`http="httptools"`, `loop="uvloop"`), and the modules run.sh
+    runs (-m)."""
     names = set()
     sources = [*(ROOT / "shared" / "afk").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]
     for path in sources:
-        names.update(re.findall(r"^\s*(?:import|from)\s+([A-Za-z_]\w*)", path.read_text(),
-                                re.MULTILINE))
+        text = path.read_text()
+        names.update(re.findall(r"^\s*(?:import|from)\s+([A-Za-z_]\w*)", text, re.MULTILINE))
+        names.update(re.findall(r"\b(?:http|loop)=\"([A-Za-z_]\w*)\"", text))
     for script in (ROOT / "functions").rglob("run.sh"):
         names.update(re.findall(r"-m\s+([A-Za-z_]\w*)", script.read_text()))
     return names
