@@ -225,6 +225,8 @@ class HTTPProvider(Generic[Event]):
     async def open_stream(self, call: Call) -> UpstreamStream:
         decoder = self.codec.StreamDecoder()
         include_usage = call.request.stream_usage
+        # Only a same-dialect caller gets the upstream's events themselves.
+        passthrough = call.passthrough_body is not None
 
         def decode(event: Event) -> Frame:
             try:
@@ -232,6 +234,8 @@ class HTTPProvider(Generic[Event]):
             except GatewayError as error:  # an in-stream error event, or a broken stream
                 raise reworded(error, provider=self.name, status=0,
                                body=_event_body(event)) from None
+            if not passthrough:
+                return Frame(events=events)
             relayed = decoder.passthrough(event, include_usage=include_usage)
             return Frame(events=events, raw=relayed, relay=relayed is not None)
 

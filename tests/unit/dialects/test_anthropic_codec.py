@@ -201,6 +201,20 @@ def test_encoded_stream_satisfies_sdk_accumulator() -> None:
     assert [i for i in indices if i is not None] == sorted(i for i in indices if i is not None)
 
 
+@pytest.mark.parametrize("text", [" word", 'say "hi" \\ ünï 🙂', "line\nbreak", "</script>"])
+def test_text_deltas_are_written_as_the_generic_event_writes_them(text: str) -> None:
+    """The text-delta fast path writes exactly the event the dict would have made."""
+    encoder = codec.StreamEncoder(model="m", include_usage=False)
+    encoder.feed(ir.StreamStart(id="msg_1", model="m", created=1))
+    encoder.feed(ir.TextDelta(index=0, text="first"))  # opens the block
+    [event] = encoder.feed(ir.TextDelta(index=0, text=text))
+    generic = {"type": "content_block_delta", "index": 0,
+               "delta": {"type": "text_delta", "text": text}}
+    assert event.event == "content_block_delta"
+    assert event.data == json.dumps(generic, separators=(",", ":"), ensure_ascii=False)
+    assert encoder.feed(ir.TextDelta(index=0, text="")) == []
+
+
 def test_usage_known_early_goes_in_message_start() -> None:
     encoded = _encode([ir.StreamStart(id="x", model="gemini-2.5-flash", created=1),
                        ir.UsageUpdate(usage=ir.Usage(input_tokens=41, output_tokens=2)),

@@ -218,6 +218,24 @@ def test_passthrough_without_usage_keeps_the_rest_of_the_chunk(
         assert relayed.data == event.data.replace(',"usage":null}', "}")
 
 
+@pytest.mark.parametrize("include_usage", [False, True])
+@pytest.mark.parametrize("text", [" word", 'say "content":"" \\ ünï 🙂', "a\nb"])
+def test_text_chunks_are_written_as_the_generic_chunk_writes_them(
+        text: str, include_usage: bool) -> None:
+    """A text chunk's fast path (the JSON around the text written once) writes exactly
+    the chunk the dict would have made, id, model and all."""
+    encoder = chat.StreamEncoder(model='m "quoted"', include_usage=include_usage)
+    encoder.feed(ir.StreamStart(id='chatcmpl-"content":""', model="up", created=7))
+    [event] = encoder.feed(ir.TextDelta(index=0, text=text))
+    generic: dict[str, object] = {
+        "id": 'chatcmpl-"content":""', "object": "chat.completion.chunk", "created": 7,
+        "model": 'm "quoted"', "choices": [{"index": 0, "delta": {"content": text},
+                                           "logprobs": None, "finish_reason": None}]}
+    if include_usage:
+        generic["usage"] = None
+    assert event.data == json.dumps(generic, separators=(",", ":"), ensure_ascii=False)
+
+
 def test_encoder_refuses_events_after_end() -> None:
     encoder = chat.StreamEncoder(model="m", include_usage=False)
     encoder.feed(ir.StreamStart(id="x", model="m", created=1))

@@ -49,6 +49,9 @@ class StreamEncoder:
     def feed(self, event: ir.StreamEvent) -> list[ServerSentEvent]:
         if self._finished:
             raise ValueError("event after the end of the stream")
+        if type(event) is ir.TextDelta and event.index in self._wire:
+            # Nearly every event: more text for a block already on the wire.
+            return [text_delta(self._wire[event.index], event.text)] if event.text else []
         if isinstance(event, ir.StreamStart):
             if self._start is not None:
                 raise ValueError("a second stream start")
@@ -164,3 +167,12 @@ class StreamEncoder:
                                 "delta": {"type": "signature_delta",
                                           "signature": wrap(provider, signature)}}))
         return [*out, *self._close()]
+
+
+def text_delta(index: int, text: str) -> ServerSentEvent:
+    """The `content_block_delta` of `text` for wire block `index`, as `_delta` writes
+    it, without building its dict (~1.7 of ~3 µs an event, bench/LEVERS.md)."""
+    return ServerSentEvent(
+        data=f'{{"type":"content_block_delta","index":{index},'
+             f'"delta":{{"type":"text_delta","text":{dumps(text)}}}}}',
+        event="content_block_delta")

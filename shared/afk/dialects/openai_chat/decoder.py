@@ -72,6 +72,11 @@ class StreamDecoder:
         return out
 
     def _feed_delta(self, delta: dict[str, Any]) -> list[ir.StreamEvent]:
+        if len(delta) == 1 and "content" in delta:  # a text delta, nearly every chunk
+            if not delta["content"]:
+                return []
+            self._text_index = self._block(self._text_index)
+            return [ir.TextDelta(index=self._text_index, text=delta["content"])]
         out: list[ir.StreamEvent] = []
         if delta.get("reasoning_content"):
             self._thinking_index = self._block(self._thinking_index)

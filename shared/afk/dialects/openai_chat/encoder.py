@@ -31,6 +31,7 @@ class StreamEncoder:
         self._finished = False
         self._text_offsets: dict[int, int] = {}  # IR text block -> its offset in the content
         self._content_length = 0
+        self._text_chunk: tuple[str, str] | None = None  # a text chunk's JSON around its text
 
     def _chunk(self, delta: dict[str, Any] | None, finish: str | None = None) -> ServerSentEvent:
         chunk: dict[str, Any] = {
@@ -43,6 +44,18 @@ class StreamEncoder:
             chunk["usage"] = None
         return ServerSentEvent(data=dumps(chunk))
 
+    def _text(self, text: str) -> ServerSentEvent:
+        """`_chunk({"content": text})`, nearly every chunk: the JSON around the text is
+        written once per stream (the rest of the chunk does not change), the text
+        alone each time (bench/LEVERS.md)."""
+        if self._text_chunk is None:
+            # The bare sequence `"content":""` is the delta's: inside a JSON string
+            # every quote is escaped.
+            head, _, tail = self._chunk({"content": ""}).data.partition('"content":""')
+            self._text_chunk = head + '"content":', tail
+        head, tail = self._text_chunk
+        return ServerSentEvent(data=head + dumps(text) + tail)
+
     def fail(self, error: GatewayError) -> list[ServerSentEvent]:
         return render_stream_error(error)  # stateless: the same wherever the stream stands
 
@@ -52,11 +65,12 @@ class StreamEncoder:
         match event:
             case ir.StreamStart(id=response_id, created=created):
                 self._id, self._created = response_id, created
+                self._text_chunk = None
                 return [self._chunk({"role": "assistant", "content": ""})]
             case ir.TextDelta(index=index, text=text):
                 self._text_offsets.setdefault(index, self._content_length)
                 self._content_length += len(text)
-                return [self._chunk({"content": text})]
+                return [self._text(text)]
             case ir.CitationDelta(index=index, citation=citation):
                 # As OpenAI's search models stream them: a delta of annotations.
                 offset = self._text_offsets.get(index, self._content_length)
