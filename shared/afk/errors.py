@@ -1,7 +1,7 @@
 """One exception hierarchy for everything a caller can be told.
 
-Upstream, httpx and botocore failures are translated into these at the
-boundary where they happen; each dialect renders them in its own shape
+Upstream, transport (providers/transport.py) and AWS failures are translated into
+these at the boundary where they happen; each dialect renders them in its own shape
 (`dialects/*.render_error`). `kind` is dialect-neutral; the codecs map it.
 """
 
