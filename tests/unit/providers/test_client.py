@@ -19,7 +19,7 @@ from afk.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnr
 from afk.providers import Frame
 from afk.providers.client import Client, Request
 from afk.providers.client.proxy import proxy_for
-from afk.providers.transport import open_sse
+from afk.providers.transport import open_sse, upstream_errors
 from afk.settings import Settings
 from tests.support.scripted_upstream import (
     Server,
@@ -145,6 +145,19 @@ def test_requests_past_the_pool_bound_wait_for_a_place_at_most_the_connect_timeo
     answers, refused = run(main())
     assert answers == [{"ok": True}, {"ok": True}]
     assert type(refused) is UpstreamTimeout and refused.retryable
+
+
+@pytest.mark.parametrize("value", ["a\r\nx-injected: 1", "caf\u00e9\u2603"])
+def test_a_header_that_cannot_be_sent_fails_before_anything_is(value: str) -> None:
+    async def main() -> Server:
+        async with serving(keep_answering) as server:
+            with pytest.raises(GatewayError) as caught:
+                async with upstream_errors("acme"):
+                    await client().send(Request("POST", f"{server.url}/x", {"x-key": value}))
+            assert type(caught.value) is UpstreamError and "acme" in str(caught.value)
+        return server
+
+    assert run(main()).requests == []
 
 
 def test_a_large_body_arrives_whole_chunked_or_not() -> None:

@@ -80,7 +80,10 @@ def _head(request: Request, authority: str, target: str) -> bytes:
     head = "".join(lines)
     if head.count("\n") != len(lines) + 2 or head.count("\r") != len(lines) + 2:
         raise ProtocolFailure("a request header holds a line break")  # never sent
-    return head.encode("latin-1")
+    try:
+        return head.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ProtocolFailure("a request header is not Latin-1 text") from None
 
 
 class Client:
