@@ -42,11 +42,11 @@ def afk(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
 
 
 class Dev:
-    def __init__(self, cwd: Path, *argv: str) -> None:
+    def __init__(self, cwd: Path, *argv: str, module: str = "afk.cli") -> None:
         self.port = _port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "afk.cli", "dev", "--port", str(self.port), *argv],
+            [sys.executable, "-m", module, "dev", "--port", str(self.port), *argv],
             cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         while not any(line.startswith("afk gateway on") for line in self.lines):

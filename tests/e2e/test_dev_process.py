@@ -31,9 +31,13 @@ def _answers(port: int) -> bool:
         return False
 
 
+# `afk` (and `python -m afk`) start the store before the gateway's imports; `afk.cli`
+# starts it once the gateway has read its settings.
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-def test_the_embedded_store_goes_when_the_server_goes(tmp_path: Path, how: signal.Signals):
-    dev = Dev(tmp_path)
+@pytest.mark.parametrize("module", ["afk", "afk.cli"])
+def test_the_embedded_store_goes_when_the_server_goes(tmp_path: Path, how: signal.Signals,
+                                                      module: str):
+    dev = Dev(tmp_path, module=module)
     port = _store_port(tmp_path)
     assert _answers(port)
     dev.stop(how)  # Ctrl-C, a service manager, or a crash that runs no cleanup at all

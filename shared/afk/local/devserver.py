@@ -67,13 +67,15 @@ def run_dev(args: argparse.Namespace) -> int:
         print("afk: error: --data-dir keeps the embedded store; with "
               "AFK_DYNAMODB_ENDPOINT set, that store keeps its own data.", file=sys.stderr)
         return 2
+    from afk.local.aws import AwsSide
+
     aws = None
     if settings.dynamodb_endpoint is None:
-        from afk.local.aws import AwsSide
-
         # First: the embedded DynamoDB imports moto in its own process meanwhile.
-        aws = AwsSide.spawn(settings.table, settings.region)
+        aws = AwsSide.take(settings.table, settings.region)
         settings = replace(settings, dynamodb_endpoint=aws.endpoint)
+    else:
+        AwsSide.discard()
     try:
         return _serve(args, sock, settings, aws, data_dir)
     finally:
