@@ -72,3 +72,14 @@ def arguments_object(arguments: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def append_text(holder: dict[str, Any], key: str, text: str) -> None:
+    """`holder[key] += text` in amortized constant time: `+=` on a dict item copies
+    the whole text each time (the dict still holds it), quadratic over a long stream
+    (15 µs an event at 50,000 events); a local that alone holds the text grows it in
+    place. The key keeps its place in the dict."""
+    so_far = holder[key]
+    holder[key] = ""
+    so_far += text
+    holder[key] = so_far

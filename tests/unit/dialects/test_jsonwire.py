@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from afk import ir
 from afk.dialects import anthropic, gemini
-from afk.dialects.jsonwire import arguments_object, dumps, load_event
+from afk.dialects.jsonwire import append_text, arguments_object, dumps, load_event
 from afk.errors import InvalidRequest, UpstreamError
 from afk.sse import ServerSentEvent
 
@@ -75,3 +75,11 @@ def test_load_event_reads_what_json_loads_reads(text: str) -> None:
 def test_load_event_refuses_anything_but_one_object(text: str) -> None:
     with pytest.raises(UpstreamError, match="malformed stream event"):
         load_event(ServerSentEvent(data=text))
+
+
+def test_append_text_grows_the_item_in_its_place() -> None:
+    part = {"type": "output_text", "text": "", "annotations": []}
+    for piece in ("Hel", "lo", " ünï"):
+        append_text(part, "text", piece)
+    assert part == {"type": "output_text", "text": "Hello ünï", "annotations": []}
+    assert list(part) == ["type", "text", "annotations"]  # the JSON's key order kept

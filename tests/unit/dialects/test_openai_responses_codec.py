@@ -570,3 +570,23 @@ def test_errors_are_openai_shaped() -> None:
     error = codec.error_from_body({"error": {"message": "bad", "code": "x", "param": "input"}},
                                   status=400)
     assert isinstance(error, InvalidRequest) and error.param == "input"
+
+
+@pytest.mark.parametrize("text", [" word", 'say "hi" \\ ünï 🙂', "a\nb"])
+def test_text_deltas_are_written_as_the_generic_event_writes_them(text: str) -> None:
+    """More text for the open part (the fast path) is the event `_emit` would make."""
+    encoder = codec.StreamEncoder(model="m", include_usage=False)
+    opened = encoder.feed(ir.StreamStart(id="resp_1", model="m", created=1))
+    opened += encoder.feed(ir.TextDelta(index=0, text="first"))
+    item_id = next(json.loads(e.data)["item"]["id"] for e in opened
+                   if e.event == "response.output_item.added")
+    [event] = encoder.feed(ir.TextDelta(index=0, text=text))
+    generic = {"type": "response.output_text.delta",
+               "sequence_number": json.loads(opened[-1].data)["sequence_number"] + 1,
+               "item_id": item_id, "output_index": 0, "content_index": 0, "delta": text,
+               "logprobs": []}
+    assert event.event == "response.output_text.delta"
+    assert event.data == json.dumps(generic, separators=(",", ":"), ensure_ascii=False)
+    [done] = [e for e in encoder.feed(ir.StreamEnd(stop_reason="stop"))
+              if e.event == "response.output_text.done"]
+    assert json.loads(done.data)["text"] == "first" + text

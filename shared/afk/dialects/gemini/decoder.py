@@ -44,7 +44,7 @@ class StreamDecoder:
         self._searches = 0  # queries of groundingMetadata already emitted
         self._citations = 0
         self._text: int | None = None  # the latest text block (citations attach to it)
-        self._answer = ""  # its text so far (grounding offsets count its bytes)
+        self._answer: list[str] = []  # its text so far, in pieces (grounding offsets count its bytes)
 
     def _block(self, kind: str) -> int:
         """The open block of this kind, or a new one."""
@@ -98,7 +98,7 @@ class StreamDecoder:
 
     def _feed_grounding(self, metadata: Any) -> list[ir.StreamEvent]:
         """Searches and citations not seen yet (a later chunk may repeat earlier ones)."""
-        calls, citations = search.parse(metadata, self._response_id, self._answer)
+        calls, citations = search.parse(metadata, self._response_id, "".join(self._answer))
         out: list[ir.StreamEvent] = []
         for call in calls[self._searches:]:
             out.append(ir.WebSearchDone(index=self._new_block(), call=call))
@@ -133,8 +133,8 @@ class StreamDecoder:
         if text:
             index = self._block("text")
             if index != self._text:
-                self._text, self._answer = index, ""
-            self._answer += text
+                self._text, self._answer = index, []
+            self._answer.append(text)  # joined when read: `+=` is quadratic
             out.append(ir.TextDelta(index=index, text=text))
         # Other parts (inline images, executable code) have no stream event in the
         # IR; their tokens are still metered through usageMetadata.

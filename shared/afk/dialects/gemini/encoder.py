@@ -48,7 +48,7 @@ class StreamEncoder:
         # where Gemini sends it.
         self._searches: list[ir.WebSearchCall] = []
         self._citations: list[ir.Citation] = []
-        self._answer = ""  # the text sent (grounding offsets count its bytes)
+        self._answer: list[str] = []  # the text sent, in pieces (grounding offsets count its bytes)
 
     def _part(self, part: dict[str, Any]) -> dict[str, Any]:
         if self._signature and "thoughtSignature" not in part:
@@ -64,7 +64,7 @@ class StreamEncoder:
             candidate["finishReason"] = finish
             if self._searches or self._citations:
                 candidate["groundingMetadata"] = search.render(self._searches,
-                                                                  self._citations, self._answer)
+                                                                  self._citations, "".join(self._answer))
         candidate["index"] = 0
         chunk: dict[str, Any] = {"candidates": [candidate]}
         if self._usage is not None:
@@ -98,7 +98,7 @@ class StreamEncoder:
                     return []
                 out = self._close_call() + self._send()
                 self._pending = [self._part({"text": text})]
-                self._answer += text
+                self._answer.append(text)  # joined when read: `+=` is quadratic
                 return out
             case ir.ThinkingDelta(signature=signature, provider=provider):
                 out = self._close_call()

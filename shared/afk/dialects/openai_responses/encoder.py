@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 from afk import ir
-from afk.dialects.jsonwire import dumps
+from afk.dialects.jsonwire import append_text, dumps
 from afk.dialects.openai_responses import search
 from afk.dialects.openai_responses.errors import failure
 from afk.dialects.openai_responses.responses import ToolNames, render_call_item, response_object
@@ -214,6 +214,9 @@ class StreamEncoder:
                 and self._items[self._open]["type"] == "message")
 
     def _text(self, block: int, text: str, kind: str) -> list[ServerSentEvent]:
+        if kind == "output_text" and self._part_block == block and self._open is not None \
+                and self._where.get(block) == self._open:
+            return [self._more_text(text)]
         new_part = (self._where.get(block) != self._open or self._open is None
                     or self._part_block != block)
         out = self._enter(block, {"type": "message", "status": "in_progress",
@@ -236,11 +239,25 @@ class StreamEncoder:
         where = {"item_id": item["id"], "output_index": self._open,
                  "content_index": content_index}
         part = item["content"][content_index]
-        part["text" if kind == "output_text" else "refusal"] += text
+        append_text(part, "text" if kind == "output_text" else "refusal", text)
         if kind == "output_text":
             return [*out, self._emit("response.output_text.delta", **where, delta=text,
                                      logprobs=[])]
         return [*out, self._emit("response.refusal.delta", **where, delta=text)]
+
+    def _more_text(self, text: str) -> ServerSentEvent:
+        """Nearly every event: more text for the open part of the open message, the
+        `response.output_text.delta` `_text` would emit, written without its dicts."""
+        assert self._open is not None
+        item = self._items[self._open]
+        content_index = len(item["content"]) - 1
+        append_text(item["content"][content_index], "text", text)
+        sequence, self._sequence = self._sequence, self._sequence + 1
+        return ServerSentEvent(
+            data=f'{{"type":"response.output_text.delta","sequence_number":{sequence},'
+                 f'"item_id":{dumps(item["id"])},"output_index":{self._open},'
+                 f'"content_index":{content_index},"delta":{dumps(text)},"logprobs":[]}}',
+            event="response.output_text.delta")
 
     def _thinking(self, event: ir.ThinkingDelta) -> list[ServerSentEvent]:
         if not event.text and not event.signature:
@@ -260,7 +277,7 @@ class StreamEncoder:
             item["summary"].append({"type": "summary_text", "text": ""})
             out.append(self._emit("response.reasoning_summary_part.added", **where,
                                   part={"type": "summary_text", "text": ""}))
-        item["summary"][0]["text"] += event.text
+        append_text(item["summary"][0], "text", event.text)
         return [*out, self._emit("response.reasoning_summary_text.delta", **where,
                                  delta=event.text)]
 
