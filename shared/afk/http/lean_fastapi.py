@@ -1,7 +1,14 @@
-"""Imported before FastAPI is (`create_app` does, for the account API): what cuts what FastAPI's import and route building cost the
-account function's cold start, without changing what the API answers
-(bench/LEVERS.md has the profiles).
+"""What cuts FastAPI's import and route building out of the account function's cold
+start, without changing what the API answers (bench/LEVERS.md has the profiles).
+`create_app` imports this module before anything imports FastAPI.
 
+* FastAPI is imported here, with pydantic's `defer_build` on while it is: the ~40
+  models FastAPI defines for the OpenAPI document build their validators on
+  first use (only `/v1/account/openapi.json` uses them) instead of at import.
+  The default is restored after, so every model and route parameter defined
+  later (our bodies, FastAPI's per-route adapters) builds as before: deferring
+  those too makes pydantic warn about the routes' parameter aliases when it
+  builds them late.
 * `without_pydantic_v1()`, around building the routes. For every parameter of
   every route, FastAPI asks whether its annotation is a pydantic v1 model (only
   to refuse one), by importing `pydantic.v1` (the whole v1 package, ~20-30 ms)
@@ -9,10 +16,6 @@ account function's cold start, without changing what the API answers
   (`fastapi._compat.shared`). No model here is v1, so while the routes are built
   the import is refused; after, `pydantic.v1` imports as ever (other libraries
   in a test run use it). A process that imported it before keeps it.
-* Process-wide (from this module's import): pydantic models build their validators on first use, not at class creation
-  (`defer_build`, inherited from `BaseModel.model_config` by every model defined
-  after this). FastAPI defines ~40 models of the OpenAPI document itself, which
-  only `/v1/account/openapi.json` uses; a body model builds on its first body.
 """
 
 from __future__ import annotations
@@ -23,7 +26,23 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel
 
-BaseModel.model_config["defer_build"] = True
+
+def _import_fastapi_deferred() -> None:
+    if "fastapi" in sys.modules:
+        return
+    defaults = BaseModel.model_config
+    before = defaults.get("defer_build")
+    defaults["defer_build"] = True
+    try:
+        import fastapi  # noqa: F401 - its OpenAPI models are defined now, deferred
+    finally:
+        if before is None:
+            del defaults["defer_build"]
+        else:
+            defaults["defer_build"] = before
+
+
+_import_fastapi_deferred()
 
 
 @contextlib.contextmanager
