@@ -106,7 +106,8 @@ def test_unknown_and_malformed_keys_are_401_and_cost_one_read_at_most(clock: Clo
         assert caught.value.code == "invalid_api_key"
         with pytest.raises(AuthenticationFailed):
             authenticator.cached(unknown)  # the cached absence is a 401 too, without I/O
-    for junk in ("afk-short", "sk-" + "a" * 48, "afk-" + "!" * 48):
+    for junk in ("afk-short", "sk-" + "a" * 48, "afk-" + "!" * 48, "afk-" + "é" * 48,
+                 "afk-" + "²" * 48):  # letters and digits, ASCII only
         with pytest.raises(AuthenticationFailed):
             authenticator.authenticate(junk)
         assert authenticator.cached(junk) is None

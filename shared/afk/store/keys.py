@@ -35,8 +35,9 @@ def hash_key(key: str) -> str:
 
 def looks_like_key(value: str) -> bool:
     body = value[len(KEY_PREFIX):]
+    # ASCII letters and digits (_BASE62), checked in C rather than a character at a time.
     return (value.startswith(KEY_PREFIX) and len(body) >= 40
-            and all(c in _BASE62 for c in body))
+            and body.isascii() and body.isalnum())
 
 
 @dataclass(frozen=True, slots=True)
