@@ -4,8 +4,8 @@
 Popen -> the first answered chat completion (billed, through the fake upstream).
 One discarded warm-up run (bytecode compiled), then the median of RUNS. LiteLLM's
 proxy is timed the same way, to its first answered GET /health/liveliness (its
-cheapest route, which flatters it). Also: `python -X importtime` of the chat app
-up to its first answer. Each Lambda function's own cold start is functions.py's.
+cheapest route, which flatters it). Each Lambda function's own cold start, and
+the import profile of the chat function, are functions.py's.
 """
 
 from __future__ import annotations
@@ -157,36 +157,6 @@ def litellm_cold_start(config: Path, runs: int = RUNS) -> dict:
             "min_ms": min(times) * 1000, "max_ms": max(times) * 1000, "runs": runs}
 
 
-def import_times(top: int = 15) -> dict:
-    """`-X importtime` of the chat function up to its first answer: import time by
-    top-level package (sum of its modules' self times) and the heaviest modules."""
-    port = free_port()
-    method, path, body = PROBES["chat"]
-    cmd = [PROJECT_PYTHON, "-X", "importtime", str(BENCH / "serve_app.py"), "chat", str(port)]
-    log = BENCH / "out" / "importtime-chat.txt"
-    log.parent.mkdir(exist_ok=True)
-    with log.open("w") as err:
-        _, _, proc = first_answer(cmd, port, method, path, body, _clean_env(), stderr=err)
-        stop(proc)
-    rows = []
-    for line in log.read_text().splitlines():
-        if not line.startswith("import time:") or "self [us]" in line:
-            continue
-        self_us, cumulative_us, name = line[len("import time:"):].split("|")
-        depth = (len(name) - len(name.lstrip())) // 2
-        rows.append((name.strip(), int(self_us), int(cumulative_us), depth))
-    total_us = sum(r[1] for r in rows)
-    roots: dict[str, int] = {}
-    for name, self_us, _, _ in rows:  # self time is exclusive: it sums without overlap
-        root = name.split(".")[0]
-        roots[root] = roots.get(root, 0) + self_us
-    heavy_roots = sorted(roots.items(), key=lambda kv: -kv[1])[:top]
-    heavy_self = sorted(rows, key=lambda r: -r[1])[:top]
-    return {"total_ms": total_us / 1000,
-            "packages": [{"package": k, "self_ms": v / 1000} for k, v in heavy_roots],
-            "modules": [{"module": r[0], "self_ms": r[1] / 1000} for r in heavy_self]}
-
-
 def run(litellm_config: Path | None) -> dict:
     up_port = free_port()
     upstream = subprocess.Popen([PROJECT_PYTHON, str(BENCH / "fake_upstream.py"), str(up_port)],
@@ -194,7 +164,7 @@ def run(litellm_config: Path | None) -> dict:
     try:
         wait_for_port(up_port, upstream)
         out = {"afk_dev": afk_dev_cold_start(f"http://127.0.0.1:{up_port}"),
-               "imports": import_times(), "load": os.getloadavg()}
+               "load": os.getloadavg()}
     finally:
         stop(upstream)
     if litellm_config is not None:

@@ -120,3 +120,24 @@ def machine() -> dict[str, str]:
         pass
     return {"cpu": model, "cores": str(os.cpu_count()), "python": sys.version.split()[0],
             "os": f"{platform.system()} {platform.release()}"}
+
+
+def import_table(text: str, top: int = 15) -> dict:
+    """`-X importtime` output (stderr) summed: import time by top-level package (sum
+    of its modules' self times, which are exclusive) and the heaviest modules."""
+    rows = []
+    for line in text.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _, name = line[len("import time:"):].split("|")
+        rows.append((name.strip(), int(self_us)))
+    roots: dict[str, int] = {}
+    for name, self_us in rows:
+        root = name.split(".")[0]
+        roots[root] = roots.get(root, 0) + self_us
+    heavy_roots = sorted(roots.items(), key=lambda kv: -kv[1])[:top]
+    heavy_self = sorted(rows, key=lambda r: -r[1])[:top]
+    return {"total_ms": sum(r[1] for r in rows) / 1000,
+            "packages": [{"package": k, "self_ms": v / 1000} for k, v in heavy_roots],
+            "modules": [{"module": r[0], "self_ms": r[1] / 1000} for r in heavy_self]}
+

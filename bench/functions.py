@@ -44,6 +44,7 @@ from common import (
     ROOT,
     cpu_seconds,
     free_port,
+    import_table,
     median,
     peak_rss_mb,
     stop,
@@ -287,6 +288,15 @@ def mangum_start(function: str, opt: Path, env: dict[str, str], key: str,
     return {"first": first, "cpu": cpu, "status": status, "rss_mb": rss}
 
 
+def chat_imports(opt: Path, env: dict[str, str], key: str, out: Path) -> dict[str, Any]:
+    """`-X importtime` (PYTHONPROFILEIMPORTTIME, so run.sh is unchanged) of the built
+    chat function, from exec to its first answered call."""
+    started = web_adapter_start("ChatCompletionsFunction", opt,
+                                {**env, "PYTHONPROFILEIMPORTTIME": "1"}, key, out)
+    stop(started["proc"])
+    return import_table((out / "ChatCompletionsFunction.log").read_text())
+
+
 def run(runs: int = RUNS) -> dict[str, Any]:
     if not (BUILD / "template.yaml").is_file():
         return {"skipped": "no .aws-sam/build: run `make build` first"}
@@ -339,7 +349,8 @@ def run(runs: int = RUNS) -> dict[str, Any]:
             print(f"  {function:26} {rows[-1]['median_ms']:7.1f} ms  "
                   f"cpu {rows[-1]['cpu_ms']:7.1f} ms  "
                   f"rss {rss:5.1f} MiB", file=sys.stderr, flush=True)
-        return {"functions": rows, "load": os.getloadavg()}
+        return {"functions": rows, "imports": chat_imports(opt, env, seeded["key"], out),
+                "load": os.getloadavg()}
     finally:
         for proc in reversed(procs):
             stop(proc)
