@@ -759,3 +759,21 @@ def test_grounding_offsets_are_bytes_on_the_wire_and_characters_in_the_ir() -> N
     rendered = gemini.render_response(response)["candidates"][0]["groundingMetadata"]
     segment = rendered["groundingSupports"][0]["segment"]
     assert (segment["startIndex"], segment["endIndex"]) == (start, len(text.encode()))
+
+
+@pytest.mark.parametrize("text", [" word", 'say "text":"" \\ ünï 🙂', "a\nb"])
+def test_text_events_are_written_as_the_generic_event_writes_them(text: str) -> None:
+    """A text event's fast path (the JSON around the text written once) writes exactly
+    what the dict would have made; with usage known, the generic path still runs."""
+    encoder = gemini.StreamEncoder(model='gemini "x"', include_usage=False)
+    encoder.feed(ir.StreamStart(id='resp-"text":""', model="up", created=1))
+    encoder.feed(ir.TextDelta(index=0, text=text))
+    [event] = encoder.feed(ir.TextDelta(index=0, text="next"))  # sends the one held back
+    generic = {"candidates": [{"content": {"parts": [{"text": text}], "role": "model"},
+                               "index": 0}],
+               "modelVersion": 'gemini "x"', "responseId": 'resp-"text":""'}
+    assert event.data == json.dumps(generic, separators=(",", ":"), ensure_ascii=False)
+    encoder.feed(ir.UsageUpdate(usage=ir.Usage(input_tokens=3, output_tokens=2)))
+    [with_usage] = encoder.feed(ir.TextDelta(index=0, text="more"))
+    assert json.loads(with_usage.data)["usageMetadata"]["promptTokenCount"] == 3
+

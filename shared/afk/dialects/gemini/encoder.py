@@ -48,6 +48,7 @@ class StreamEncoder:
         # where Gemini sends it.
         self._searches: list[ir.WebSearchCall] = []
         self._citations: list[ir.Citation] = []
+        self._text_event: tuple[str, str] | None = None  # a text event's JSON around its text
         self._answer: list[str] = []  # the text sent, in pieces (grounding offsets count its bytes)
 
     def _part(self, part: dict[str, Any]) -> dict[str, Any]:
@@ -59,19 +60,36 @@ class StreamEncoder:
         parts, self._pending = self._pending, []
         if not parts and finish is None:
             return []
+        if finish is None and self._usage is None and len(parts) == 1 \
+                and len(parts[0]) == 1 and "text" in parts[0]:
+            return [self._text(parts[0]["text"])]  # nearly every event of a translated stream
+        return [ServerSentEvent(data=self._render(parts, finish))]
+
+    def _render(self, parts: list[dict[str, Any]], finish: str | None) -> str:
         candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
         if finish:
             candidate["finishReason"] = finish
             if self._searches or self._citations:
-                candidate["groundingMetadata"] = search.render(self._searches,
-                                                                  self._citations, "".join(self._answer))
+                candidate["groundingMetadata"] = search.render(
+                    self._searches, self._citations, "".join(self._answer))
         candidate["index"] = 0
         chunk: dict[str, Any] = {"candidates": [candidate]}
         if self._usage is not None:
             chunk["usageMetadata"] = render_usage(self._usage)
         chunk["modelVersion"] = self._model
         chunk["responseId"] = self._id
-        return [ServerSentEvent(data=dumps(chunk))]
+        return dumps(chunk)
+
+    def _text(self, text: str) -> ServerSentEvent:
+        """The event `_send` writes for one text part, no usage and no finish yet: the
+        JSON around the text written once per stream, the text alone each time."""
+        if self._text_event is None:
+            # The bare sequence `"text":""` is the part's: inside a JSON string every
+            # quote is escaped.
+            head, _, tail = self._render([{"text": ""}], None).partition('"text":""')
+            self._text_event = head + '"text":', tail
+        head, tail = self._text_event
+        return ServerSentEvent(data=head + dumps(text) + tail)
 
     def _close_call(self) -> list[ServerSentEvent]:
         """The streaming call is complete: it joins the pending calls, if any."""
@@ -92,6 +110,7 @@ class StreamEncoder:
         match event:
             case ir.StreamStart(id=response_id):
                 self._id = response_id
+                self._text_event = None
                 return []
             case ir.TextDelta(text=text) | ir.RefusalDelta(text=text):
                 if not text:
