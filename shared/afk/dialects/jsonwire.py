@@ -39,6 +39,25 @@ def dumps(value: Any) -> str:
 _scan = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
+class TextTemplate:
+    """A JSON document that changes only in one string field from event to event (a
+    text delta): the JSON around it written once, the text alone each time
+    (bench/LEVERS.md). Built from the document rendered with that field empty: the
+    bare sequence `"key":""` can only be the field, since inside a JSON string
+    every quote is escaped."""
+
+    __slots__ = ("_head", "_tail")
+
+    def __init__(self, rendered: str, key: str) -> None:
+        head, found, self._tail = rendered.partition(f'"{key}":""')
+        if not found:
+            raise ValueError(f"no empty {key!r} in the rendered document")
+        self._head = f'{head}"{key}":'
+
+    def __call__(self, text: str) -> str:
+        return self._head + dumps(text) + self._tail
+
+
 def load_event(event: ServerSentEvent) -> dict[str, Any]:
     """An upstream stream event's JSON object; anything else is a broken stream (502)."""
     text = event.data

@@ -16,7 +16,7 @@ from afk.dialects.gemini.responses import (
     render_usage,
 )
 from afk.dialects.gemini.wire import PROVIDER
-from afk.dialects.jsonwire import dumps
+from afk.dialects.jsonwire import TextTemplate, dumps
 from afk.errors import GatewayError
 from afk.sse import ServerSentEvent
 
@@ -48,7 +48,7 @@ class StreamEncoder:
         # where Gemini sends it.
         self._searches: list[ir.WebSearchCall] = []
         self._citations: list[ir.Citation] = []
-        self._text_event: tuple[str, str] | None = None  # a text event's JSON around its text
+        self._text_event: TextTemplate | None = None  # a text event, once per stream
         self._answer: list[str] = []  # the text sent, in pieces (grounding offsets count its bytes)
 
     def _part(self, part: dict[str, Any]) -> dict[str, Any]:
@@ -84,12 +84,8 @@ class StreamEncoder:
         """The event `_send` writes for one text part, no usage and no finish yet: the
         JSON around the text written once per stream, the text alone each time."""
         if self._text_event is None:
-            # The bare sequence `"text":""` is the part's: inside a JSON string every
-            # quote is escaped.
-            head, _, tail = self._render([{"text": ""}], None).partition('"text":""')
-            self._text_event = head + '"text":', tail
-        head, tail = self._text_event
-        return ServerSentEvent(data=head + dumps(text) + tail)
+            self._text_event = TextTemplate(self._render([{"text": ""}], None), "text")
+        return ServerSentEvent(data=self._text_event(text))
 
     def _close_call(self) -> list[ServerSentEvent]:
         """The streaming call is complete: it joins the pending calls, if any."""

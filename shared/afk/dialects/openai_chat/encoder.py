@@ -7,7 +7,7 @@ from typing import Any
 
 from afk import ir
 from afk.dialects.base import Echo
-from afk.dialects.jsonwire import dumps
+from afk.dialects.jsonwire import TextTemplate, dumps
 from afk.dialects.openai_chat.errors import render_stream_error
 from afk.dialects.openai_chat.responses import render_annotation, render_usage
 from afk.dialects.openai_chat.wire import DONE, STOP_TO_WIRE
@@ -31,7 +31,7 @@ class StreamEncoder:
         self._finished = False
         self._text_offsets: dict[int, int] = {}  # IR text block -> its offset in the content
         self._content_length = 0
-        self._text_chunk: tuple[str, str] | None = None  # a text chunk's JSON around its text
+        self._text_chunk: TextTemplate | None = None  # a text chunk, once per stream
 
     def _chunk(self, delta: dict[str, Any] | None, finish: str | None = None) -> ServerSentEvent:
         chunk: dict[str, Any] = {
@@ -49,12 +49,8 @@ class StreamEncoder:
         written once per stream (the rest of the chunk does not change), the text
         alone each time (bench/LEVERS.md)."""
         if self._text_chunk is None:
-            # The bare sequence `"content":""` is the delta's: inside a JSON string
-            # every quote is escaped.
-            head, _, tail = self._chunk({"content": ""}).data.partition('"content":""')
-            self._text_chunk = head + '"content":', tail
-        head, tail = self._text_chunk
-        return ServerSentEvent(data=head + dumps(text) + tail)
+            self._text_chunk = TextTemplate(self._chunk({"content": ""}).data, "content")
+        return ServerSentEvent(data=self._text_chunk(text))
 
     def fail(self, error: GatewayError) -> list[ServerSentEvent]:
         return render_stream_error(error)  # stateless: the same wherever the stream stands
