@@ -126,15 +126,12 @@ async def open_sse(client: Client, request: Request, *, provider: str,
     gets a real HTTP error status. `finish` is called at upstream EOF and must
     raise if the stream ended before its terminal event.
     """
-    try:
+    async with upstream_errors(provider):
         exchange = await client.open(request)
-    except TransportError as exc:
-        raise gateway_error(exc, provider) from exc
     if exchange.status_code >= 300:
         try:
-            content = await exchange.read_all()
-        except TransportError as exc:
-            raise gateway_error(exc, provider) from exc
+            async with upstream_errors(provider):
+                content = await exchange.read_all()
         finally:
             await exchange.aclose()
         raise on_error(Response(exchange.status_code, exchange.headers, content))
