@@ -113,6 +113,12 @@ async def manager(request: Request) -> Principal:
     return principal
 
 
+async def gateway(request: Request) -> Gateway:
+    """The app's services. A coroutine, so FastAPI calls it on the event loop: a plain
+    function dependency would cost a worker-thread hop per request to read an attribute."""
+    return gateway_of(request)
+
+
 Caller = Annotated[Principal, Depends(caller)]
 Manager = Annotated[Principal, Depends(manager)]
-GatewayOf = Annotated[Gateway, Depends(gateway_of)]
+GatewayOf = Annotated[Gateway, Depends(gateway)]
