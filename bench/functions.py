@@ -76,6 +76,9 @@ WEB_ADAPTER = {
 # Mangum functions: the sample event of their first call.
 MANGUM = {"ModelsFunction": "models_list", "AccountFunction": "account_get",
           "DashboardFunction": "dashboard"}
+# The account function's framework floor (fastapi_floor/app.py), started as the
+# account function is, on the same first call.
+FLOOR = ("FastAPI floor", BENCH / "fastapi_floor", "account_get")
 
 DRIVER = """
 import json, os, resource, sys
@@ -261,13 +264,14 @@ def _events(name: str, key: str, count: int) -> bytes:
 
 
 def mangum_start(function: str, opt: Path, env: dict[str, str], key: str,
-                 out: Path) -> dict[str, Any]:
-    folder = BUILD / function
-    events = _events(MANGUM[function], key, 41)
+                 out: Path, folder: Path | None = None, event: str | None = None
+                 ) -> dict[str, Any]:
+    folder = folder or BUILD / function
+    events = _events(event or MANGUM[function], key, 41)
     start = time.perf_counter()
     proc = subprocess.Popen([env["PATH"].split(":")[0] + "/python", "-c", DRIVER], cwd=folder,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=(out / f"{function}.log").open("w"),
+                            stderr=(out / f"{folder.name}.log").open("w"),
                             env={**env, "PYTHONPATH": f"{folder}:{opt / 'python'}",
                                  "LAMBDA_TASK_ROOT": str(folder)})
     try:
@@ -297,6 +301,39 @@ def chat_imports(opt: Path, env: dict[str, str], key: str, out: Path) -> dict[st
     return import_table((out / "ChatCompletionsFunction.log").read_text())
 
 
+def _row(function: str, runs: int, opt: Path, env: dict[str, str], key: str, out: Path,
+         **where: Any) -> dict[str, Any]:
+    """One function's cold starts (`runs` of them after one that warms the page
+    cache) and its peak RSS. `where`: a Mangum function's folder and event other
+    than the build's (the floor)."""
+    firsts, readies, cpus, statuses, rss = [], [], [], set(), float("nan")
+    for i in range(runs + 1):
+        if function in WEB_ADAPTER:
+            started = web_adapter_start(function, opt, env, key, out)
+            try:
+                if i == runs:
+                    rss = web_adapter_rss(started, function)
+            finally:
+                stop(started["proc"])
+            readies.append(started["ready"])
+        else:
+            started = mangum_start(function, opt, env, key, out, **where)
+            rss = started["rss_mb"]
+        statuses.add(started["status"])
+        firsts.append(started["first"])
+        cpus.append(started["cpu"])
+    row = {"function": function, "handler": "run.sh" if function in WEB_ADAPTER
+           else "app.handler (Mangum)",
+           "median_ms": median(firsts[1:]) * 1000,
+           "min_ms": min(firsts[1:]) * 1000, "max_ms": max(firsts[1:]) * 1000,
+           "ready_ms": median(readies[1:]) * 1000 if readies else None,
+           "cpu_ms": median(cpus[1:]) * 1000,
+           "runs": runs, "status": sorted(statuses), "peak_rss_mb": rss}
+    print(f"  {function:26} {row['median_ms']:7.1f} ms  cpu {row['cpu_ms']:7.1f} ms  "
+          f"rss {rss:5.1f} MiB", file=sys.stderr, flush=True)
+    return row
+
+
 def run(runs: int = RUNS) -> dict[str, Any]:
     if not (BUILD / "template.yaml").is_file():
         return {"skipped": "no .aws-sam/build: run `make build` first"}
@@ -321,36 +358,12 @@ def run(runs: int = RUNS) -> dict[str, Any]:
         assert db.stdout is not None
         seeded = json.loads(db.stdout.readline())
         env = _env(home, seeded["endpoint"], f"http://127.0.0.1:{up_port}")
-        rows = []
-        for function in (*WEB_ADAPTER, *MANGUM):
-            firsts, readies, cpus, statuses, rss = [], [], [], set(), float("nan")
-            for i in range(runs + 1):  # run 0 warms the page cache
-                if function in WEB_ADAPTER:
-                    started = web_adapter_start(function, opt, env, seeded["key"], out)
-                    try:
-                        if i == runs:
-                            rss = web_adapter_rss(started, function)
-                    finally:
-                        stop(started["proc"])
-                    readies.append(started["ready"])
-                else:
-                    started = mangum_start(function, opt, env, seeded["key"], out)
-                    rss = started["rss_mb"]
-                statuses.add(started["status"])
-                firsts.append(started["first"])
-                cpus.append(started["cpu"])
-            rows.append({"function": function, "handler": "run.sh" if function in WEB_ADAPTER
-                         else "app.handler (Mangum)",
-                         "median_ms": median(firsts[1:]) * 1000,
-                         "min_ms": min(firsts[1:]) * 1000, "max_ms": max(firsts[1:]) * 1000,
-                         "ready_ms": median(readies[1:]) * 1000 if readies else None,
-                         "cpu_ms": median(cpus[1:]) * 1000,
-                         "runs": runs, "status": sorted(statuses), "peak_rss_mb": rss})
-            print(f"  {function:26} {rows[-1]['median_ms']:7.1f} ms  "
-                  f"cpu {rows[-1]['cpu_ms']:7.1f} ms  "
-                  f"rss {rss:5.1f} MiB", file=sys.stderr, flush=True)
-        return {"functions": rows, "imports": chat_imports(opt, env, seeded["key"], out),
-                "load": os.getloadavg()}
+        rows = [_row(function, runs, opt, env, seeded["key"], out)
+                for function in (*WEB_ADAPTER, *MANGUM)]
+        label, folder, event = FLOOR
+        floor = _row(label, runs, opt, env, seeded["key"], out, folder=folder, event=event)
+        return {"functions": rows, "floor": floor,
+                "imports": chat_imports(opt, env, seeded["key"], out), "load": os.getloadavg()}
     finally:
         for proc in reversed(procs):
             stop(proc)
