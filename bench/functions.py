@@ -301,36 +301,35 @@ def chat_imports(opt: Path, env: dict[str, str], key: str, out: Path) -> dict[st
     return import_table((out / "ChatCompletionsFunction.log").read_text())
 
 
-def _row(function: str, runs: int, opt: Path, env: dict[str, str], key: str, out: Path,
-         **where: Any) -> dict[str, Any]:
-    """One function's cold starts (`runs` of them after one that warms the page
-    cache) and its peak RSS. `where`: a Mangum function's folder and event other
-    than the build's (the floor)."""
-    firsts, readies, cpus, statuses, rss = [], [], [], set(), float("nan")
-    for i in range(runs + 1):
-        if function in WEB_ADAPTER:
-            started = web_adapter_start(function, opt, env, key, out)
-            try:
-                if i == runs:
-                    rss = web_adapter_rss(started, function)
-            finally:
-                stop(started["proc"])
-            readies.append(started["ready"])
-        else:
-            started = mangum_start(function, opt, env, key, out, **where)
-            rss = started["rss_mb"]
-        statuses.add(started["status"])
-        firsts.append(started["first"])
-        cpus.append(started["cpu"])
+def _start(function: str, last: bool, opt: Path, env: dict[str, str], key: str, out: Path,
+           **where: Any) -> dict[str, Any]:
+    """One cold start of `function`; on the `last` one, its peak RSS too. `where`: a
+    Mangum function's folder and event other than the build's (the floor)."""
+    if function not in WEB_ADAPTER:
+        return mangum_start(function, opt, env, key, out, **where)
+    started = web_adapter_start(function, opt, env, key, out)
+    try:
+        started["rss_mb"] = web_adapter_rss(started, function) if last else float("nan")
+    finally:
+        stop(started["proc"])
+    return started
+
+
+def _row(function: str, starts: list[dict[str, Any]]) -> dict[str, Any]:
+    """A function's figures from its starts, the first of which (it warmed the page
+    cache) is left out."""
+    kept = starts[1:]
+    firsts = [s["first"] for s in kept]
+    readies = [s["ready"] for s in kept if "ready" in s]
     row = {"function": function, "handler": "run.sh" if function in WEB_ADAPTER
            else "app.handler (Mangum)",
-           "median_ms": median(firsts[1:]) * 1000,
-           "min_ms": min(firsts[1:]) * 1000, "max_ms": max(firsts[1:]) * 1000,
-           "ready_ms": median(readies[1:]) * 1000 if readies else None,
-           "cpu_ms": median(cpus[1:]) * 1000,
-           "runs": runs, "status": sorted(statuses), "peak_rss_mb": rss}
+           "median_ms": median(firsts) * 1000, "min_ms": min(firsts) * 1000,
+           "max_ms": max(firsts) * 1000,
+           "ready_ms": median(readies) * 1000 if readies else None,
+           "cpu_ms": median([s["cpu"] for s in kept]) * 1000, "runs": len(kept),
+           "status": sorted({s["status"] for s in starts}), "peak_rss_mb": starts[-1]["rss_mb"]}
     print(f"  {function:26} {row['median_ms']:7.1f} ms  cpu {row['cpu_ms']:7.1f} ms  "
-          f"rss {rss:5.1f} MiB", file=sys.stderr, flush=True)
+          f"rss {row['peak_rss_mb']:5.1f} MiB", file=sys.stderr, flush=True)
     return row
 
 
@@ -358,10 +357,17 @@ def run(runs: int = RUNS) -> dict[str, Any]:
         assert db.stdout is not None
         seeded = json.loads(db.stdout.readline())
         env = _env(home, seeded["endpoint"], f"http://127.0.0.1:{up_port}")
-        rows = [_row(function, runs, opt, env, seeded["key"], out)
-                for function in (*WEB_ADAPTER, *MANGUM)]
         label, folder, event = FLOOR
-        floor = _row(label, runs, opt, env, seeded["key"], out, folder=folder, event=event)
+        where: dict[str, dict[str, Any]] = {label: {"folder": folder, "event": event}}
+        starts: dict[str, list[dict[str, Any]]] = {f: [] for f in (*WEB_ADAPTER, *MANGUM, label)}
+        # Round robin, one start of each function per round: a slow minute of the
+        # machine lands on every function alike, not on whichever ran in it.
+        for i in range(runs + 1):
+            for function, taken in starts.items():
+                taken.append(_start(function, i == runs, opt, env, seeded["key"], out,
+                                    **where.get(function, {})))
+        rows = [_row(function, starts[function]) for function in (*WEB_ADAPTER, *MANGUM)]
+        floor = _row(label, starts[label])
         return {"functions": rows, "floor": floor,
                 "imports": chat_imports(opt, env, seeded["key"], out), "load": os.getloadavg()}
     finally:

@@ -7,8 +7,8 @@ with the built layers on the path, `app.handler` called on events/account_get.js
 and reports it beside that function: what remains of the account function's cold
 start above this row is afk's (settings, store, authentication, the DynamoDB
 calls); this row itself is FastAPI's, pydantic's, Starlette's, Mangum's and
-asyncio's. Every route takes what the account API's take: the caller and the app's
-services as dependencies, and a body model, a path parameter or query parameters.
+asyncio's. Each route takes what its account API namesake takes: the caller and the
+app's services as dependencies, and its body, path or query parameters.
 """
 
 from __future__ import annotations
@@ -43,35 +43,71 @@ async def services(request: Request) -> object:
 
 Caller = Annotated[str, Depends(caller)]
 Services = Annotated[object, Depends(services)]
+Listing = Annotated[Page, Query()]
+ANSWER = {"object": "account", "balance_usd": "10.00", "caps": {}}
 
+# The account API's 13 routes, by their parameters (afk/http/account.py, usage.py,
+# payments.py), each answering a constant.
 with lean_fastapi.without_pydantic_v1():
     router = APIRouter()
 
     @router.get("/v1/account", response_model=None)
     async def account(principal: Caller, app: Services) -> dict[str, Any]:
-        return {"object": "account", "balance_usd": "10.00", "caps": {}}
+        return ANSWER
 
-    for i in range(4):
-        async def put(model_id: str, body: Body, principal: Caller,
+    @router.put("/v1/account/caps/{model_id:path}", response_model=None)
+    async def put_cap(model_id: str, body: Body, principal: Caller,
                       app: Services) -> dict[str, Any]:
-            return {"model": model_id, "usd": body.usd}
+        return ANSWER
 
-        router.add_api_route(f"/v1/floor/{i}/{{model_id:path}}", put, methods=["PUT"],
-                             response_model=None)
-    for i in range(4):
-        async def listing(query: Annotated[Page, Query()], principal: Caller,
-                          app: Services) -> dict[str, Any]:
-            return {"object": "list", "data": []}
+    @router.delete("/v1/account/caps/{model_id:path}", response_model=None)
+    async def delete_cap(model_id: str, principal: Caller, app: Services) -> dict[str, Any]:
+        return ANSWER
 
-        router.add_api_route(f"/v1/floor/{i}", listing, methods=["GET"], response_model=None)
-    for i in range(4):
-        async def create(principal: Caller, app: Services,
+    @router.get("/v1/account/keys", response_model=None)
+    async def list_keys(principal: Caller, app: Services) -> dict[str, Any]:
+        return ANSWER
+
+    @router.post("/v1/account/keys", response_model=None, status_code=201)
+    async def create_key(principal: Caller, app: Services,
                          body: Body | None = None) -> dict[str, Any]:
-            return {"created": True}
+        return ANSWER
 
-        router.add_api_route(f"/v1/floor/{i}", create, methods=["POST"], response_model=None)
+    @router.patch("/v1/account/keys/{key_id}", response_model=None)
+    async def update_key(key_id: str, body: Body, principal: Caller,
+                         app: Services) -> dict[str, Any]:
+        return ANSWER
 
-    app = FastAPI(title="floor", openapi_url="/v1/floor/openapi.json", docs_url=None,
+    @router.delete("/v1/account/keys/{key_id}", response_model=None)
+    async def revoke_key(key_id: str, principal: Caller, app: Services) -> dict[str, Any]:
+        return ANSWER
+
+    @router.get("/v1/account/usage", response_model=None)
+    async def usage(query: Listing, principal: Caller, app: Services) -> dict[str, Any]:
+        return ANSWER
+
+    @router.get("/v1/account/usage/summary", response_model=None)
+    async def summary(query: Listing, principal: Caller, app: Services) -> dict[str, Any]:
+        return ANSWER
+
+    @router.get("/v1/account/usage/export", response_model=None)
+    async def export(query: Listing, principal: Caller, app: Services) -> dict[str, Any]:
+        return ANSWER
+
+    @router.get("/v1/account/topup", response_model=None)
+    async def topup(principal: Caller, app: Services) -> dict[str, Any]:
+        return ANSWER
+
+    @router.post("/v1/account/checkout", response_model=None, status_code=201)
+    async def checkout(body: Body, request: Request, principal: Caller,
+                       app: Services) -> dict[str, Any]:
+        return ANSWER
+
+    @router.post("/webhooks/stripe", response_model=None)
+    async def webhook(request: Request, app: Services) -> dict[str, Any]:
+        return ANSWER
+
+    app = FastAPI(title="floor", openapi_url="/v1/account/openapi.json", docs_url=None,
                   redoc_url=None)
     app.include_router(router)
 
