@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import gzip
 import socket
 import ssl
 from pathlib import Path
@@ -102,6 +103,39 @@ def test_a_cut_or_malformed_answer_is_an_upstream_error(wire: bytes, why: str) -
 
     error = failure(main())
     assert type(error) is UpstreamError and not error.retryable
+
+
+def test_the_upstream_is_asked_for_an_uncoded_answer() -> None:
+    """Without Accept-Encoding a server may compress (RFC 9110, 12.5.3); the client
+    decodes nothing, so every request asks for identity, once, whatever it carried."""
+    async def main() -> list[bytes]:
+        async with serving(keep_answering) as server:
+            upstream = client()
+            await upstream.send(Request("POST", f"{server.url}/x", {"Accept-Encoding": "gzip"}))
+            await upstream.send(Request.post_json(f"{server.url}/y", {"q": 1}, {}))
+            return server.requests
+
+    for head in run(main()):
+        codings = [line for line in head.lower().split(b"\r\n")
+                   if line.startswith(b"accept-encoding:")]
+        assert codings == [b"accept-encoding: identity"]
+
+
+def test_a_compressed_answer_is_refused_as_an_upstream_error() -> None:
+    async def gzipped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      server: Server) -> None:
+        await read_request(reader, server)
+        writer.write(answer(gzip.compress(b'{"ok": true}'),
+                            headers="content-encoding: gzip\r\n"))
+        await writer.drain()
+
+    async def main() -> None:
+        async with serving(gzipped) as server:
+            await post(client(), server.url)
+
+    error = failure(main())
+    assert type(error) is UpstreamError and not error.retryable
+    assert "gzip-encoded" in str(error.__cause__)  # what the operator's log says
 
 
 def test_an_informational_answer_before_the_real_one_is_skipped() -> None:

@@ -184,7 +184,9 @@ class Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(ProtocolFailure(f"the upstream's answer is malformed ({exc})"))
+            refused = exc.__context__  # a callback's own refusal (on_headers_complete)
+            self._fail(refused if isinstance(refused, ProtocolFailure) else
+                       ProtocolFailure(f"the upstream's answer is malformed ({exc})"))
             return
         if self._wake_reader:
             self._wake_reader = False
@@ -237,6 +239,10 @@ class Connection(asyncio.Protocol):
         self.status = self._parser.get_status_code()
         if 100 <= self.status < 200:  # informational (103 Early Hints): the answer follows
             return
+        coding = self.headers.get("content-encoding", "identity").strip().lower()
+        if coding not in ("identity", ""):  # asked for identity (pool._head); nothing decodes
+            raise ProtocolFailure(f"the upstream's answer is {coding}-encoded, though the "
+                                  "request asked for identity")
         self._keep_alive = self._parser.should_keep_alive()
         self._headers_done = True
         self._wake_reader = True

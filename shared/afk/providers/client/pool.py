@@ -66,19 +66,22 @@ def _parse_target(url: str) -> tuple[Origin, str, str]:
 
 def _head(request: Request, authority: str, target: str) -> bytes:
     """The request's head: its own `host` header if it has one (a signed request's),
-    else the URL's authority."""
+    else the URL's authority; and `accept-encoding: identity`, whatever it says.
+    Without that header a server may use any content coding (RFC 9110, 12.5.3), and
+    this client decodes none (connection.py refuses a coded answer)."""
     host = authority
     lines = [""]
     for name, value in request.headers.items():
         lowered = name.lower()
         if lowered == "host":
             host = value
-        elif lowered != "content-length":
+        elif lowered not in ("content-length", "accept-encoding"):
             lines.append(f"{name}: {value}\r\n")
-    lines[0] = f"{request.method} {target} HTTP/1.1\r\nhost: {host}\r\n"
+    lines[0] = (f"{request.method} {target} HTTP/1.1\r\nhost: {host}\r\n"
+                "accept-encoding: identity\r\n")
     lines.append(f"content-length: {len(request.content)}\r\n\r\n")
     head = "".join(lines)
-    if head.count("\n") != len(lines) + 2 or head.count("\r") != len(lines) + 2:
+    if head.count("\n") != len(lines) + 3 or head.count("\r") != len(lines) + 3:
         raise ProtocolFailure("a request header holds a line break")  # never sent
     try:
         return head.encode("latin-1")
