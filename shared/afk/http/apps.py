@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from afk import observability
 from afk.errors import GatewayError, NotFound
 from afk.gateway import Gateway, default_gateway
-from afk.http.common import RequestIdMiddleware, error_response
+from afk.http.common import SERVER_SEND, RequestIdMiddleware, error_response
 from afk.http.routing import error_codec
 
 log = logging.getLogger("afk.http")
@@ -73,10 +73,24 @@ def create_app(name: str, gateway: Gateway | None = None) -> Starlette:
 
             app: Starlette = api.create(**parts)
         else:
-            app = Starlette(**parts)
+            app = GatewayApp(**parts)
     app.state.gateway = gateway
     observability.configure(gateway.settings)
     return app
+
+
+class GatewayApp(Starlette):
+    """Starlette, leaving the server's `send` in the scope (`SERVER_SEND`) for a
+    streamed answer's body messages (afk/http/streaming.py): every `send` wrapper
+    between the server and a route (Starlette's ServerErrorMiddleware and
+    exception handling, our RequestIdMiddleware) acts on `http.response.start`
+    only, which still goes through them all; a stream's hundreds of body messages
+    need not (a few µs each, bench/LEVERS.md). A middleware that rewrites body
+    messages must not be added to this stack."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[SERVER_SEND] = send
+        await super().__call__(scope, receive, send)
 
 
 class Deferred:

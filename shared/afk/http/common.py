@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 REQUEST_ID_HEADER = "x-afk-request-id"
+# The scope key under which `GatewayApp` leaves the server's own `send` (see there).
+SERVER_SEND = "afk.server_send"
 
 
 class RequestIdMiddleware:

@@ -38,14 +38,13 @@ from contextlib import aclosing
 from dataclasses import replace
 from typing import Any, Protocol
 
-import anyio
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from afk import sse
 from afk.dialects.base import Codec
 from afk.errors import GatewayError
-from afk.http.common import CompactJSONResponse, compact_json
+from afk.http.common import SERVER_SEND, CompactJSONResponse, compact_json
 from afk.pipeline import Admission, Outcome
 from afk.records import dataclass
 
@@ -141,7 +140,9 @@ class Answer:
     starts the response only once the hold is reserved (errors before that keep
     their status). The keepalive is a timer, and a task only when one is due; the
     watch for a disconnect is a task only while a stream is relayed: a buffered
-    call costs no task of its own (bench/LEVERS.md). Like Starlette's
+    call costs no task of its own (bench/LEVERS.md). A stream is relayed by a
+    task of its own, its body messages sent with the server's `send`
+    (apps.GatewayApp). Like Starlette's
     StreamingResponse, a client that disconnects during a stream cancels it (the
     pipeline settles for what was used); a buffered call runs to its end, as it
     always has.
@@ -161,9 +162,10 @@ class Answer:
         self._framing: Framing | None = None  # set once the response has started
         self._done = False  # nothing more may be written
         self._last_write = time.monotonic()
-        self._streaming: anyio.CancelScope | None = None
+        self._pump: asyncio.Task[None] | None = None  # relaying a stream
         self._gone = False
         self._send: Send | None = None
+        self._send_body: Send | None = None  # body messages' `send`, once started
         self._timer: asyncio.TimerHandle | None = None
         self._overdue = False  # a keepalive is due, waiting for the hold
         self._tasks: list[asyncio.Task[None]] = []  # keepalive writes, the watch
@@ -171,6 +173,8 @@ class Answer:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._send = send
+        # Body messages skip the wrappers that act on the start only (apps.GatewayApp).
+        self._send_body = scope.get(SERVER_SEND, send)
         if self._interval > 0:
             self._timer = asyncio.get_running_loop().call_later(self._interval, self._due)
         try:
@@ -211,7 +215,7 @@ class Answer:
                 if self._framing is None:
                     self._done = True
                     return error
-                await self._fail(send, error)
+                await self._fail(error)
             return None
         if outcome.stream is None:
             async with self._lock:
@@ -220,32 +224,45 @@ class Answer:
                     await CompactJSONResponse(outcome.body, headers=outcome.headers)(
                         scope, receive, send)
                     return None
-                await self._write(send, compact_json(outcome.body), more=False)
+                await self._write(compact_json(outcome.body), more=False)
             return None
         async with aclosing(outcome.stream):  # settles it even if it is never read
             async with self._lock:
                 if self._framing is None:  # else a keepalive started it, with these headers
                     await self._start(send, self._stream_framing, outcome.headers)
-            await self._relay(receive, send, outcome.stream)
+            await self._relay(receive, outcome.stream)
         return None
 
-    async def _relay(self, receive: Receive, send: Send, stream: AsyncIterator[Batch]) -> None:
+    async def _relay(self, receive: Receive, stream: AsyncIterator[Batch]) -> None:
+        """The stream's batches are written by a task of their own (`_pump_batches`):
+        each upstream read wakes that task alone, not the ~20 coroutines of the ASGI
+        stack this one runs in (bench/LEVERS.md). A disconnect cancels it (the
+        answer then ends quietly, as a cancel scope around the relay did); so does
+        cancelling this task (which then ends cancelled once the relay has settled)."""
+        loop = asyncio.get_running_loop()
+        self._spawn(self._watch(receive))  # first: its first look precedes the first read
+        pump = self._pump = loop.create_task(self._pump_batches(stream))
+        try:
+            await pump
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not (self._gone and pump.cancelled()) or (task is not None and task.cancelling()):
+                raise  # not (only) the disconnect's: this task itself is being cancelled
+
+    async def _pump_batches(self, stream: AsyncIterator[Batch]) -> None:
         framing = self._framing
         assert framing is not None and framing.encoder is not None
         encode = framing.encoder()
-        with anyio.CancelScope() as self._streaming:
-            self._spawn(self._watch(receive))
-            await asyncio.sleep(0)  # the watch's first look: the caller may be gone already
-            # One write per batch: what arrived from upstream together leaves together.
-            async for batch in stream:
-                if self._gone:  # and the upstream's bytes came without a wait to cancel
-                    return
-                async with self._lock:
-                    await self._write(send, encode(batch))
+        # One write per batch: what arrived from upstream together leaves together.
+        async for batch in stream:
+            if self._gone:  # and the upstream's bytes came without a wait to cancel
+                return
             async with self._lock:
-                await self._write(send, encode.end(), more=False)
+                await self._write(encode(batch))
+        async with self._lock:
+            await self._write(encode.end(), more=False)
 
-    async def _fail(self, send: Send, error: Exception) -> None:
+    async def _fail(self, error: Exception) -> None:
         """A failure after the response started: the caller's dialect's error, in
         the form the response already has."""
         if not isinstance(error, GatewayError):
@@ -253,7 +270,7 @@ class Answer:
             error = GatewayError("The gateway failed unexpectedly; nothing was charged "
                                  "for the failed part. Retry the request.")
         assert self._framing is not None
-        await self._write(send, self._framing.failure(self._codec, error), more=False)
+        await self._write(self._framing.failure(self._codec, error), more=False)
 
     # ---------------------------------------------------------------- the wire
     async def _start(self, send: Send, framing: Framing, headers: dict[str, str]) -> None:
@@ -263,11 +280,12 @@ class Answer:
                             "content-type": _content_type(framing)}.items()]
         await send({"type": "http.response.start", "status": 200, "headers": raw})
 
-    async def _write(self, send: Send, data: bytes, *, more: bool = True) -> None:
+    async def _write(self, data: bytes, *, more: bool = True) -> None:
         message: Message = {"type": "http.response.body", "body": data, "more_body": more}
         if not more:
             self._done = True
-        await send(message)
+        assert self._send_body is not None
+        await self._send_body(message)
         self._last_write = time.monotonic()
 
     def _due(self) -> None:
@@ -295,7 +313,7 @@ class Answer:
                     framing = self._stream_framing if self._admission.stream else JSON
                     await self._start(send, framing, self._admission.headers)
                 assert self._framing is not None
-                await self._write(send, self._framing.keepalive)
+                await self._write(self._framing.keepalive)
         self._tasks.remove(asyncio.current_task())  # type: ignore[arg-type]
         self._due()
 
@@ -304,8 +322,8 @@ class Answer:
         while (await receive())["type"] != "http.disconnect":
             pass
         self._gone = True
-        if self._streaming is not None:
-            self._streaming.cancel()
+        if self._pump is not None:
+            self._pump.cancel()
 
 
 def _content_type(framing: Framing) -> str:
