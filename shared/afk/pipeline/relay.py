@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any, Literal
 
@@ -41,7 +41,11 @@ class Relay:
     of batches, which the HTTP layer closes (`aclose`) however it ends.
 
     `owner` holds the reservation (and the upstream's close): leaving it, however
-    the stream ends, closes the upstream and settles what nothing settled yet.
+    the stream ends, closes the upstream and settles what nothing settled yet. It
+    is left as an `async with` around a generator would leave it (an error, the
+    end, or GeneratorExit for a close mid-stream), by hand: an async generator
+    and its `asend` per upstream read were a few µs of every one-event read
+    (bench/LEVERS.md).
     """
 
     def __init__(self, answering: Answering, upstream: UpstreamStream,
@@ -54,26 +58,39 @@ class Relay:
             model=call.model.id, include_usage=call.request.stream_usage, echo=turn.echo)
         self._seen: list[ir.StreamEvent] = []  # for a stateful turn's stored response
         self.state: State = "unread"
-        self._events: AsyncGenerator[Batch, None] | None = None
+        self._frames: AsyncIterator[list[Frame]] | None = None  # once reading
+        self._left = False  # the owner is left: nothing more comes
+        self._started = False
         self._bounded = False  # the upstream's frames stop at the deadline themselves
 
     def __aiter__(self) -> Relay:
         return self
 
     async def __anext__(self) -> Batch:
-        if self._events is None:
+        if self._left:
+            raise StopAsyncIteration
+        if self._frames is None:
             if self.state != "unread":
                 raise StopAsyncIteration  # closed unread
-            self._enter("streaming")
-            self._events = self._relay()
-        return await self._events.__anext__()
+            self._enter("streaming")  # from here on the owner is left however it ends
+            self._frames = self._upstream.frames
+        try:
+            batch = await self._batch()
+        except BaseException as error:
+            await self._leave(error)
+            raise
+        if batch is None:
+            await self._leave(None)
+            raise StopAsyncIteration
+        return batch
 
     async def aclose(self) -> None:
         """Stop: a stream never read settles now (the caller left before its first
-        byte: an async generator never started would run no cleanup at all); one
-        being read closes like any generator (a no-op once it ended)."""
-        if self._events is not None:
-            await self._events.aclose()
+        byte); one being read leaves its owner as a generator closed at its yield
+        would (a no-op once it ended)."""
+        if self._frames is not None:
+            if not self._left:
+                await self._leave(GeneratorExit())
         elif self.state == "unread":
             self._enter("failed")
             await self._owner.aclose()
@@ -83,35 +100,53 @@ class Relay:
             raise RuntimeError(f"a stream cannot go from {self.state} to {state}")
         self.state = state
 
-    async def _relay(self) -> AsyncGenerator[Batch, None]:
-        async with self._owner:
-            frames = self._upstream.frames.__aiter__()
-            if self._upstream.stop_at is not None:
-                deadline = self._answering.deadline
-                self._upstream.stop_at(deadline.at, deadline.error)
-                self._bounded = True
-            try:
-                while (batch := await self._next(frames)) is not None:
-                    out: Batch = []
-                    for frame in batch:
-                        out.extend(self._take(frame))
-                        if self.state == "streaming" and self._answering.reservation.meter \
-                                .completed:
-                            await self._bill()
-                    if out:
-                        yield out
-            except GatewayError as error:
-                yield await self._fail(error)
+    def _start(self) -> None:
+        """The first read: the upstream's own timer bounds it where it has one."""
+        self._started = True
+        if self._upstream.stop_at is not None:
+            deadline = self._answering.deadline
+            self._upstream.stop_at(deadline.at, deadline.error)
+            self._bounded = True
 
-    async def _next(self, frames: AsyncIterator[list[Frame]]) -> list[Frame] | None:
-        """The next batch, None at the end; the deadline bounds each wait only (a
-        cancel scope never spans a yield), by the upstream's one timer where it has
-        one (a cancel scope per batch was ~10% of a relayed chunk's CPU)."""
-        if self._bounded:
-            return await anext(frames, None)
+    async def _leave(self, error: BaseException | None) -> None:
+        self._left = True
+        await self._owner.__aexit__(type(error) if error is not None else None, error,
+                                    error.__traceback__ if error is not None else None)
+
+    async def _batch(self) -> Batch | None:
+        """The caller's next batch (what one upstream read brought), None at the end."""
+        if self.state == "failed":  # its error event went out last
+            return None
+        frames = self._frames
+        assert frames is not None
+        try:
+            if not self._started:
+                self._start()
+            while True:
+                try:
+                    batch = await (frames.__anext__() if self._bounded else self._next(frames))
+                except StopAsyncIteration:
+                    return None
+                out: Batch = []
+                for frame in batch:
+                    out.extend(self._take(frame))
+                    if self.state == "streaming" and self._answering.reservation.meter \
+                            .completed:
+                        await self._bill()
+                if out:
+                    return out
+        except GatewayError as error:
+            return await self._fail(error)
+
+    async def _next(self, frames: AsyncIterator[list[Frame]]) -> list[Frame]:
+        """The next batch within the deadline, for an upstream without a timer of its
+        own (StopAsyncIteration at the end): the deadline bounds each wait only (a
+        cancel scope never spans a yield). The upstream's one timer, where it has
+        one, does the same without a cancel scope per batch (~10% of a relayed
+        chunk's CPU)."""
         deadline = self._answering.deadline
         with anyio.move_on_after(deadline.at - time.monotonic()) as waiting:
-            batch = await anext(frames, None)
+            batch = await frames.__anext__()
         if waiting.cancelled_caught:
             raise deadline.error()
         return batch
