@@ -69,6 +69,9 @@ class SSEBytes:
     __slots__ = ()
 
     def __call__(self, batch: Batch) -> bytes:
+        if len(batch) == 1:  # one event per upstream read: the common case
+            event = batch[0]
+            return event.raw or sse.encode(event.data, event.event)
         return _sse(batch)
 
     def end(self) -> bytes:
@@ -96,9 +99,6 @@ class JSONArrayBytes:
 
 
 def _sse(events: Batch) -> bytes:
-    if len(events) == 1:  # one event per upstream read: the common case
-        event = events[0]
-        return event.raw or sse.encode(event.data, event.event)
     return b"".join([event.raw or sse.encode(event.data, event.event) for event in events])
 
 
@@ -136,13 +136,13 @@ class Answer:
     """An ASGI response that runs the generation, answers as soon as the outcome
     exists, and keeps the connection alive while it does not (see the module doc).
 
-    Writes happen one at a time (`_lock`): the answer's, and a keepalive's, which
-    starts the response only once the hold is reserved (errors before that keep
-    their status). The keepalive is a timer, and a task only when one is due; the
-    watch for a disconnect is a task only while a stream is relayed: a buffered
-    call costs no task of its own (bench/LEVERS.md). A stream is relayed by a
-    task of its own, its body messages sent with the server's `send`
-    (apps.GatewayApp). Like Starlette's
+    Writes happen one at a time: the answer's, and a keepalive's (`_lock`; a
+    stream's batches mark theirs, `_sending`), which starts the response only once
+    the hold is reserved (errors before that keep their status). The keepalive is
+    a timer, and a task only when one is due; the watch for a disconnect is a task
+    only while a stream is relayed: a buffered call costs no task of its own
+    (bench/LEVERS.md). A stream is relayed by a task of its own, its body messages
+    sent with the server's `send` (apps.GatewayApp). Like Starlette's
     StreamingResponse, a client that disconnects during a stream cancels it (the
     pipeline settles for what was used); a buffered call runs to its end, as it
     always has.
@@ -163,6 +163,7 @@ class Answer:
         self._done = False  # nothing more may be written
         self._last_write = time.monotonic()
         self._pump: asyncio.Task[None] | None = None  # relaying a stream
+        self._sending = False  # the pump is writing a batch (without the lock)
         self._gone = False
         self._send: Send | None = None
         self._send_body: Send | None = None  # body messages' `send`, once started
@@ -250,16 +251,28 @@ class Answer:
                 raise  # not (only) the disconnect's: this task itself is being cancelled
 
     async def _pump_batches(self, stream: AsyncIterator[Batch]) -> None:
-        framing = self._framing
-        assert framing is not None and framing.encoder is not None
+        framing, send, lock = self._framing, self._send_body, self._lock
+        assert framing is not None and framing.encoder is not None and send is not None
         encode = framing.encoder()
         # One write per batch: what arrived from upstream together leaves together.
+        # A keepalive writes holding the lock; the pump's writes are marked instead
+        # (`_sending`: a keepalive finding one under way skips, the connection is
+        # not idle), the lock taken only to wait for a keepalive being written.
         async for batch in stream:
             if self._gone:  # and the upstream's bytes came without a wait to cancel
                 return
-            async with self._lock:
-                await self._write(encode(batch))
-        async with self._lock:
+            data = encode(batch)
+            if lock.locked():
+                async with lock:
+                    await self._write(data)
+                continue
+            self._sending = True
+            try:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+            finally:
+                self._sending = False
+            self._last_write = time.monotonic()
+        async with lock:
             await self._write(encode.end(), more=False)
 
     async def _fail(self, error: Exception) -> None:
@@ -307,7 +320,8 @@ class Answer:
         send = self._send
         assert send is not None
         async with self._lock:
-            if not self._done and time.monotonic() - self._last_write >= self._interval:
+            if not self._done and not self._sending \
+                    and time.monotonic() - self._last_write >= self._interval:
                 if self._framing is None:
                     assert self._admission is not None
                     framing = self._stream_framing if self._admission.stream else JSON
