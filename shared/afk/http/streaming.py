@@ -38,6 +38,7 @@ from contextlib import aclosing
 from dataclasses import replace
 from typing import Any, Protocol
 
+import anyio
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
@@ -162,7 +163,7 @@ class Answer:
         self._framing: Framing | None = None  # set once the response has started
         self._done = False  # nothing more may be written
         self._last_write = time.monotonic()
-        self._pump: asyncio.Task[None] | None = None  # relaying a stream
+        self._streaming: anyio.CancelScope | None = None  # the pump's, while relaying
         self._sending = False  # the pump is writing a batch (without the lock)
         self._gone = False
         self._send: Send | None = None
@@ -237,43 +238,39 @@ class Answer:
     async def _relay(self, receive: Receive, stream: AsyncIterator[Batch]) -> None:
         """The stream's batches are written by a task of their own (`_pump_batches`):
         each upstream read wakes that task alone, not the ~20 coroutines of the ASGI
-        stack this one runs in (bench/LEVERS.md). A disconnect cancels it (the
-        answer then ends quietly, as a cancel scope around the relay did); so does
-        cancelling this task (which then ends cancelled once the relay has settled)."""
-        loop = asyncio.get_running_loop()
+        stack this one runs in (bench/LEVERS.md). Cancelling this task cancels it."""
         self._spawn(self._watch(receive))  # first: its first look precedes the first read
-        pump = self._pump = loop.create_task(self._pump_batches(stream))
-        try:
-            await pump
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if not (self._gone and pump.cancelled()) or (task is not None and task.cancelling()):
-                raise  # not (only) the disconnect's: this task itself is being cancelled
+        await asyncio.get_running_loop().create_task(self._pump_batches(stream))
 
     async def _pump_batches(self, stream: AsyncIterator[Batch]) -> None:
+        """A disconnect cancels the relay's scope (anyio's: the shielded settlement
+        and upstream close finish first, as they would in the ASGI task)."""
         framing, send, lock = self._framing, self._send_body, self._lock
         assert framing is not None and framing.encoder is not None and send is not None
         encode = framing.encoder()
-        # One write per batch: what arrived from upstream together leaves together.
-        # A keepalive writes holding the lock; the pump's writes are marked instead
-        # (`_sending`: a keepalive finding one under way skips, the connection is
-        # not idle), the lock taken only to wait for a keepalive being written.
-        async for batch in stream:
-            if self._gone:  # and the upstream's bytes came without a wait to cancel
+        with anyio.CancelScope() as self._streaming:
+            if self._gone:  # the watch's first look: the caller left before the first read
                 return
-            data = encode(batch)
-            if lock.locked():
-                async with lock:
-                    await self._write(data)
-                continue
-            self._sending = True
-            try:
-                await send({"type": "http.response.body", "body": data, "more_body": True})
-            finally:
-                self._sending = False
-            self._last_write = time.monotonic()
-        async with lock:
-            await self._write(encode.end(), more=False)
+            # One write per batch: what arrived from upstream together leaves together.
+            # A keepalive writes holding the lock; the pump's writes are marked instead
+            # (`_sending`: a keepalive finding one under way skips, the connection is
+            # not idle), the lock taken only to wait for a keepalive being written.
+            async for batch in stream:
+                if self._gone:  # and the upstream's bytes came without a wait to cancel
+                    return
+                data = encode(batch)
+                if lock.locked():
+                    async with lock:
+                        await self._write(data)
+                    continue
+                self._sending = True
+                try:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                finally:
+                    self._sending = False
+                self._last_write = time.monotonic()
+            async with lock:
+                await self._write(encode.end(), more=False)
 
     async def _fail(self, error: Exception) -> None:
         """A failure after the response started: the caller's dialect's error, in
@@ -336,8 +333,8 @@ class Answer:
         while (await receive())["type"] != "http.disconnect":
             pass
         self._gone = True
-        if self._pump is not None:
-            self._pump.cancel()
+        if self._streaming is not None:
+            self._streaming.cancel()
 
 
 def _content_type(framing: Framing) -> str:
