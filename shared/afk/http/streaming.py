@@ -304,7 +304,8 @@ class Answer:
         self._timer = None
         if self._done or self._closed:
             return
-        idle = time.monotonic() - self._last_write
+        # A batch being written (waiting for a slow caller to read) is not silence.
+        idle = 0.0 if self._sending else time.monotonic() - self._last_write
         if idle < self._interval:
             self._timer = asyncio.get_running_loop().call_later(self._interval - idle, self._due)
         elif self._admission is None:
