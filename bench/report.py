@@ -274,7 +274,7 @@ def _stream(r: dict[str, Any]) -> list[str]:
              "nothing to batch, a whole wake-up of the event loop and the kernel per event). "
              "Per chunk = (server CPU per stream - server CPU per non-stream request on the "
              "same route, same run) / chunks. The floor is bench/floor_proxy.py in the same "
-             "run: raw asyncio Protocols and httptools, relaying bytes, with no "
+             "run: raw asyncio Protocols on uvloop (the gateway's loop) and httptools, relaying bytes, with no "
              "authentication, billing, translation or JSON.", "",
              "| stream | upstream events | gateway µs/chunk | floor µs/chunk | "
              "LiteLLM µs/chunk |", "| --- | --- | ---: | ---: | ---: |"]
