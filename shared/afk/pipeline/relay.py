@@ -60,7 +60,6 @@ class Relay:
         self.state: State = "unread"
         self._frames: AsyncIterator[list[Frame]] | None = None  # once reading
         self._left = False  # the owner is left: nothing more comes
-        self._started = False
         self._bounded = False  # the upstream's frames stop at the deadline themselves
 
     def __aiter__(self) -> Relay:
@@ -74,6 +73,7 @@ class Relay:
                 raise StopAsyncIteration  # closed unread
             self._enter("streaming")  # from here on the owner is left however it ends
             self._frames = self._upstream.frames
+            self._bound()
         try:
             batch = await self._batch()
         except BaseException as error:
@@ -100,9 +100,8 @@ class Relay:
             raise RuntimeError(f"a stream cannot go from {self.state} to {state}")
         self.state = state
 
-    def _start(self) -> None:
-        """The first read: the upstream's own timer bounds it where it has one."""
-        self._started = True
+    def _bound(self) -> None:
+        """Before the first read: the upstream's own timer bounds it where it has one."""
         if self._upstream.stop_at is not None:
             deadline = self._answering.deadline
             self._upstream.stop_at(deadline.at, deadline.error)
@@ -120,8 +119,6 @@ class Relay:
         frames = self._frames
         assert frames is not None
         try:
-            if not self._started:
-                self._start()
             while True:
                 try:
                     batch = await (frames.__anext__() if self._bounded else self._next(frames))
